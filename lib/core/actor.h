@@ -1,0 +1,96 @@
+/*
+ * actor.h - the one instrumentation point: who waits on what, who holds what.
+ *
+ * An actor is anything that runs Lua code and can block: the main thread, a
+ * conc thread, a forked process's main thread. Actors live in a table in the
+ * shared arena, so a process can see what the others wait for. Every blocking
+ * wait in the core brackets itself with cc_wait_begin/cc_wait_end and every
+ * hold of a lock-like object is reported with cc_hold/cc_unhold. Deadlock
+ * detection (below), conc.dump() and the trace timeline all read this.
+ *
+ * Cost when nothing reads it: a thread-local load and two plain stores per
+ * wait, one store per hold; the trace hook is one predictable branch.
+ */
+#ifndef CC_ACTOR_H
+#define CC_ACTOR_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cc.h"
+
+#define CC_MAX_ACTORS 4096
+#define CC_MAX_HELD 32
+
+enum cc_actor_kind { CC_ACTOR_THREAD = 0, CC_ACTOR_PROCESS = 1 };
+enum cc_actor_state { CC_ACTOR_FREE = 0, CC_ACTOR_RUNNING, CC_ACTOR_WAITING, CC_ACTOR_DONE };
+
+/* What a wait is for: deadlock detection only follows CC_WAIT_LOCK edges. */
+enum cc_wait_kind {
+  CC_WAIT_LOCK = 1, /* lock, rlock, a condition's lock: joins the wait-for graph */
+  CC_WAIT_COND,     /* condition wait (lock released meanwhile) */
+  CC_WAIT_SEM,
+  CC_WAIT_EVENT,
+  CC_WAIT_BARRIER,
+  CC_WAIT_QUEUE,
+  CC_WAIT_JOIN,
+  CC_WAIT_SLEEP,
+  CC_WAIT_PIPE,
+  CC_WAIT_OTHER
+};
+
+typedef struct cc_actor {
+  _Atomic uint32_t state;
+  uint32_t index;
+  int64_t id;      /* thread id as Lua sees it */
+  int32_t pid;     /* process it runs in */
+  int32_t kind;
+  char name[CC_NAME_MAX];
+  /* Written by the actor itself; read by others under the graph lock or for
+   * reports. */
+  _Atomic(cc_obj_t *) waiting_on;
+  _Atomic int32_t wait_kind;
+  _Atomic int32_t wait_timed;
+  _Atomic int64_t wait_since;
+  _Atomic int32_t nheld;
+  _Atomic(cc_obj_t *) held[CC_MAX_HELD];
+  /* Owned by the thread module: the Thread/Process object this actor runs. */
+  cc_obj_t *thread;
+  struct cc_actor *next_free;
+} cc_actor_t;
+
+/* Claims a free actor slot (NULL when all CC_MAX_ACTORS are taken). */
+cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind);
+/* Returns the slot. The actor must hold nothing (see cc_actor_release_all). */
+void cc_actor_free(cc_actor_t *a);
+/* The calling thread's actor; created lazily (named "main" for the first
+ * thread of the process family, "thread-<id>" otherwise). */
+cc_actor_t *cc_self(void);
+void cc_set_self(cc_actor_t *a);
+cc_actor_t *cc_actor_at(uint32_t index);
+
+/* Records that the caller is about to block on `o`. For CC_WAIT_LOCK waits
+ * without a deadline, it first checks the wait-for graph: if the wait would
+ * close a cycle (including waiting on a lock the caller itself holds) it
+ * records nothing and returns CC_EDEADLOCK; cc_deadlock_message() then
+ * describes the cycle. Returns 0 otherwise. */
+int cc_wait_begin(cc_obj_t *o, int kind, cc_deadline_t deadline);
+/* Ends the wait begun by cc_wait_begin. result: 0, CC_ETIMEOUT, ... */
+void cc_wait_end(cc_obj_t *o, int result);
+/* The caller now holds / no longer holds `o` (recursive holds count once). */
+void cc_hold(cc_obj_t *o);
+void cc_unhold(cc_obj_t *o);
+/* Message for the last CC_EDEADLOCK returned to this thread. */
+const char *cc_deadlock_message(void);
+
+/* Optional observer (trace timeline). Called after each event with the actor,
+ * object, event, and the wait result. NULL when unused. */
+enum cc_event { CC_EV_WAIT_BEGIN, CC_EV_WAIT_END, CC_EV_HOLD, CC_EV_UNHOLD };
+typedef void (*cc_observer_fn)(cc_actor_t *a, cc_obj_t *o, int event, int result);
+extern cc_observer_fn cc_observer;
+
+/* Human-readable one-line description "thread 'name'" into buf. */
+void cc_actor_describe(const cc_actor_t *a, char *buf, size_t n);
+
+#endif

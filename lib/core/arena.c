@@ -1,0 +1,223 @@
+/*
+ * arena.c - a process-shared allocator over one MAP_SHARED region.
+ *
+ * Layout: [cc_arena_hdr_t | globals | blocks ...]. Blocks come from a bump
+ * pointer and, once freed, go to a free list per size class. Classes are
+ * powers of two from 32 bytes up; each block carries a 16-byte header with
+ * its class. Each class has its own cc_mutex, so threads allocating different
+ * sizes do not contend, and the critical sections are a few instructions.
+ * Freed memory of large classes is returned to the kernel with MADV_REMOVE
+ * so a burst of big items does not pin memory forever.
+ */
+#include "arena.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cc.h"
+
+#define MIN_SHIFT 5  /* 32 bytes */
+#define NCLASSES 40
+#define BLOCK_MAGIC 0xB10Cu
+#define BIG_SHIFT 22 /* classes >= 4 MiB give their pages back when freed */
+
+typedef struct block_hdr {
+  uint32_t cls;
+  uint32_t magic;
+  uint64_t pad; /* keeps the payload 16-byte aligned */
+} block_hdr_t;
+
+typedef struct free_block {
+  block_hdr_t h;
+  struct free_block *next;
+} free_block_t;
+
+typedef struct cc_arena_hdr {
+  uint64_t magic;
+  size_t size;
+  _Atomic size_t bump; /* offset of the first never-used byte */
+  _Atomic size_t live;
+  _Atomic size_t nblocks;
+  struct {
+    cc_mutex_t lock;
+    free_block_t *head;
+  } classes[NCLASSES];
+  cc_globals_t globals;
+} cc_arena_hdr_t;
+
+static cc_arena_hdr_t *arena;
+static char *arena_base, *arena_end;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static int arena_err;
+
+static void arena_map(void) {
+  size_t mb = 4096;
+  const char *env = getenv("CONCLUA_ARENA_MB");
+  void *p;
+  if (env && atol(env) > 0) mb = (size_t)atol(env);
+  size_t size = mb << 20;
+  p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+           MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    arena_err = CC_ENOMEM;
+    return;
+  }
+  arena = p;
+  arena->magic = 0x636f6e636c756121ull;
+  arena->size = size;
+  atomic_store(&arena->bump, (sizeof(cc_arena_hdr_t) + 63) & ~(size_t)63);
+  atomic_store(&arena->globals.next_id, 1);
+  arena_base = p;
+  arena_end = arena_base + size;
+}
+
+int cc_arena_init(void) {
+  pthread_once(&arena_once, arena_map);
+  return arena_err;
+}
+
+cc_globals_t *cc_globals(void) {
+  if (cc_unlikely(!arena) && cc_arena_init() != 0)
+    cc_panic("cannot map the shared arena");
+  return &arena->globals;
+}
+
+int cc_in_arena(const void *p) {
+  return arena && (const char *)p >= arena_base && (const char *)p < arena_end;
+}
+
+static unsigned size_class(size_t n) {
+  size_t need = n + sizeof(block_hdr_t);
+  unsigned c = 0;
+  if (need <= ((size_t)1 << MIN_SHIFT)) return 0;
+  c = (unsigned)(64 - __builtin_clzll((unsigned long long)(need - 1))) - MIN_SHIFT;
+  return c;
+}
+
+static size_t class_bytes(unsigned cls) {
+  return (size_t)1 << (cls + MIN_SHIFT);
+}
+
+void *cc_alloc(size_t n) {
+  unsigned cls;
+  free_block_t *b;
+  size_t bytes, off;
+  if (cc_unlikely(!arena) && cc_arena_init() != 0) return NULL;
+  if (n > ((size_t)1 << 40)) return NULL;
+  cls = size_class(n);
+  if (cls >= NCLASSES) return NULL;
+  bytes = class_bytes(cls);
+  cc_mutex_lock(&arena->classes[cls].lock);
+  b = arena->classes[cls].head;
+  if (b) arena->classes[cls].head = b->next;
+  cc_mutex_unlock(&arena->classes[cls].lock);
+  if (!b) {
+    off = atomic_fetch_add(&arena->bump, bytes);
+    if (off + bytes > arena->size) {
+      /* Leave the bump where it is: later smaller requests may still fail,
+       * but freed blocks keep being reused. */
+      return NULL;
+    }
+    b = (free_block_t *)(arena_base + off);
+  }
+  b->h.cls = cls;
+  b->h.magic = BLOCK_MAGIC;
+  atomic_fetch_add_explicit(&arena->live, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&arena->nblocks, 1, memory_order_relaxed);
+  return (char *)b + sizeof(block_hdr_t);
+}
+
+void *cc_calloc(size_t n) {
+  void *p = cc_alloc(n);
+  if (p) memset(p, 0, n);
+  return p;
+}
+
+static block_hdr_t *header_of(const void *p) {
+  block_hdr_t *h = (block_hdr_t *)((char *)p - sizeof(block_hdr_t));
+  if (!cc_in_arena(p) || h->magic != BLOCK_MAGIC || h->cls >= NCLASSES)
+    cc_panic("cc_free: %p is not a live arena block", p);
+  return h;
+}
+
+size_t cc_alloc_size(const void *p) {
+  return class_bytes(header_of(p)->cls) - sizeof(block_hdr_t);
+}
+
+void cc_free(void *p) {
+  block_hdr_t *h;
+  free_block_t *b;
+  unsigned cls;
+  if (!p) return;
+  h = header_of(p);
+  cls = h->cls;
+  h->magic = 0;
+  b = (free_block_t *)h;
+  if (cls + MIN_SHIFT >= BIG_SHIFT) {
+    /* Give the pages after the first back; the header page stays. */
+    size_t page = 4096, bytes = class_bytes(cls);
+    char *start = (char *)b + page;
+    madvise(start, bytes - page, MADV_REMOVE);
+  }
+  atomic_fetch_sub_explicit(&arena->live, class_bytes(cls), memory_order_relaxed);
+  atomic_fetch_sub_explicit(&arena->nblocks, 1, memory_order_relaxed);
+  cc_mutex_lock(&arena->classes[cls].lock);
+  b->next = arena->classes[cls].head;
+  arena->classes[cls].head = b;
+  cc_mutex_unlock(&arena->classes[cls].lock);
+}
+
+void cc_arena_stats(cc_arena_stats_t *st) {
+  memset(st, 0, sizeof *st);
+  if (!arena) return;
+  st->mapped = arena->size;
+  st->used = atomic_load(&arena->bump);
+  st->live = atomic_load(&arena->live);
+  st->nblocks = atomic_load(&arena->nblocks);
+}
+
+/* ---- objects ---------------------------------------------------------- */
+
+int64_t cc_next_id(void) {
+  return atomic_fetch_add(&cc_globals()->next_id, 1);
+}
+
+void *cc_obj_new(const cc_type_t *type, size_t size, const char *name) {
+  cc_obj_t *o = cc_calloc(size);
+  if (!o) return NULL;
+  o->type = type;
+  atomic_store_explicit(&o->refs, 1, memory_order_relaxed);
+  o->magic = CC_OBJ_MAGIC;
+  o->id = cc_next_id();
+  cc_obj_set_name(o, name);
+  return o;
+}
+
+void cc_obj_set_name(cc_obj_t *o, const char *name) {
+  if (!name) name = "";
+  strncpy(o->name, name, CC_NAME_MAX - 1);
+  o->name[CC_NAME_MAX - 1] = '\0';
+}
+
+void cc_obj_ref(cc_obj_t *o) {
+  atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+}
+
+void cc_obj_unref(cc_obj_t *o) {
+  int32_t r = atomic_fetch_sub_explicit(&o->refs, 1, memory_order_release);
+  if (r > 1) return;
+  if (r != 1) cc_panic("object %p (%s) unreferenced too often", (void *)o, o->type->name);
+  atomic_thread_fence(memory_order_acquire);
+  if (o->type->destroy) o->type->destroy(o);
+  o->magic = 0;
+  cc_free(o);
+}
+
+int cc_obj_valid(const void *p) {
+  const cc_obj_t *o = p;
+  if (!cc_in_arena(p) || ((uintptr_t)p & 15) != 0) return 0;
+  if (!cc_in_arena((const char *)p + sizeof(cc_obj_t) - 1)) return 0;
+  return o->magic == CC_OBJ_MAGIC && atomic_load(&((cc_obj_t *)o)->refs) > 0;
+}

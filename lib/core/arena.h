@@ -1,0 +1,105 @@
+/*
+ * arena.h - the shared-object arena and reference-counted conc objects.
+ *
+ * Every conc object (thread, lock, queue, shared table, ...) and every copied
+ * value that crosses a thread lives in one region mapped MAP_SHARED |
+ * MAP_ANONYMOUS | MAP_NORESERVE when the library starts. Forked children
+ * inherit the mapping at the same address, so plain pointers stay valid in
+ * every process of the family and every object works across fork() with no
+ * second implementation. See docs/ARENA.md for the design and its limits.
+ */
+#ifndef CC_ARENA_H
+#define CC_ARENA_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mutex.h"
+
+/* Maps the arena if not mapped yet. Thread-safe, idempotent; called from
+ * every entry point. The size comes from CONCLUA_ARENA_MB (default 4096).
+ * Returns 0 or CC_ENOMEM. */
+int cc_arena_init(void);
+
+/* Allocation from the arena. NULL when the arena is exhausted. Memory is
+ * 16-byte aligned; cc_calloc zeroes. Safe from any thread or process. */
+void *cc_alloc(size_t n);
+void *cc_calloc(size_t n);
+void cc_free(void *p);
+/* Usable size of a block from cc_alloc. */
+size_t cc_alloc_size(const void *p);
+/* True when p points into the arena. */
+int cc_in_arena(const void *p);
+
+typedef struct cc_arena_stats {
+  size_t mapped;    /* bytes reserved */
+  size_t used;      /* bytes handed out by the bump pointer so far */
+  size_t live;      /* bytes in live blocks */
+  size_t nblocks;   /* live blocks */
+} cc_arena_stats_t;
+void cc_arena_stats(cc_arena_stats_t *st);
+
+/* ---- objects ---------------------------------------------------------- */
+
+struct cc_obj;
+struct cc_actor;
+
+/* One per kind of object; static, so its address is the same in every
+ * forked process. */
+typedef struct cc_type {
+  const char *name; /* "lock", "queue", ...: the Lua metatable is "conc.<name>" */
+  /* Frees what the object owns (not the object itself). May be NULL. */
+  void (*destroy)(struct cc_obj *o);
+  /* For lock-like objects: the actor holding it, or NULL. Used by deadlock
+   * detection and dumps. May be NULL. */
+  struct cc_actor *(*owner)(struct cc_obj *o);
+  /* For lock-like objects: called when actor `a` ends while still holding
+   * `o`; must release it (all recursion levels) so waiters are not stranded.
+   * May be NULL. */
+  void (*abandon)(struct cc_obj *o, struct cc_actor *a);
+} cc_type_t;
+
+#define CC_OBJ_MAGIC 0xC0C1A0B1u
+#define CC_NAME_MAX 64
+
+typedef struct cc_obj {
+  const cc_type_t *type;
+  _Atomic int32_t refs;
+  uint32_t magic;
+  int64_t id; /* unique over the arena's life */
+  char name[CC_NAME_MAX];
+} cc_obj_t;
+
+/* A zeroed object of `size` bytes (size includes the cc_obj_t header, which
+ * must be the first member) with one reference. `name` may be NULL.
+ * NULL when out of memory. */
+void *cc_obj_new(const cc_type_t *type, size_t size, const char *name);
+void cc_obj_ref(cc_obj_t *o);
+/* Drops a reference; the last one destroys and frees the object. Never
+ * blocks on anything but the allocator's short internal lock. */
+void cc_obj_unref(cc_obj_t *o);
+/* Validates a pointer read from untrusted bytes: in the arena, aligned, and
+ * carrying the object magic. */
+int cc_obj_valid(const void *p);
+void cc_obj_set_name(cc_obj_t *o, const char *name);
+
+/* A fresh id, unique across threads and processes. */
+int64_t cc_next_id(void);
+
+/* ---- arena-wide globals ------------------------------------------------
+ * State that must be shared by every process lives here, at the start of
+ * the arena. Modules add their own fields. */
+typedef struct cc_globals {
+  _Atomic int64_t next_id;
+  cc_mutex_t graph_lock; /* wait-for graph: see actor.c */
+  cc_mutex_t registry_lock; /* live threads/processes list: see thread.c */
+  void *registry_head;
+  void *actors;          /* actor table, see actor.c */
+  cc_mutex_t actors_lock;
+  void *actor_free;
+} cc_globals_t;
+
+cc_globals_t *cc_globals(void);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * thread.c - Thread objects, the live registry, and the idle worker pool.
+ *
+ * The pool is private to each process (pthreads do not survive fork); its
+ * state is reset in a forked child. Lock order: pool_mu and registry_lock
+ * are leaves (nothing else is taken while holding either).
+ */
+#include "thread.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "futex.h"
+#include "mutex.h"
+
+volatile int cc_interrupt;
+static _Thread_local int interruptible;
+static cc_thread_hooks_t hooks;
+
+void cc_thread_set_interruptible(int on) {
+  interruptible = on;
+}
+int cc_thread_interruptible(void) {
+  return interruptible;
+}
+
+void cc_thread_set_hooks(const cc_thread_hooks_t *h) {
+  hooks = *h;
+}
+
+/* ---- Thread objects --------------------------------------------------- */
+
+static void thread_destroy(cc_obj_t *o) {
+  cc_thread_t *t = (cc_thread_t *)o;
+  if (atomic_load(&t->done) && t->status == CC_T_ERROR && !atomic_load(&t->observed) &&
+      hooks.on_unobserved_error)
+    hooks.on_unobserved_error(t);
+  cc_free(t->job);
+  cc_free(t->result);
+}
+
+const cc_type_t cc_thread_type = {"thread", thread_destroy, NULL, NULL};
+
+cc_thread_t *cc_thread_new(const char *name, int daemon) {
+  cc_thread_t *t = cc_obj_new(&cc_thread_type, sizeof *t, name);
+  if (!t) return NULL;
+  t->tid = t->h.id;
+  if (!name || !*name) snprintf(t->h.name, CC_NAME_MAX, "thread-%lld", (long long)t->tid);
+  t->daemon = daemon;
+  t->pid = cc_pid;
+  return t;
+}
+
+int cc_thread_alive(const cc_thread_t *t) {
+  return !atomic_load_explicit(&((cc_thread_t *)t)->done, memory_order_acquire);
+}
+
+/* ---- registry --------------------------------------------------------- */
+
+void cc_thread_register(cc_thread_t *t) {
+  cc_globals_t *g = cc_globals();
+  cc_mutex_lock(&g->registry_lock);
+  t->reg_prev = NULL;
+  t->reg_next = g->registry_head;
+  if (t->reg_next) t->reg_next->reg_prev = t;
+  g->registry_head = t;
+  cc_mutex_unlock(&g->registry_lock);
+}
+
+void cc_thread_unregister(cc_thread_t *t) {
+  cc_globals_t *g = cc_globals();
+  cc_mutex_lock(&g->registry_lock);
+  if (t->reg_prev)
+    t->reg_prev->reg_next = t->reg_next;
+  else if (g->registry_head == t)
+    g->registry_head = t->reg_next;
+  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+  t->reg_prev = t->reg_next = NULL;
+  cc_mutex_unlock(&g->registry_lock);
+}
+
+void cc_thread_foreach(int (*fn)(cc_thread_t *t, void *ud), void *ud) {
+  cc_globals_t *g = cc_globals();
+  cc_mutex_lock(&g->registry_lock);
+  for (cc_thread_t *t = g->registry_head; t; t = t->reg_next)
+    if (fn(t, ud)) break;
+  cc_mutex_unlock(&g->registry_lock);
+}
+
+/* ---- non-daemon accounting (per process) ------------------------------ */
+
+static _Atomic uint32_t nondaemon_running;
+
+void cc_thread_wait_nondaemon(void) {
+  uint32_t n;
+  while ((n = atomic_load(&nondaemon_running)) != 0)
+    cc_futex_wait(&nondaemon_running, n, CC_FOREVER);
+}
+
+/* ---- worker pool ------------------------------------------------------ */
+
+typedef struct worker {
+  _Atomic uint32_t go; /* futex word: 1 when job is set */
+  cc_thread_t *job;
+  void *ctx;
+  struct worker *next;
+} worker_t;
+
+#define MAX_IDLE 16
+#define PREWARM 2
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static worker_t *idle_head;
+static int nidle;
+static int prewarmed;
+
+static void pool_after_fork(void) {
+  pthread_mutex_init(&pool_mu, NULL);
+  idle_head = NULL;
+  nidle = 0;
+  prewarmed = 0;
+  atomic_store(&nondaemon_running, 0);
+}
+
+__attribute__((constructor)) static void pool_atfork(void) {
+  pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
+/* Releases whatever the ending actor still holds, with a warning each. */
+static void abandon_holds(cc_actor_t *a) {
+  int32_t n = atomic_load(&a->nheld);
+  if (n > CC_MAX_HELD) n = CC_MAX_HELD;
+  while (n > 0) {
+    cc_obj_t *o = atomic_load(&a->held[n - 1]);
+    char who[96];
+    cc_actor_describe(a, who, sizeof who);
+    fprintf(stderr, "conclua: warning: %s ended holding %s '%s'; released it\n", who,
+            o->type->name, o->name);
+    if (o->type->abandon)
+      o->type->abandon(o, a); /* calls cc_unhold */
+    else
+      cc_unhold(o);
+    int32_t m = atomic_load(&a->nheld);
+    if (m > CC_MAX_HELD) m = CC_MAX_HELD;
+    if (m >= n) cc_unhold(o); /* the abandon hook did not: avoid looping */
+    n = atomic_load(&a->nheld);
+    if (n > CC_MAX_HELD) n = CC_MAX_HELD;
+  }
+  atomic_store(&a->nheld, 0);
+}
+
+void cc_thread_finish(cc_thread_t *t, int status, void *result, size_t len) {
+  cc_actor_t *a = t->actor;
+  if (a) abandon_holds(a);
+  t->result = result;
+  t->result_len = len;
+  t->status = status;
+  t->actor = NULL;
+  cc_actor_free(a);
+  cc_thread_unregister(t);
+  atomic_store_explicit(&t->done, 1, memory_order_release);
+  cc_futex_wake(&t->done, INT32_MAX);
+}
+
+static void run_job(worker_t *w, cc_thread_t *t) {
+  int daemon = t->daemon;
+  cc_set_self(t->actor);
+  hooks.run(w->ctx, t);
+  if (!atomic_load(&t->done)) cc_panic("thread job ended without finishing");
+  cc_set_self(NULL);
+  cc_obj_unref(&t->h);
+  if (!daemon && atomic_fetch_sub(&nondaemon_running, 1) == 1)
+    cc_futex_wake(&nondaemon_running, INT32_MAX);
+}
+
+static void *worker_main(void *arg) {
+  worker_t *w = arg;
+  for (;;) {
+    cc_thread_t *t = w->job;
+    if (t) {
+      w->job = NULL;
+      run_job(w, t);
+      if (hooks.discard) hooks.discard(w->ctx);
+      w->ctx = NULL;
+    }
+    w->ctx = hooks.prepare ? hooks.prepare() : NULL;
+    atomic_store_explicit(&w->go, 0, memory_order_relaxed);
+    pthread_mutex_lock(&pool_mu);
+    if (nidle >= MAX_IDLE) {
+      pthread_mutex_unlock(&pool_mu);
+      break;
+    }
+    w->next = idle_head;
+    idle_head = w;
+    nidle++;
+    pthread_mutex_unlock(&pool_mu);
+    /* Park until a spawner hands over a job. */
+    for (int i = 0; i < cc_spin_count &&
+                    !atomic_load_explicit(&w->go, memory_order_acquire); i++)
+      cc_cpu_relax();
+    while (!atomic_load_explicit(&w->go, memory_order_acquire))
+      cc_futex_wait(&w->go, 0, CC_FOREVER);
+  }
+  if (hooks.discard && w->ctx) hooks.discard(w->ctx);
+  free(w);
+  return NULL;
+}
+
+/* Creates a detached worker with all asynchronous signals blocked (SIGINT
+ * and SIGQUIT belong to the main thread). `job` may be NULL (prewarm). */
+static int spawn_worker(cc_thread_t *job) {
+  pthread_t th;
+  pthread_attr_t attr;
+  sigset_t all, old;
+  int rc;
+  worker_t *w = calloc(1, sizeof *w);
+  if (!w) return CC_ENOMEM;
+  w->job = job;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 1 << 20);
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(&th, &attr, worker_main, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    free(w);
+    return CC_EAGAIN;
+  }
+  return 0;
+}
+
+int cc_thread_start(cc_thread_t *t) {
+  worker_t *w;
+  int rc, warm = 0;
+  cc_actor_t *a = cc_actor_new(t->h.name, t->tid, CC_ACTOR_THREAD);
+  if (!a) return CC_EAGAIN;
+  a->thread = &t->h;
+  t->actor = a;
+  t->pid = cc_pid;
+  cc_obj_ref(&t->h); /* the worker's reference */
+  cc_thread_register(t);
+  if (!t->daemon) atomic_fetch_add(&nondaemon_running, 1);
+  pthread_mutex_lock(&pool_mu);
+  w = idle_head;
+  if (w) {
+    idle_head = w->next;
+    nidle--;
+  }
+  if (!prewarmed) {
+    prewarmed = 1;
+    warm = PREWARM;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  if (w) {
+    w->job = t;
+    atomic_store_explicit(&w->go, 1, memory_order_release);
+    cc_futex_wake(&w->go, 1);
+    rc = 0;
+  } else {
+    rc = spawn_worker(t);
+  }
+  while (warm-- > 0) spawn_worker(NULL);
+  if (rc != 0) {
+    cc_thread_unregister(t);
+    if (!t->daemon) atomic_fetch_sub(&nondaemon_running, 1);
+    t->actor = NULL;
+    cc_actor_free(a);
+    cc_obj_unref(&t->h);
+  }
+  return rc;
+}
+
+int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline) {
+  int rc = 0;
+  for (int i = 0; i < cc_spin_count / 4; i++) {
+    if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
+    cc_cpu_relax();
+  }
+  if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
+  cc_wait_begin(&t->h, CC_WAIT_JOIN, deadline);
+  while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
+    rc = cc_futex_wait(&t->done, 0, deadline);
+    if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
+    rc = 0;
+  }
+  if (rc == CC_ETIMEOUT && atomic_load_explicit(&t->done, memory_order_acquire)) rc = 0;
+  cc_wait_end(&t->h, rc);
+  return rc;
+}

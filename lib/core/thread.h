@@ -1,0 +1,94 @@
+/*
+ * thread.h - Thread objects and the pool of idle OS threads that run them.
+ *
+ * Spawning a conc thread hands a job to an idle worker (a parked pthread that
+ * already prepared a fresh context, i.e. a new lua_State, while it was idle)
+ * and wakes it; only when no worker is idle is a new pthread created. After a
+ * job the worker throws its context away and prepares a new one before it
+ * parks again, so no job ever sees a previous job's leftovers and the cost of
+ * a fresh context is off the spawner's path.
+ *
+ * The core knows nothing of Lua: the binding installs the three callbacks.
+ */
+#ifndef CC_THREAD_H
+#define CC_THREAD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "actor.h"
+#include "arena.h"
+
+enum cc_thread_status { CC_T_RUNNING = 0, CC_T_OK = 1, CC_T_ERROR = 2 };
+
+/* A conc thread or process as seen from Lua. Lives in the arena. */
+typedef struct cc_thread {
+  cc_obj_t h; /* h.name is the thread's name */
+  int64_t tid;
+  int32_t daemon;
+  int32_t is_process;
+  int32_t pid;     /* the process it runs in (or the child's pid) */
+  _Atomic uint32_t done; /* futex word: 0 running, 1 finished */
+  int32_t status;        /* cc_thread_status, valid once done */
+  int32_t exitcode;      /* processes */
+  _Atomic int32_t observed; /* a join saw the error */
+  void *job;             /* encoded function and arguments (arena) */
+  size_t job_len;
+  void *result;          /* encoded results or error (arena), valid once done */
+  size_t result_len;
+  char spawn_site[160];
+  cc_actor_t *actor;
+  struct cc_thread *reg_prev, *reg_next; /* live registry, under registry_lock */
+} cc_thread_t;
+
+extern const cc_type_t cc_thread_type;
+
+/* Callbacks the binding provides. `prepare` runs on the worker thread while
+ * it is idle and returns a fresh context (NULL on failure); `run` runs a job
+ * in that context; `discard` destroys a used context. `on_unobserved_error`
+ * is called when a Thread whose error no join observed is destroyed. */
+typedef struct cc_thread_hooks {
+  void *(*prepare)(void);
+  void (*run)(void *ctx, cc_thread_t *t);
+  void (*discard)(void *ctx);
+  void (*on_unobserved_error)(cc_thread_t *t);
+} cc_thread_hooks_t;
+void cc_thread_set_hooks(const cc_thread_hooks_t *hooks);
+
+/* A new Thread object (one reference, for the caller) with a fresh id and
+ * default name "thread-<id>" when name is NULL or empty. */
+cc_thread_t *cc_thread_new(const char *name, int daemon);
+
+/* Starts t on a worker. Takes ownership of t->job. The worker holds its own
+ * reference until the job ends. Returns 0, CC_EAGAIN (no thread could be
+ * created) or CC_ENOMEM. */
+int cc_thread_start(cc_thread_t *t);
+
+/* Called by the run hook when the job is over: stores the encoded outcome
+ * (an arena block the thread takes over), marks the thread done, wakes
+ * joiners. */
+void cc_thread_finish(cc_thread_t *t, int status, void *result, size_t len);
+
+/* Waits until t is done or the deadline passes: 0 or CC_ETIMEOUT (or
+ * CC_EINTR when interrupted). Goes through the instrumentation point. */
+int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline);
+int cc_thread_alive(const cc_thread_t *t);
+
+/* Registry of live threads and processes (for conc.threads and dumps).
+ * The callback runs with the registry lock held: it must not block. Stops
+ * when it returns non-zero. */
+void cc_thread_foreach(int (*fn)(cc_thread_t *t, void *ud), void *ud);
+void cc_thread_register(cc_thread_t *t);
+void cc_thread_unregister(cc_thread_t *t);
+
+/* Waits for every running non-daemon thread started by this process. */
+void cc_thread_wait_nondaemon(void);
+
+/* Set by the host's SIGINT handler: interruptible waits of the main thread
+ * return CC_EINTR when it is non-zero. */
+extern volatile int cc_interrupt;
+/* Marks the calling thread as the one SIGINT interrupts. */
+void cc_thread_set_interruptible(int on);
+int cc_thread_interruptible(void);
+
+#endif

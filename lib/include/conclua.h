@@ -1,0 +1,56 @@
+/*
+ * conclua.h - embedding conclua in a host program.
+ *
+ * conclua gives Lua 5.4 real OS threads, processes, locks, queues and shared
+ * tables. A host opens the `conc` module into its own lua_State with
+ * luaopen_conc() (or conclua_openlibs()), and the runtime creates a fresh
+ * lua_State for every thread it starts: conclua_set_state_hook() lets the
+ * host prepare each of those (register its own C bindings) before any code
+ * runs in it.
+ *
+ * Thread-safety: every function here may be called from any thread, except
+ * conclua_set_state_hook(), which must be called before the first thread is
+ * started.
+ */
+#ifndef CONCLUA_H
+#define CONCLUA_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include <lua.h>
+
+#define CONCLUA_VERSION "0.1.0"
+
+/* The `conc` module opener: `package.preload.conc = luaopen_conc`, or called
+ * through luaL_requiref. Returns 1 (the module table). */
+int luaopen_conc(lua_State *L);
+
+/* Called on every lua_State the runtime creates, after the standard
+ * libraries and `conc` are open and before any user code runs in it. May
+ * be called from any thread. */
+typedef void (*conclua_state_hook)(lua_State *L, void *ud);
+void conclua_set_state_hook(conclua_state_hook hook, void *ud);
+
+/* Opens the standard libraries and `conc` (also as the global `conc`) into
+ * L, as the conclua program does. */
+void conclua_openlibs(lua_State *L);
+
+/* A new lua_State prepared like every conc thread's: standard libraries,
+ * `conc`, then the state hook. NULL on memory error. */
+lua_State *conclua_newstate(void);
+
+/* Runs the file at `path` (NULL: stdin) in protected mode with a traceback.
+ * Returns LUA_OK or an error status with the message on top of the stack. */
+int conclua_dofile(lua_State *L, const char *path);
+
+/* Waits for every non-daemon conc thread this process started, as the
+ * conclua program does when its main chunk ends. */
+void conclua_wait_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

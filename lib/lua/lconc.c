@@ -1,0 +1,269 @@
+/*
+ * lconc.c - luaopen_conc, the object userdata machinery, and the embedding
+ * API of conclua.h.
+ */
+#include "lconc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lualib.h>
+
+#include "conclua.h"
+#include "thread.h"
+
+/* Registry keys (addresses of these statics). */
+static const char cache_key = 'c';
+
+/* ---- objects ---------------------------------------------------------- */
+
+static int obj_gc(lua_State *L) {
+  conc_ud *u = lua_touserdata(L, 1);
+  if (u && u->obj) {
+    cc_obj_t *o = u->obj;
+    u->obj = NULL;
+    cc_obj_unref(o);
+  }
+  return 0;
+}
+
+static int obj_eq(lua_State *L) {
+  cc_obj_t *a = conc_toobj(L, 1), *b = conc_toobj(L, 2);
+  lua_pushboolean(L, a != NULL && a == b);
+  return 1;
+}
+
+static int obj_tostring(lua_State *L) {
+  conc_ud *u = lua_touserdata(L, 1);
+  if (!u || !u->obj) {
+    lua_pushstring(L, "conc object (closed)");
+  } else {
+    lua_pushfstring(L, "conc.%s '%s' (%p)", u->obj->type->name, u->obj->name,
+                    (void *)u->obj);
+  }
+  return 1;
+}
+
+/* __index: the type's field function first (upvalue 2), then methods
+ * (upvalue 1). */
+static int obj_index(lua_State *L) {
+  if (!lua_isnil(L, lua_upvalueindex(2))) {
+    lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(2));
+    int top = lua_gettop(L);
+    int n = f(L);
+    if (n > 0) return n;
+    lua_settop(L, top);
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
+                  const luaL_Reg *metamethods, lua_CFunction index) {
+  char tname[64];
+  snprintf(tname, sizeof tname, "conc.%s", type->name);
+  if (!luaL_newmetatable(L, tname)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushlightuserdata(L, (void *)type);
+  lua_setfield(L, -2, "__conctype");
+  lua_newtable(L);
+  if (methods) luaL_setfuncs(L, methods, 0);
+  if (index)
+    lua_pushcfunction(L, index);
+  else
+    lua_pushnil(L);
+  lua_pushcclosure(L, obj_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, obj_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, obj_eq);
+  lua_setfield(L, -2, "__eq");
+  lua_pushcfunction(L, obj_tostring);
+  lua_setfield(L, -2, "__tostring");
+  if (metamethods) luaL_setfuncs(L, metamethods, 0);
+  lua_pop(L, 1);
+}
+
+/* Pushes the weak cache table. */
+static void push_cache(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushstring(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+  }
+}
+
+static void push_obj(lua_State *L, cc_obj_t *o, int owned) {
+  conc_ud *u;
+  push_cache(L);
+  if (lua_rawgetp(L, -1, o) == LUA_TUSERDATA) {
+    lua_remove(L, -2);
+    if (owned) cc_obj_unref(o); /* the cached userdata already has one */
+    return;
+  }
+  lua_pop(L, 1);
+  u = lua_newuserdatauv(L, sizeof *u, 1);
+  u->obj = NULL;
+  if (luaL_getmetatable(L, lua_pushfstring(L, "conc.%s", o->type->name)) != LUA_TTABLE) {
+    if (owned) cc_obj_unref(o);
+    luaL_error(L, "conc type '%s' is not registered in this state", o->type->name);
+  }
+  lua_setmetatable(L, -3);
+  lua_pop(L, 1); /* type name */
+  if (!owned) cc_obj_ref(o);
+  u->obj = o;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, -3, o);
+  lua_remove(L, -2);
+}
+
+void conc_push(lua_State *L, cc_obj_t *o) {
+  push_obj(L, o, 0);
+}
+
+void conc_push_owned(lua_State *L, cc_obj_t *o) {
+  push_obj(L, o, 1);
+}
+
+cc_obj_t *conc_toobj(lua_State *L, int idx) {
+  conc_ud *u = lua_touserdata(L, idx);
+  cc_obj_t *o = NULL;
+  if (!u || !lua_getmetatable(L, idx)) return NULL;
+  if (lua_getfield(L, -1, "__conctype") == LUA_TLIGHTUSERDATA) o = u->obj;
+  lua_pop(L, 2);
+  return o;
+}
+
+cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type) {
+  conc_ud *u = lua_touserdata(L, idx);
+  const cc_type_t *t = NULL;
+  if (u && lua_getmetatable(L, idx)) {
+    if (lua_getfield(L, -1, "__conctype") == LUA_TLIGHTUSERDATA) t = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+  }
+  if (!t || (type && t != type)) {
+    char tname[64];
+    snprintf(tname, sizeof tname, "conc.%s", type ? type->name : "object");
+    luaL_typeerror(L, idx, tname);
+  }
+  if (!u->obj) luaL_argerror(L, idx, "object is closed");
+  return u->obj;
+}
+
+cc_deadline_t conc_opt_deadline(lua_State *L, int idx) {
+  double s;
+  if (lua_isnoneornil(L, idx)) return CC_FOREVER;
+  s = luaL_checknumber(L, idx);
+  luaL_argcheck(L, s >= 0 && s == s, idx, "timeout must be a non-negative number");
+  if (s == 0) return CC_NOW;
+  return cc_deadline_in(s);
+}
+
+int conc_raise(lua_State *L, int err, const char *what) {
+  if (err == CC_EDEADLOCK) return luaL_error(L, "%s", cc_deadlock_message());
+  if (err == CC_EINTR) {
+    cc_interrupt = 0;
+    return luaL_error(L, "interrupted!");
+  }
+  return luaL_error(L, "%s: %s", what, cc_strerror(err));
+}
+
+int conc_fail(lua_State *L, int err) {
+  if (err == CC_EINTR || err == CC_EDEADLOCK) return conc_raise(L, err, "wait");
+  lua_pushnil(L);
+  lua_pushstring(L, cc_strerror(err));
+  lua_pushstring(L, cc_errname(err));
+  return 3;
+}
+
+void conc_where(lua_State *L, char *buf, size_t n) {
+  lua_Debug ar;
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+    snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+  else
+    snprintf(buf, n, "?");
+}
+
+/* ---- module ----------------------------------------------------------- */
+
+int luaopen_conc(lua_State *L) {
+  if (cc_arena_init() != 0) return luaL_error(L, "conc: cannot map the shared arena");
+  lua_newtable(L);
+  conc_open_thread(L);
+  conc_open_sync(L);
+  conc_open_queue(L);
+  conc_open_shared(L);
+  conc_open_process(L);
+  lua_pushliteral(L, CONCLUA_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}
+
+/* ---- embedding -------------------------------------------------------- */
+
+static conclua_state_hook state_hook;
+static void *state_hook_ud;
+
+void conclua_set_state_hook(conclua_state_hook hook, void *ud) {
+  state_hook = hook;
+  state_hook_ud = ud;
+}
+
+void conclua_openlibs(lua_State *L) {
+  luaL_openlibs(L);
+  luaL_requiref(L, "conc", luaopen_conc, 1);
+  lua_pop(L, 1);
+}
+
+static int prepare_state(lua_State *L) {
+  conclua_openlibs(L);
+  if (state_hook) state_hook(L, state_hook_ud);
+  return 0;
+}
+
+lua_State *conclua_newstate(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  lua_pushcfunction(L, prepare_state);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    fprintf(stderr, "conclua: cannot prepare a new state: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+static int traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int conclua_dofile(lua_State *L, const char *path) {
+  int base, st = luaL_loadfile(L, path);
+  if (st != LUA_OK) return st;
+  base = lua_gettop(L);
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  st = lua_pcall(L, 0, LUA_MULTRET, base);
+  lua_remove(L, base);
+  return st;
+}
+
+void conclua_wait_threads(void) {
+  cc_thread_wait_nondaemon();
+}

@@ -1,0 +1,68 @@
+/*
+ * lconc.h - what every binding file shares.
+ *
+ * A conc object in Lua is a full userdata holding one reference to an arena
+ * object (conc_ud). Its metatable is registered as "conc.<type name>" in
+ * every lua_State (by luaopen_conc), so a copied object can be re-created in
+ * any state. Within one state the same arena object is always the same
+ * userdata (a weak cache), so objects compare equal and work as table keys.
+ */
+#ifndef LCONC_H
+#define LCONC_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "arena.h"
+#include "cc.h"
+
+typedef struct conc_ud {
+  cc_obj_t *obj; /* NULL once closed */
+} conc_ud;
+
+/* Registers metatable "conc.<type->name>" with __index (the `methods` plus,
+ * if `index` is non-NULL, a function consulted first for fields such as
+ * t.name; it returns 0 to fall back to the methods), __gc, __close (unless
+ * `metamethods` gives one), __eq, __tostring ("conc.lock 'name' (0x..)") and
+ * __name; then adds `metamethods` (may be NULL). Leaves the stack unchanged. */
+void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
+                  const luaL_Reg *metamethods, lua_CFunction index);
+
+/* Pushes the userdata for `o`, creating it (and taking a new reference) if
+ * this state has none. The type must have been registered. */
+void conc_push(lua_State *L, cc_obj_t *o);
+/* Like conc_push, but adopts the caller's reference instead of taking one. */
+void conc_push_owned(lua_State *L, cc_obj_t *o);
+
+/* The object at idx if it is a conc object of `type` (any conc type when
+ * type is NULL), else raises a standard argument error. */
+cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type);
+/* The object at idx if it is any conc object, else NULL. */
+cc_obj_t *conc_toobj(lua_State *L, int idx);
+
+/* Optional timeout argument in seconds -> deadline (nil: forever; 0: now;
+ * negative: error). */
+cc_deadline_t conc_opt_deadline(lua_State *L, int idx);
+
+/* Raises a Lua error for a core error code (misuse / environment), with a
+ * prefix such as "lock:acquire". CC_EDEADLOCK raises cc_deadlock_message();
+ * CC_EINTR raises "interrupted!". */
+int conc_raise(lua_State *L, int err, const char *what);
+/* Pushes nil, message, CODE and returns 3: for expected outcomes
+ * (timeout, closed). */
+int conc_fail(lua_State *L, int err);
+
+/* The default object name: "file:line" of the Lua code calling the
+ * constructor (level 1), or "?" */
+void conc_where(lua_State *L, char *buf, size_t n);
+
+/* Openers of each binding file, called by luaopen_conc: each registers its
+ * metatables and sets its functions into the module table at the top of
+ * the stack. */
+void conc_open_thread(lua_State *L);
+void conc_open_sync(lua_State *L);
+void conc_open_queue(lua_State *L);
+void conc_open_shared(lua_State *L);
+void conc_open_process(lua_State *L);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * lthread.c - conc.thread and friends: join, current, threads, sleep, now,
+ * cpus; plus the hooks that run a Thread's job in a fresh lua_State.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "codec.h"
+#include "conclua.h"
+#include "futex.h"
+#include "lconc.h"
+#include "thread.h"
+
+#define THREAD_T (&cc_thread_type)
+
+/* ---- running a job ---------------------------------------------------- */
+
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* In protected mode: decode the job, call it, encode the results into the
+ * arena, and leave the block and its length as two light values. */
+static int run_protected(lua_State *L) {
+  cc_thread_t *t = lua_touserdata(L, 1);
+  conc_wbuf_t b;
+  int n, base = lua_gettop(L);
+  void *data;
+  size_t len;
+  n = conc_decode(L, t->job, t->job_len);
+  cc_free(t->job);
+  t->job = NULL;
+  lua_call(L, n - 1, LUA_MULTRET);
+  n = lua_gettop(L) - base;
+  conc_wbuf_init(&b, 1);
+  conc_encode(L, base + 1, n, &b, "result");
+  data = conc_wbuf_take(&b, &len);
+  lua_settop(L, 0);
+  lua_pushlightuserdata(L, data);
+  lua_pushinteger(L, (lua_Integer)len);
+  return 2;
+}
+
+static void *store_text(const char *s, size_t len, size_t *outlen) {
+  char *p = cc_alloc(len + 1);
+  if (p) {
+    memcpy(p, s, len);
+    p[len] = '\0';
+  }
+  *outlen = p ? len : 0;
+  return p;
+}
+
+static void print_unobserved(cc_thread_t *t) {
+  fprintf(stderr, "conclua: error in thread '%s' (started at %s), never joined:\n%s\n",
+          t->h.name, t->spawn_site, t->result ? (const char *)t->result : "?");
+  fflush(stderr);
+}
+
+static void thread_run(void *ctx, cc_thread_t *t) {
+  lua_State *L = ctx;
+  size_t len = 0;
+  if (!L) {
+    const char *m = "cannot create a Lua state for the thread";
+    cc_free(t->job);
+    t->job = NULL;
+    cc_thread_finish(t, CC_T_ERROR, store_text(m, strlen(m), &len), len);
+    return;
+  }
+  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, run_protected);
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, 2, 1) == LUA_OK) {
+    void *data = lua_touserdata(L, -2);
+    len = (size_t)lua_tointeger(L, -1);
+    lua_settop(L, 0);
+    cc_thread_finish(t, CC_T_OK, data, len);
+  } else {
+    size_t mlen;
+    const char *m = lua_tolstring(L, -1, &mlen);
+    void *text;
+    if (!m) m = "?", mlen = 1;
+    text = store_text(m, mlen, &len);
+    lua_settop(L, 0);
+    if (t->job) {
+      cc_free(t->job);
+      t->job = NULL;
+    }
+    cc_thread_finish(t, CC_T_ERROR, text, len);
+    /* Nobody else holds the Thread: no join can ever observe the error. */
+    if (atomic_load(&t->h.refs) == 1) {
+      atomic_store(&t->observed, 1);
+      print_unobserved(t);
+    }
+  }
+}
+
+static void *thread_prepare(void) {
+  return conclua_newstate();
+}
+
+static void thread_discard(void *ctx) {
+  if (ctx) lua_close(ctx);
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static void install_hooks(void) {
+  static const cc_thread_hooks_t h = {thread_prepare, thread_run, thread_discard,
+                                      print_unobserved};
+  cc_thread_set_hooks(&h);
+}
+
+/* ---- Lua API ---------------------------------------------------------- */
+
+static int l_thread(lua_State *L) {
+  int fidx = 1, daemon = 0, n, rc;
+  const char *name = NULL;
+  conc_wbuf_t b;
+  cc_thread_t *t;
+  if (lua_istable(L, 1)) {
+    fidx = 2;
+    if (lua_getfield(L, 1, "name") != LUA_TNIL) name = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "daemon");
+    daemon = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  luaL_checktype(L, fidx, LUA_TFUNCTION);
+  n = lua_gettop(L) - fidx + 1;
+  conc_wbuf_init(&b, 1);
+  conc_encode(L, fidx, n, &b, "argument");
+  t = cc_thread_new(name, daemon);
+  if (!t) {
+    conc_wbuf_free(&b);
+    return luaL_error(L, "conc.thread: %s", cc_strerror(CC_ENOMEM));
+  }
+  conc_where(L, t->spawn_site, sizeof t->spawn_site);
+  t->job = conc_wbuf_take(&b, &t->job_len);
+  conc_push_owned(L, &t->h);
+  rc = cc_thread_start(t);
+  if (rc != 0) return luaL_error(L, "conc.thread: cannot start a thread: %s", cc_strerror(rc));
+  return 1;
+}
+
+static int l_join(lua_State *L) {
+  cc_thread_t *t = (cc_thread_t *)conc_check(L, 1, THREAD_T);
+  cc_deadline_t d = conc_opt_deadline(L, 2);
+  int rc;
+  cc_actor_t *me = cc_self();
+  if (me->thread == &t->h && cc_thread_alive(t))
+    return luaL_error(L, "cannot join the current thread");
+  rc = cc_thread_join(t, d);
+  if (rc == CC_ETIMEOUT) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (rc != 0) return conc_raise(L, rc, "join");
+  if (t->status == CC_T_ERROR) {
+    atomic_store(&t->observed, 1);
+    return luaL_error(L, "%s '%s': %s", t->is_process ? "process" : "thread", t->h.name,
+                      t->result ? (const char *)t->result : "?");
+  }
+  lua_pushboolean(L, 1);
+  return 1 + conc_decode(L, t->result, t->result_len);
+}
+
+static int l_alive(lua_State *L) {
+  cc_thread_t *t = (cc_thread_t *)conc_check(L, 1, THREAD_T);
+  lua_pushboolean(L, cc_thread_alive(t));
+  return 1;
+}
+
+static int thread_index(lua_State *L) {
+  cc_thread_t *t = (cc_thread_t *)conc_check(L, 1, THREAD_T);
+  const char *k = lua_tostring(L, 2);
+  if (!k) return 0;
+  if (strcmp(k, "name") == 0)
+    lua_pushstring(L, t->h.name);
+  else if (strcmp(k, "id") == 0)
+    lua_pushinteger(L, (lua_Integer)t->tid);
+  else if (strcmp(k, "daemon") == 0)
+    lua_pushboolean(L, t->daemon);
+  else
+    return 0;
+  return 1;
+}
+
+/* The Thread object for the calling actor, made on first use for the main
+ * thread (and for threads a host created itself). */
+static cc_thread_t *current_thread(void) {
+  cc_actor_t *a = cc_self();
+  if (!a->thread) {
+    cc_thread_t *t = cc_thread_new(a->name, 0);
+    if (!t) return NULL;
+    t->tid = a->id;
+    t->actor = a;
+    a->thread = &t->h;
+    cc_thread_register(t);
+  }
+  return (cc_thread_t *)a->thread;
+}
+
+static int l_current(lua_State *L) {
+  cc_thread_t *t = current_thread();
+  if (!t) return luaL_error(L, "conc.current: %s", cc_strerror(CC_ENOMEM));
+  conc_push(L, &t->h);
+  return 1;
+}
+
+typedef struct collect {
+  cc_obj_t *objs[1024];
+  int n;
+} collect_t;
+
+static int collect_one(cc_thread_t *t, void *ud) {
+  collect_t *c = ud;
+  if (t->pid != cc_pid || t->is_process || !cc_thread_alive(t)) return 0;
+  cc_obj_ref(&t->h);
+  c->objs[c->n++] = &t->h;
+  return c->n == 1024;
+}
+
+static int l_threads(lua_State *L) {
+  collect_t *c = malloc(sizeof *c);
+  if (!c) return luaL_error(L, "out of memory");
+  c->n = 0;
+  current_thread();
+  cc_thread_foreach(collect_one, c);
+  lua_createtable(L, c->n, 0);
+  for (int i = 0; i < c->n; i++) {
+    conc_push_owned(L, c->objs[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  free(c);
+  return 1;
+}
+
+static int l_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  cc_deadline_t d;
+  _Atomic uint32_t word = 0;
+  int rc = 0;
+  luaL_argcheck(L, s >= 0 && s == s, 1, "duration must be a non-negative number");
+  d = cc_deadline_in(s);
+  cc_wait_begin(NULL, CC_WAIT_SLEEP, d);
+  while (cc_now_ns() < d) {
+    rc = cc_futex_wait(&word, 0, d);
+    if (rc == CC_EINTR) break;
+    rc = 0;
+  }
+  cc_wait_end(NULL, rc);
+  if (rc) return conc_raise(L, rc, "conc.sleep");
+  return 0;
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (double)cc_now_ns() / 1e9);
+  return 1;
+}
+
+static int l_cpus(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+static const luaL_Reg thread_methods[] = {
+    {"join", l_join}, {"alive", l_alive}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {{"thread", l_thread},   {"current", l_current},
+                                 {"threads", l_threads}, {"sleep", l_sleep},
+                                 {"now", l_now},         {"cpus", l_cpus},
+                                 {NULL, NULL}};
+
+void conc_open_thread(lua_State *L) {
+  pthread_once(&hooks_once, install_hooks);
+  conc_newtype(L, THREAD_T, thread_methods, NULL, thread_index);
+  luaL_setfuncs(L, funcs, 0);
+}

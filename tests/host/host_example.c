@@ -1,0 +1,2 @@
+/* placeholder: replaced by the embedding example */
+int main(void) { return 0; }
