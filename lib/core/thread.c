@@ -183,6 +183,7 @@ static void *worker_main(void *arg) {
     cc_thread_t *t = w->job;
     if (t) {
       w->job = NULL;
+      if (!w->ctx && hooks.prepare) w->ctx = hooks.prepare();
       run_job(w, t);
       if (hooks.discard) hooks.discard(w->ctx);
       w->ctx = NULL;

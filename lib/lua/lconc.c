@@ -71,6 +71,8 @@ void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
   }
   lua_pushlightuserdata(L, (void *)type);
   lua_setfield(L, -2, "__conctype");
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, type); /* fast type checks */
   lua_newtable(L);
   if (methods) luaL_setfuncs(L, methods, 0);
   if (index)
@@ -146,12 +148,18 @@ cc_obj_t *conc_toobj(lua_State *L, int idx) {
 
 cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type) {
   conc_ud *u = lua_touserdata(L, idx);
-  const cc_type_t *t = NULL;
+  int ok = 0;
   if (u && lua_getmetatable(L, idx)) {
-    if (lua_getfield(L, -1, "__conctype") == LUA_TLIGHTUSERDATA) t = lua_touserdata(L, -1);
-    lua_pop(L, 2);
+    if (type) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, type);
+      ok = lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+    } else {
+      ok = lua_getfield(L, -1, "__conctype") == LUA_TLIGHTUSERDATA;
+      lua_pop(L, 2);
+    }
   }
-  if (!t || (type && t != type)) {
+  if (!ok) {
     char tname[64];
     snprintf(tname, sizeof tname, "conc.%s", type ? type->name : "object");
     luaL_typeerror(L, idx, tname);

@@ -1,0 +1,205 @@
+/* test_thread.c - Thread objects and the worker pool, with fake hooks. */
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "futex.h"
+#include "thread.h"
+
+/* A context is a heap cell with a serial number and a "used" flag: a job
+ * that ever sees a used context proves a leftover leaked through. */
+typedef struct ctx {
+  int serial;
+  int used;
+} ctx_t;
+
+static _Atomic int prepared, discarded, stale_seen;
+
+static void *fake_prepare(void) {
+  ctx_t *c = calloc(1, sizeof *c);
+  c->serial = atomic_fetch_add(&prepared, 1);
+  return c;
+}
+
+static void fake_discard(void *p) {
+  atomic_fetch_add(&discarded, 1);
+  free(p);
+}
+
+/* The job is a 16-byte arena block {a, b}; the result is {a + b, ctx serial}.
+ * A job with a < 0 blocks on the futex word at address b first. */
+static void fake_run(void *p, cc_thread_t *t) {
+  ctx_t *c = p;
+  int64_t *job = t->job;
+  int64_t *res = cc_alloc(2 * sizeof(int64_t));
+  if (c->used) atomic_fetch_add(&stale_seen, 1);
+  c->used = 1;
+  if (job[0] < 0) {
+    _Atomic uint32_t *gate = (_Atomic uint32_t *)(intptr_t)job[1];
+    while (!atomic_load(gate)) cc_futex_wait(gate, 0, CC_FOREVER);
+  }
+  res[0] = job[0] + job[1];
+  res[1] = c->serial;
+  cc_thread_finish(t, job[0] == 1000000 ? CC_T_ERROR : CC_T_OK, res, 2 * sizeof(int64_t));
+}
+
+static _Atomic int unobserved;
+static void fake_unobserved(cc_thread_t *t) {
+  (void)t;
+  atomic_fetch_add(&unobserved, 1);
+}
+
+static int setup(void **state) {
+  (void)state;
+  static const cc_thread_hooks_t h = {fake_prepare, fake_run, fake_discard,
+                                      fake_unobserved};
+  cc_thread_set_hooks(&h);
+  return 0;
+}
+
+static cc_thread_t *start(int64_t a, int64_t b, int daemon) {
+  cc_thread_t *t = cc_thread_new(NULL, daemon);
+  int64_t *job = cc_alloc(2 * sizeof(int64_t));
+  job[0] = a;
+  job[1] = b;
+  t->job = job;
+  t->job_len = 2 * sizeof(int64_t);
+  assert_int_equal(cc_thread_start(t), 0);
+  return t;
+}
+
+static void test_spawn_join_results(void **state) {
+  (void)state;
+  for (int i = 0; i < 200; i++) {
+    cc_thread_t *t = start(i, 1000, 0);
+    assert_int_equal(cc_thread_join(t, CC_FOREVER), 0);
+    assert_false(cc_thread_alive(t));
+    assert_int_equal(t->status, CC_T_OK);
+    assert_int_equal(((int64_t *)t->result)[0], i + 1000);
+    cc_obj_unref(&t->h);
+  }
+  assert_int_equal(atomic_load(&stale_seen), 0);
+}
+
+static void test_many_concurrent(void **state) {
+  (void)state;
+  cc_thread_t *ts[64];
+  for (int i = 0; i < 64; i++) ts[i] = start(i, i, 0);
+  for (int i = 0; i < 64; i++) {
+    assert_int_equal(cc_thread_join(ts[i], cc_deadline_in(30)), 0);
+    assert_int_equal(((int64_t *)ts[i]->result)[0], 2 * i);
+    cc_obj_unref(&ts[i]->h);
+  }
+  assert_int_equal(atomic_load(&stale_seen), 0);
+}
+
+static void test_join_timeout_then_finish(void **state) {
+  (void)state;
+  static _Atomic uint32_t gate;
+  atomic_store(&gate, 0);
+  cc_thread_t *t = start(-1, (int64_t)(intptr_t)&gate, 0);
+  assert_int_equal(cc_thread_join(t, CC_NOW), CC_ETIMEOUT);
+  assert_int_equal(cc_thread_join(t, cc_deadline_in(0.01)), CC_ETIMEOUT);
+  assert_true(cc_thread_alive(t));
+  atomic_store(&gate, 1);
+  cc_futex_wake(&gate, INT32_MAX);
+  assert_int_equal(cc_thread_join(t, cc_deadline_in(30)), 0);
+  assert_false(cc_thread_alive(t));
+  cc_obj_unref(&t->h);
+}
+
+static int count_live(cc_thread_t *t, void *ud) {
+  (void)t;
+  (*(int *)ud)++;
+  return 0;
+}
+
+static void test_registry_and_nondaemon_wait(void **state) {
+  (void)state;
+  static _Atomic uint32_t gate;
+  int before = 0, during = 0, after = 0;
+  atomic_store(&gate, 0);
+  cc_thread_foreach(count_live, &before);
+  cc_thread_t *t = start(-1, (int64_t)(intptr_t)&gate, 0);
+  cc_thread_foreach(count_live, &during);
+  assert_int_equal(during, before + 1);
+  atomic_store(&gate, 1);
+  cc_futex_wake(&gate, INT32_MAX);
+  cc_thread_wait_nondaemon(); /* returns only once t has finished */
+  assert_false(cc_thread_alive(t));
+  cc_thread_foreach(count_live, &after);
+  assert_int_equal(after, before);
+  cc_obj_unref(&t->h);
+}
+
+static void test_daemon_not_waited(void **state) {
+  (void)state;
+  static _Atomic uint32_t gate;
+  atomic_store(&gate, 0);
+  cc_thread_t *t = start(-1, (int64_t)(intptr_t)&gate, 1);
+  cc_thread_wait_nondaemon(); /* must not wait for the daemon */
+  assert_true(cc_thread_alive(t));
+  atomic_store(&gate, 1);
+  cc_futex_wake(&gate, INT32_MAX);
+  assert_int_equal(cc_thread_join(t, cc_deadline_in(30)), 0);
+  cc_obj_unref(&t->h);
+}
+
+/* The worker drops its own reference just after finishing: wait for that
+ * (bounded) so the caller's unref is the last one. */
+static void wait_sole_owner(cc_thread_t *t) {
+  int64_t end = cc_now_ns() + 10000000000;
+  while (atomic_load(&t->h.refs) > 1 && cc_now_ns() < end) sched_yield();
+  assert_int_equal(atomic_load(&t->h.refs), 1);
+}
+
+static void test_unobserved_error_reported_once(void **state) {
+  (void)state;
+  atomic_store(&unobserved, 0);
+  cc_thread_t *t = start(1000000, 0, 0);
+  assert_int_equal(cc_thread_join(t, cc_deadline_in(30)), 0);
+  assert_int_equal(t->status, CC_T_ERROR);
+  wait_sole_owner(t);
+  cc_obj_unref(&t->h); /* never observed: the hook fires at destroy */
+  assert_int_equal(atomic_load(&unobserved), 1);
+  t = start(1000000, 0, 0);
+  assert_int_equal(cc_thread_join(t, cc_deadline_in(30)), 0);
+  atomic_store(&t->observed, 1);
+  wait_sole_owner(t);
+  cc_obj_unref(&t->h);
+  assert_int_equal(atomic_load(&unobserved), 1);
+}
+
+static void test_default_names(void **state) {
+  (void)state;
+  cc_thread_t *t = cc_thread_new(NULL, 0);
+  char want[64];
+  snprintf(want, sizeof want, "thread-%lld", (long long)t->tid);
+  assert_string_equal(t->h.name, want);
+  cc_obj_unref(&t->h);
+  t = cc_thread_new("worker", 1);
+  assert_string_equal(t->h.name, "worker");
+  assert_int_equal(t->daemon, 1);
+  cc_obj_unref(&t->h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_spawn_join_results),
+      cmocka_unit_test(test_many_concurrent),
+      cmocka_unit_test(test_join_timeout_then_finish),
+      cmocka_unit_test(test_registry_and_nondaemon_wait),
+      cmocka_unit_test(test_daemon_not_waited),
+      cmocka_unit_test(test_unobserved_error_reported_once),
+      cmocka_unit_test(test_default_names),
+  };
+  return cmocka_run_group_tests(tests, setup, NULL);
+}
