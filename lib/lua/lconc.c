@@ -204,8 +204,28 @@ void conc_where(lua_State *L, char *buf, size_t n) {
 
 /* ---- module ----------------------------------------------------------- */
 
+static const char runtime_state_key = 'r';
+
+/* __gc of a sentinel in a host's state: closing the state that opened conc
+ * (stock lua5.4 at exit, or a host) waits for non-daemon threads, as the
+ * conclua program and Python do. Runtime-made states have no sentinel. */
+static int wait_at_close(lua_State *L) {
+  (void)L;
+  cc_thread_wait_nondaemon();
+  return 0;
+}
+
 int luaopen_conc(lua_State *L) {
   if (cc_arena_init() != 0) return luaL_error(L, "conc: cannot map the shared arena");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_state_key) == LUA_TNIL) {
+    lua_newuserdatauv(L, 0, 0);
+    lua_newtable(L);
+    lua_pushcfunction(L, wait_at_close);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_state_key);
+  }
+  lua_pop(L, 1);
   lua_newtable(L);
   conc_open_thread(L);
   conc_open_sync(L);
@@ -242,6 +262,8 @@ static int prepare_state(lua_State *L) {
 lua_State *conclua_newstate(void) {
   lua_State *L = luaL_newstate();
   if (!L) return NULL;
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_state_key);
   lua_pushcfunction(L, prepare_state);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
     fprintf(stderr, "conclua: cannot prepare a new state: %s\n", lua_tostring(L, -1));

@@ -1,0 +1,168 @@
+-- Thread benchmarks for bench/run: spawn+join, memory per parked thread, and
+-- the speed-up of a CPU-bound loop on two threads. bench/thread_bench.py
+-- measures the same with Python's threading; docs/BENCHMARKS.md says what
+-- each row means.
+
+local QUICK = os.getenv("BENCH_QUICK") == "1"
+local SPAWN_BATCHES, SPAWN_ITERS = 7, 2000
+local MEM_BASE, MEM_MORE = 50, 200
+local CPU_BATCHES, CPU_HALF = 5, 20000000
+if QUICK then
+  SPAWN_BATCHES, SPAWN_ITERS = 3, 200
+  MEM_BASE, MEM_MORE = 20, 50
+  CPU_BATCHES, CPU_HALF = 3, 2000000
+end
+
+local function result(metric, value, unit)
+  io.write(string.format("RESULT %s %.6g %s\n", metric, value, unit))
+  io.flush()
+end
+
+local function median(xs)
+  local s = {}
+  for i, x in ipairs(xs) do s[i] = x end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function rss_kib()
+  local f = assert(io.open("/proc/self/status"))
+  local text = f:read("a")
+  f:close()
+  local kib = assert(text:match("VmRSS:%s*(%d+)"), "no VmRSS in /proc/self/status")
+  return tonumber(kib)
+end
+
+---- memory: RSS growth per parked thread ------------------------------------
+
+-- A parked thread signals that it runs, then blocks on the gate. The gate is
+-- an event when conc has one, else a queue (closed to release everyone), else
+-- the threads just sleep for `hold` seconds.
+local function parked(gate, ready, hold)
+  if ready then
+    if ready.release then ready:release() else ready:put(true) end
+  end
+  local heap = collectgarbage("count")
+  if gate == nil then
+    conc.sleep(hold)
+  elseif gate.wait then
+    gate:wait()
+  else
+    gate:get()
+  end
+  return heap
+end
+
+local function thread_memory()
+  local gate, ready, hold
+  if conc.event then
+    gate = conc.event()
+  elseif conc.queue then
+    gate = conc.queue()
+  else
+    hold = 3
+  end
+  if conc.semaphore then
+    ready = conc.semaphore(0)
+  elseif conc.queue then
+    ready = conc.queue()
+  end
+  local threads = {}
+  local function start(n)
+    for _ = 1, n do threads[#threads + 1] = conc.thread(parked, gate, ready, hold) end
+    for _ = 1, n do
+      if ready == nil then break end
+      if ready.acquire then ready:acquire() else ready:get() end
+    end
+    -- Let the last ones reach their wait (or, with no way to tell, all start).
+    conc.sleep(ready and 0.05 or 0.5)
+  end
+
+  -- Measure the growth from MEM_BASE to MEM_BASE + MEM_MORE live threads, so
+  -- one-time costs of the first threads (and idle prepared workers) do not
+  -- count.
+  start(MEM_BASE)
+  collectgarbage()
+  local before = rss_kib()
+  start(MEM_MORE)
+  collectgarbage()
+  local after = rss_kib()
+  if gate == nil then
+    -- nothing to open: they wake by themselves
+  elseif gate.set then
+    gate:set()
+  else
+    gate:close()
+  end
+  local heaps = {}
+  for i, t in ipairs(threads) do
+    local ok, heap = t:join()
+    assert(ok and type(heap) == "number", "a parked thread returned no heap size")
+    heaps[i] = heap
+  end
+  if not ready then
+    io.write("NOTE thread_rss_per_thread: conc had no semaphore or queue; the ",
+             "threads slept and the figure may be off\n")
+  end
+  result("thread_rss_per_thread", (after - before) / MEM_MORE, "KiB")
+  result("thread_lua_heap", median(heaps), "KiB")
+end
+
+---- spawn + join ------------------------------------------------------------
+
+local function noop() end
+
+local function spawn_join()
+  for _ = 1, SPAWN_ITERS // 4 do conc.thread(noop):join() end -- warm-up
+  local per = {}
+  for b = 1, SPAWN_BATCHES do
+    local t0 = conc.now()
+    for _ = 1, SPAWN_ITERS do conc.thread(noop):join() end
+    per[b] = (conc.now() - t0) / SPAWN_ITERS * 1e6
+  end
+  result("thread_spawn_join", median(per), "us")
+end
+
+---- CPU-bound loop: 2 threads vs 1 ------------------------------------------
+
+local function work(n)
+  local x = 0
+  for k = 1, n do x = x + k % 7 end
+  return x
+end
+
+local function both_halves(n)
+  return work(n), work(n)
+end
+
+local function cpu_speedup()
+  local expect = work(CPU_HALF)
+  local ratios, loop_ns = {}, {}
+  for b = 1, CPU_BATCHES do
+    local t0 = conc.now()
+    local ok, a, c = conc.thread(both_halves, CPU_HALF):join()
+    local serial = conc.now() - t0
+    assert(ok and a == expect and c == expect, "wrong result from the serial thread")
+
+    t0 = conc.now()
+    local t1, t2 = conc.thread(work, CPU_HALF), conc.thread(work, CPU_HALF)
+    local ok1, r1 = t1:join()
+    local ok2, r2 = t2:join()
+    local parallel = conc.now() - t0
+    assert(ok1 and ok2 and r1 == expect and r2 == expect,
+           "wrong result from a parallel thread")
+
+    ratios[b] = serial / parallel
+    loop_ns[b] = serial / (2 * CPU_HALF) * 1e9
+  end
+  io.write("NOTE thread_cpu_speedup runs 2 threads at once: it needs 2 idle CPUs",
+           " (this machine has ", conc.cpus(), " online)\n")
+  result("thread_cpu_speedup", median(ratios), "x")
+  result("thread_cpu_loop", median(loop_ns), "ns")
+end
+
+thread_memory() -- first: before any other thread has run
+spawn_join()
+cpu_speedup()
