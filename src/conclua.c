@@ -1,15 +1,472 @@
-/* placeholder: replaced by the interpreter */
-#include <lauxlib.h>
-#include <lualib.h>
+/*
+ * conclua.c - the conclua program: the options of the standard `lua` 5.4
+ * interpreter, the `conc` library preloaded, and a final wait for every
+ * non-daemon conc thread when the main chunk ends.
+ *
+ * Shaped like lua.c: everything runs inside one protected call (pmain), and
+ * the SIGINT handler only sets a hook (plus the cc_interrupt flag, so that
+ * conc waits of the main thread return). The REPL lives in repl.c.
+ */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "thread.h" /* cc_interrupt, cc_thread_set_interruptible */
+#include "cli.h"
 #include "conclua.h"
+
+#define PROGNAME "conclua"
+
+/* NULL while the REPL runs: interactive errors carry no prefix, as in lua. */
+static const char *progname = PROGNAME;
+
+/* ---- messages --------------------------------------------------------- */
+
+void cli_message(const char *pname, const char *msg) {
+  if (pname) fprintf(stderr, "%s: ", pname);
+  fprintf(stderr, "%s\n", msg);
+  fflush(stderr);
+}
+
+int cli_report(lua_State *L, int status, const char *pname) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    cli_message(pname, msg ? msg : "(error object is not a string)");
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+void cli_print_version(void) {
+  fputs(PROGNAME " " CONCLUA_VERSION " (" LUA_COPYRIGHT ")\n", stdout);
+  fflush(stdout);
+}
+
+static void print_usage(FILE *f, const char *badoption, int needs_arg) {
+  if (badoption) {
+    fprintf(f, "%s: ", PROGNAME);
+    if (needs_arg)
+      fprintf(f, "'%s' needs argument\n", badoption);
+    else
+      fprintf(f, "unrecognized option '%s'\n", badoption);
+  }
+  fputs("usage: " PROGNAME " [options] [script [args]]\n"
+        "Available options are:\n"
+        "  -e stat   execute string 'stat'\n"
+        "  -i        enter interactive mode after executing 'script'\n"
+        "  -l mod    require library 'mod' into global 'mod'\n"
+        "  -l g=mod  require library 'mod' into global 'g'\n"
+        "  -v        show version information\n"
+        "  -E        ignore environment variables\n"
+        "  -W        turn warnings on\n"
+        "  --        stop handling options\n"
+        "  -         stop handling options and execute stdin\n"
+        "conclua options:\n"
+        "  --trace FILE     write a trace-event timeline of the run to FILE\n"
+        "  --timeline FILE  write the timeline as one HTML page to FILE\n"
+        "  --lock-order     warn about locks taken in both orders\n"
+        "  --help           show this message\n",
+        f);
+  fflush(f);
+}
+
+/* ---- protected calls and SIGINT --------------------------------------- */
+
+/* The state the SIGINT handler interrupts (set before the handler is). */
+static lua_State *volatile sig_state;
+
+/* The hook the handler installs: raises at the next Lua event. */
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+/* Installed with SA_RESETHAND: a second SIGINT gets the disposition of the
+ * default action and ends the process, as in lua. Without SA_RESTART, so a
+ * blocked futex wait or read returns EINTR. */
+static void on_sigint_in_chunk(int sig) {
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  (void)sig;
+  cc_interrupt = 1;
+  lua_sethook(sig_state, stop_hook, mask, 1);
+}
+
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1; /* an error object that describes itself: no traceback */
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int cli_docall(lua_State *L, int narg, int nres) {
+  struct sigaction sa, old;
+  int status, base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  sig_state = L;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint_in_chunk;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
+  status = lua_pcall(L, narg, nres, base);
+  sigaction(SIGINT, &old, NULL);
+  /* An interrupt that a C function turned into its own error (a conc wait)
+   * leaves the hook behind: it must not fire in the next chunk. */
+  if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
+  cc_interrupt = 0;
+  lua_remove(L, base);
+  return status;
+}
+
+/* While the program waits for its threads, SIGINT ends it at once. */
+static void on_sigint_while_waiting(int sig) {
+  static const char msg[] = PROGNAME ": interrupted while waiting for threads\n";
+  if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+    /* nothing to do: the process ends anyway */
+  }
+  raise(sig); /* the disposition is back to the default (SA_RESETHAND) */
+}
+
+static void wait_for_threads(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint_while_waiting;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  conclua_wait_threads();
+  signal(SIGINT, SIG_DFL);
+}
+
+/* ---- chunks ----------------------------------------------------------- */
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = cli_docall(L, 0, 0);
+  return cli_report(L, status, progname);
+}
+
+static int dofile(lua_State *L, const char *name) {
+  return dochunk(L, luaL_loadfile(L, name));
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+/* -l mod or -l g=mod: g = require(mod) (g defaults to mod). */
+static int dolibrary(lua_State *L, const char *spec) {
+  const char *eq = strchr(spec, '=');
+  int status;
+  lua_getglobal(L, "require");
+  lua_pushstring(L, eq ? eq + 1 : spec);
+  status = cli_docall(L, 1, 1);
+  if (status == LUA_OK) {
+    lua_pushlstring(L, spec, eq ? (size_t)(eq - spec) : strlen(spec));
+    lua_insert(L, -2);
+    lua_setglobal(L, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  return cli_report(L, status, progname);
+}
+
+/* Pushes arg[1..#arg] (the table as it is now: -e code may change it). */
+static int pushargs(lua_State *L) {
+  int i, n;
+  if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
+  n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  lua_remove(L, -i);
+  return n;
+}
+
+static int handle_script(lua_State *L, char **argv) {
+  const char *fname = argv[0];
+  int status;
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL; /* stdin */
+  status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int n = pushargs(L);
+    status = cli_docall(L, n, LUA_MULTRET);
+  }
+  return cli_report(L, status, progname);
+}
+
+/* LUA_INIT_5_4, else LUA_INIT: "@file" runs the file, anything else is code. */
+static int handle_luainit(lua_State *L) {
+  const char *name = "=LUA_INIT_" LUA_VERSION_MAJOR "_" LUA_VERSION_MINOR;
+  const char *init = getenv(name + 1);
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return LUA_OK;
+  if (init[0] == '@') return dofile(L, init + 1);
+  return dostring(L, init, name);
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+enum {
+  HAS_ERROR = 1,  /* bad option: print the usage */
+  HAS_I = 2,      /* -i */
+  HAS_V = 4,      /* -v (also implied by -i) */
+  HAS_E = 8,      /* -e */
+  HAS_NOENV = 16, /* -E */
+  HAS_HELP = 32,  /* --help */
+  NEEDS_ARG = 64  /* with HAS_ERROR: the option lacks its argument */
+};
+
+/* The conclua-only options (all parsed; none implemented yet). */
+typedef struct cli_opts {
+  const char *trace_file;
+  const char *timeline_file;
+  int lock_order;
+} cli_opts;
+
+/* --name, --name=value or --name value. Returns the flags to add. */
+static int long_option(char **argv, int *i, cli_opts *o) {
+  const char *a = argv[*i] + 2;
+  static const char *const names[] = {"trace", "timeline"};
+  if (strcmp(a, "lock-order") == 0) {
+    o->lock_order = 1;
+    return 0;
+  }
+  if (strcmp(a, "help") == 0) return HAS_HELP;
+  for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+    size_t n = strlen(names[k]);
+    const char *v;
+    if (strncmp(a, names[k], n) != 0 || (a[n] != '\0' && a[n] != '=')) continue;
+    if (a[n] == '=') {
+      v = a + n + 1;
+    } else {
+      v = argv[*i + 1];
+      if (v == NULL || v[0] == '-') return HAS_ERROR | NEEDS_ARG;
+      (*i)++;
+    }
+    if (*v == '\0') return HAS_ERROR | NEEDS_ARG;
+    if (k == 0)
+      o->trace_file = v;
+    else
+      o->timeline_file = v;
+    return 0;
+  }
+  return HAS_ERROR;
+}
+
+/* Scans the options as lua does. *first becomes the index of the script (0
+ * when there is none) or, on error, of the offending option. */
+static int collect_args(char **argv, int *first, cli_opts *o) {
+  int args = 0, i;
+  *first = 0;
+  if (argv[0] == NULL) return 0;
+  for (i = 1; argv[i] != NULL; i++) {
+    *first = i;
+    if (argv[i][0] != '-') return args; /* the script */
+    switch (argv[i][1]) {
+    case '-':
+      if (argv[i][2] == '\0') { /* "--" */
+        *first = argv[i + 1] != NULL ? i + 1 : 0;
+        return args;
+      }
+      args |= long_option(argv, &i, o);
+      if (args & (HAS_ERROR | HAS_HELP)) return args;
+      break;
+    case '\0': /* "-": the script is stdin */
+      return args;
+    case 'E':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      args |= HAS_NOENV;
+      break;
+    case 'W':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      break;
+    case 'i':
+      args |= HAS_I; /* -i implies -v */
+      /* FALLTHROUGH */
+    case 'v':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      args |= HAS_V;
+      break;
+    case 'e':
+      args |= HAS_E;
+      /* FALLTHROUGH */
+    case 'l':
+      if (argv[i][2] == '\0') {
+        if (argv[i + 1] == NULL || argv[i + 1][0] == '-') return HAS_ERROR | NEEDS_ARG;
+        i++;
+      }
+      break;
+    default:
+      return HAS_ERROR;
+    }
+  }
+  *first = 0;
+  return args;
+}
+
+/* Runs -e, -l and -W in command-line order, up to (not including) argv[n]. */
+static int runargs(lua_State *L, char **argv, int n) {
+  for (int i = 1; i < n; i++) {
+    int option = argv[i][1];
+    switch (option) {
+    case 'e':
+    case 'l': {
+      const char *extra = argv[i] + 2;
+      int status;
+      if (*extra == '\0') extra = argv[++i];
+      status = option == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
+      if (status != LUA_OK) return 0;
+      break;
+    }
+    case 'W':
+      lua_warning(L, "@on", 0);
+      break;
+    case '-': /* a long option: skip its separate argument */
+      if ((strcmp(argv[i], "--trace") == 0 || strcmp(argv[i], "--timeline") == 0) &&
+          i + 1 < n)
+        i++;
+      break;
+    }
+  }
+  return 1;
+}
+
+/* arg[0] is the script (or the program when there is none), the arguments
+ * after it are positive, the interpreter and its options negative. */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
+  int narg = argc - (script + 1);
+  lua_createtable(L, narg > 0 ? narg : 0, script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+/* With -E, conc threads' states ignore LUA_PATH and LUA_CPATH too: they get
+ * the main state's environment-free paths. */
+static char *noenv_path, *noenv_cpath;
+
+static void noenv_state_hook(lua_State *L, void *ud) {
+  (void)ud;
+  if (lua_getglobal(L, "package") == LUA_TTABLE) {
+    lua_pushstring(L, noenv_path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, noenv_cpath);
+    lua_setfield(L, -2, "cpath");
+  }
+  lua_pop(L, 1);
+}
+
+static char *package_field(lua_State *L, const char *field) {
+  const char *s;
+  char *copy;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, field);
+  s = lua_tostring(L, -1);
+  copy = strdup(s ? s : "");
+  lua_pop(L, 2);
+  if (copy == NULL) luaL_error(L, "not enough memory");
+  return copy;
+}
+
+static const char *unimplemented_option(const cli_opts *o) {
+  if (o->trace_file) return "--trace";
+  if (o->timeline_file) return "--timeline";
+  if (o->lock_order) return "--lock-order";
+  return NULL;
+}
+
+/* Everything, in protected mode. Returns true on success. */
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = lua_touserdata(L, 2);
+  cli_opts opts = {NULL, NULL, 0};
+  const char *todo;
+  int script, optlim, args;
+  luaL_checkversion(L);
+  args = collect_args(argv, &script, &opts);
+  optlim = script > 0 ? script : argc;
+  if (args & HAS_ERROR) {
+    print_usage(stderr, argv[script], args & NEEDS_ARG);
+    return 0;
+  }
+  if (args & HAS_HELP) {
+    print_usage(stdout, NULL, 0);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if ((todo = unimplemented_option(&opts)) != NULL) {
+    fprintf(stderr, "%s: option '%s' is not implemented yet\n", PROGNAME, todo);
+    return 0;
+  }
+  if (args & HAS_V) cli_print_version();
+  if (args & HAS_NOENV) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  conclua_openlibs(L);
+  if (args & HAS_NOENV) {
+    noenv_path = package_field(L, "path");
+    noenv_cpath = package_field(L, "cpath");
+    conclua_set_state_hook(noenv_state_hook, NULL);
+  }
+  create_arg_table(L, argv, argc, script);
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  if (!(args & HAS_NOENV) && handle_luainit(L) != LUA_OK) return 0;
+  if (!runargs(L, argv, optlim)) return 0;
+  if (script > 0 && handle_script(L, argv + script) != LUA_OK) return 0;
+  if (args & HAS_I) {
+    progname = NULL;
+    cli_repl(L);
+    progname = PROGNAME;
+  } else if (script < 1 && !(args & (HAS_E | HAS_V))) {
+    if (isatty(STDIN_FILENO)) {
+      cli_print_version();
+      progname = NULL;
+      cli_repl(L);
+      progname = PROGNAME;
+    } else if (dofile(L, NULL) != LUA_OK) {
+      return 0; /* lua 5.4 exits with 0 here; an error must not look like success */
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   lua_State *L = luaL_newstate();
-  int st;
-  conclua_openlibs(L);
-  st = conclua_dofile(L, argc > 1 ? argv[1] : NULL);
-  if (st != LUA_OK) fprintf(stderr, "%s\n", lua_tostring(L, -1));
-  conclua_wait_threads();
+  int status, result;
+  if (L == NULL) {
+    cli_message(PROGNAME, "cannot create state: not enough memory");
+    return EXIT_FAILURE;
+  }
+  cc_thread_set_interruptible(1);
+  lua_gc(L, LUA_GCSTOP); /* no collection while the state is being built */
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  status = lua_pcall(L, 2, 1, 0);
+  result = lua_toboolean(L, -1);
+  cli_report(L, status, progname);
+  progname = PROGNAME;
+  wait_for_threads();
   lua_close(L);
-  return st != LUA_OK;
+  /* noenv_path and noenv_cpath stay: an idle worker may still be preparing
+   * a state for a daemon thread. */
+  return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

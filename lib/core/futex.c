@@ -18,6 +18,8 @@ __attribute__((constructor)) static void spin_init(void) {
 int cc_futex_wait(_Atomic uint32_t *addr, uint32_t val, cc_deadline_t deadline) {
   struct timespec ts, *tsp = NULL;
   long r;
+  /* A Ctrl-C that arrived before the sleep would otherwise be missed. */
+  if (cc_unlikely(cc_interrupt) && cc_thread_interruptible()) return CC_EINTR;
   if (deadline != CC_FOREVER) {
     if (deadline <= cc_now_ns()) return CC_ETIMEOUT;
     ts.tv_sec = deadline / 1000000000;

@@ -229,9 +229,11 @@ int luaopen_conc(lua_State *L) {
   lua_newtable(L);
   conc_open_thread(L);
   conc_open_sync(L);
+  conc_open_lock(L);
   conc_open_queue(L);
   conc_open_shared(L);
   conc_open_process(L);
+  conc_open_codec(L);
   lua_pushliteral(L, CONCLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

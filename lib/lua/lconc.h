@@ -61,8 +61,11 @@ void conc_where(lua_State *L, char *buf, size_t n);
  * the stack. */
 void conc_open_thread(lua_State *L);
 void conc_open_sync(lua_State *L);
+void conc_open_lock(lua_State *L);
 void conc_open_queue(lua_State *L);
 void conc_open_shared(lua_State *L);
 void conc_open_process(lua_State *L);
+/* conc._encode / conc._decode (lcodec.c): debug entries for tests. */
+void conc_open_codec(lua_State *L);
 
 #endif

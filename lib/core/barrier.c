@@ -1,0 +1,114 @@
+/* barrier.c - one-word generation barrier (see barrier.h). */
+#include "barrier.h"
+
+#include "actor.h"
+#include "futex.h"
+
+#define B(o) ((cc_barrier_t *)(o))
+#define COUNT 0xffffu
+#define ROUND 0x7fff0000u
+#define ROUND_ONE 0x10000u
+#define BROKEN 0x80000000u
+
+const cc_type_t cc_barrier_type = {"barrier", NULL, NULL, NULL};
+
+cc_obj_t *cc_barrier_new(const char *name, uint32_t parties) {
+  cc_barrier_t *b;
+  if (parties < 1 || parties > CC_BARRIER_MAX) return NULL;
+  b = cc_obj_new(&cc_barrier_type, sizeof *b, name);
+  if (!b) return NULL;
+  b->parties = parties;
+  return &b->h;
+}
+
+static void leave(cc_barrier_t *b) {
+  if (atomic_fetch_sub(&b->inside, 1) == 1) cc_futex_wake(&b->inside, INT32_MAX);
+}
+
+/* Sets the broken bit unless round `round` is over. Returns 1 if the round
+ * completed meanwhile (the caller then succeeded after all). */
+static int break_round(cc_barrier_t *b, uint32_t round) {
+  uint32_t w = atomic_load(&b->word);
+  do {
+    if ((w & ROUND) != round) return 1;
+    if (w & BROKEN) return 0;
+  } while (!atomic_compare_exchange_weak(&b->word, &w, w | BROKEN));
+  cc_futex_wake(&b->word, INT32_MAX);
+  return 0;
+}
+
+int cc_barrier_wait(cc_obj_t *o, cc_deadline_t deadline, uint32_t *index) {
+  cc_barrier_t *b = B(o);
+  uint32_t w, round;
+  int rc = 0;
+  atomic_fetch_add(&b->inside, 1);
+  w = atomic_load(&b->word);
+  for (;;) {
+    uint32_t n = w & COUNT;
+    if (w & BROKEN) {
+      leave(b);
+      return CC_ECLOSED;
+    }
+    if (n + 1 == b->parties) {
+      /* Last one in: next round, count 0. */
+      if (atomic_compare_exchange_weak(&b->word, &w, ((w & ROUND) + ROUND_ONE) & ROUND)) {
+        cc_futex_wake(&b->word, INT32_MAX);
+        *index = n;
+        leave(b);
+        return 0;
+      }
+    } else if (atomic_compare_exchange_weak(&b->word, &w, w + 1)) {
+      *index = n;
+      break;
+    }
+  }
+  round = w & ROUND;
+  for (int i = 0; i < cc_spin_count / 4; i++) {
+    cc_cpu_relax();
+    if ((atomic_load_explicit(&b->word, memory_order_acquire) & (ROUND | BROKEN)) != round) break;
+  }
+  cc_wait_begin(o, CC_WAIT_BARRIER, deadline);
+  for (;;) {
+    w = atomic_load(&b->word);
+    if ((w & ROUND) != round) {
+      rc = 0;
+      break;
+    }
+    if (w & BROKEN) {
+      rc = CC_ECLOSED;
+      break;
+    }
+    rc = cc_futex_wait(&b->word, w, deadline);
+    if (rc == CC_ETIMEOUT || rc == CC_EINTR) {
+      if (break_round(b, round)) rc = 0;
+      break;
+    }
+  }
+  cc_wait_end(o, rc);
+  leave(b);
+  return rc;
+}
+
+void cc_barrier_abort(cc_obj_t *o) {
+  cc_barrier_t *b = B(o);
+  uint32_t w = atomic_fetch_or(&b->word, BROKEN);
+  if (!(w & BROKEN)) cc_futex_wake(&b->word, INT32_MAX);
+}
+
+void cc_barrier_reset(cc_obj_t *o) {
+  cc_barrier_t *b = B(o);
+  uint32_t n, w;
+  cc_barrier_abort(o);
+  while ((n = atomic_load(&b->inside)) != 0) cc_futex_wait(&b->inside, n, CC_FOREVER);
+  w = atomic_load(&b->word);
+  atomic_store(&b->word, ((w & ROUND) + ROUND_ONE) & ROUND);
+}
+
+int cc_barrier_broken(cc_obj_t *o) {
+  return (atomic_load(&B(o)->word) & BROKEN) != 0;
+}
+
+uint32_t cc_barrier_waiting(cc_obj_t *o) {
+  uint32_t w = atomic_load(&B(o)->word);
+  return w & BROKEN ? 0 : w & COUNT;
+}

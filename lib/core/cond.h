@@ -1,0 +1,54 @@
+/*
+ * cond.h - condition variables over a lock or an rlock (conc.condition).
+ *
+ * Python semantics: wait() and notify() require the caller to hold the
+ * condition's lock; wait() releases it (every rlock level), sleeps until
+ * notified or the deadline, and re-acquires it through the lock's normal,
+ * deadlock-checked path before returning. notify(n) wakes at most n waiters,
+ * oldest first; notify_all() wakes every waiter. There are no spurious
+ * wakeups: a 0 return means this waiter was notified.
+ *
+ * Each waiter parks on its own futex word (a small node in the arena, linked
+ * into the condition's FIFO, which the condition's lock protects), so
+ * notify(n) is exact. The condition holds a reference to its lock.
+ */
+#ifndef CC_COND_H
+#define CC_COND_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "cc.h"
+
+typedef struct cc_cond_waiter cc_cond_waiter_t;
+
+typedef struct cc_cond {
+  cc_obj_t h;
+  cc_obj_t *lock;          /* lock or rlock; a reference */
+  cc_cond_waiter_t *head;  /* FIFO of waiters, guarded by `lock` */
+  cc_cond_waiter_t *tail;
+} cc_cond_t;
+
+extern const cc_type_t cc_cond_type; /* "condition" */
+
+/* A new condition over `lock` (a lock or rlock from cc_lock_new; the
+ * condition takes its own reference), or over a fresh rlock named `name`
+ * when lock is NULL. NULL when out of shared memory. */
+cc_obj_t *cc_cond_new(const char *name, cc_obj_t *lock);
+/* The condition's lock (no new reference). */
+cc_obj_t *cc_cond_lock(cc_obj_t *c);
+
+/* Waits for a notification. Returns 0 (notified), CC_ETIMEOUT,
+ * CC_ENOTOWNER (caller does not hold the lock: nothing happened),
+ * CC_ENOMEM, CC_EINTR (interrupted; the lock is held again), or
+ * CC_EDEADLOCK (re-acquiring the lock would never end: the lock is NOT
+ * held on return). */
+int cc_cond_wait(cc_obj_t *c, cc_deadline_t deadline);
+/* Wakes up to n waiters (n < 0: all). 0 or CC_ENOTOWNER. Never blocks.
+ * *woken (may be NULL) receives how many were woken. */
+int cc_cond_notify(cc_obj_t *c, int n, int *woken);
+/* How many waiters are parked and not yet notified. The caller must hold the
+ * condition's lock (else the count is only a hint). */
+int cc_cond_waiting(cc_obj_t *c);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * lock.c - lock and rlock over one futex word (see lock.h, docs/SYNC.md).
+ *
+ * Word states: 0 free; T (held by the actor with tag T = index + 1, nobody
+ * parked); T | WAITERS (held, somebody may be parked). A waiter that takes
+ * the lock after parking always sets WAITERS, since it cannot know whether
+ * it was the last one parked: at worst one release makes a needless wake.
+ * A waiter that leaves without the lock (timeout, interrupt) makes sure
+ * that WAITERS is still set or passes the wake on, so nobody is stranded.
+ */
+#include "lock.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "futex.h"
+#include "mutex.h"
+
+#define MASK CC_LOCK_OWNER_MASK
+#define WAITERS CC_LOCK_WAITERS
+#define L(o) ((cc_lock_t *)(o))
+
+static cc_actor_t *owner_hook(cc_obj_t *o) {
+  return cc_lock_owner(o);
+}
+
+/* Called on the ending actor's own thread (thread.c abandon_holds). */
+static void abandon_hook(cc_obj_t *o, cc_actor_t *a) {
+  cc_lock_t *l = L(o);
+  uint32_t w = atomic_load(&l->word);
+  if ((w & MASK) != a->index + 1) return;
+  atomic_store_explicit(&l->depth, 0, memory_order_relaxed);
+  if (a == cc_self()) cc_unhold(o);
+  if (atomic_exchange_explicit(&l->word, 0, memory_order_release) & WAITERS)
+    cc_futex_wake(&l->word, 1);
+}
+
+const cc_type_t cc_lock_type = {"lock", NULL, owner_hook, abandon_hook};
+const cc_type_t cc_rlock_type = {"rlock", NULL, owner_hook, abandon_hook};
+
+cc_obj_t *cc_lock_new(const char *name, int recursive) {
+  cc_lock_t *l = cc_obj_new(recursive ? &cc_rlock_type : &cc_lock_type, sizeof *l, name);
+  if (!l) return NULL;
+  l->recursive = recursive != 0;
+  return &l->h;
+}
+
+cc_actor_t *cc_lock_owner(cc_obj_t *o) {
+  uint32_t w = atomic_load_explicit(&L(o)->word, memory_order_acquire) & MASK;
+  return w ? cc_actor_at(w - 1) : NULL;
+}
+
+int cc_lock_locked(cc_obj_t *o) {
+  return (atomic_load_explicit(&L(o)->word, memory_order_relaxed) & MASK) != 0;
+}
+
+int cc_lock_held_by_me(cc_obj_t *o) {
+  return (atomic_load_explicit(&L(o)->word, memory_order_relaxed) & MASK) == cc_self()->index + 1;
+}
+
+int cc_lock_is_recursive(const cc_obj_t *o) {
+  return ((const cc_lock_t *)o)->recursive;
+}
+
+static inline int try_take(cc_lock_t *l, uint32_t expect, uint32_t val) {
+  return atomic_compare_exchange_strong_explicit(&l->word, &expect, val, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+
+static int got_it(cc_lock_t *l) {
+  atomic_store_explicit(&l->depth, 1, memory_order_relaxed);
+  cc_hold(&l->h);
+  return 0;
+}
+
+/* ---- dead owner processes ---------------------------------------------- */
+
+/* True when process `pid` is gone or a zombie (its locks will never be
+ * released by it). Threads of our own process are never "dead" here: an
+ * ending thread releases its locks itself. */
+static int pid_dead(int32_t pid) {
+  char path[64], buf[512], *p;
+  FILE *f;
+  size_t n;
+  if (pid <= 0 || pid == cc_pid) return 0;
+  if (kill(pid, 0) == -1 && errno == ESRCH) return 1;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (!(f = fopen(path, "r"))) return 0;
+  n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  p = strrchr(buf, ')');
+  return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* The word `w` names an owner whose process died: take the lock over with
+ * one CAS (so only one waiter wins) and say so. */
+static int take_over(cc_lock_t *l, uint32_t w, uint32_t me) {
+  cc_actor_t *dead = cc_actor_at((w & MASK) - 1);
+  int32_t pid = dead ? dead->pid : 0;
+  char who[96];
+  if (!dead || !pid_dead(pid)) return 0;
+  if (!try_take(l, w, me | WAITERS)) return 0;
+  atomic_fetch_add(&l->takeovers, 1);
+  cc_actor_describe(cc_self(), who, sizeof who);
+  fprintf(stderr,
+          "conclua: warning: %s '%s' was held by process %d, which died; %s took it over\n",
+          l->h.type->name, l->h.name, (int)pid, who);
+  fflush(stderr);
+  return 1;
+}
+
+/* ---- acquire ------------------------------------------------------------ */
+
+/* Leaving a parked wait without the lock (rc: timeout or interrupt). A wake
+ * meant for the next waiter may have been spent on us: a free lock is taken
+ * (timeout) or its wake passed on (interrupt); a held one keeps WAITERS set
+ * so its release wakes whoever is still parked. */
+static int leave(cc_lock_t *l, uint32_t me, int rc) {
+  for (;;) {
+    uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+    if ((w & MASK) == 0) {
+      if (rc == CC_ETIMEOUT) {
+        if (try_take(l, w, me | WAITERS)) return 0;
+        continue;
+      }
+      cc_futex_wake(&l->word, 1);
+      return rc;
+    }
+    if ((w & WAITERS) || try_take(l, w, w | WAITERS)) return rc;
+  }
+}
+
+/* Parks until the lock is ours or the deadline passes; polls now and then
+ * for an owner process that died. */
+static int park(cc_lock_t *l, uint32_t me, cc_deadline_t deadline) {
+  for (;;) {
+    uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+    int64_t slice;
+    int rc;
+    if ((w & MASK) == 0) {
+      if (try_take(l, w, me | WAITERS)) return 0;
+      continue;
+    }
+    if (!(w & WAITERS)) {
+      if (!try_take(l, w, w | WAITERS)) continue;
+      w |= WAITERS;
+    }
+    slice = cc_now_ns() + CC_LOCK_POLL_NS;
+    if (slice > deadline) slice = deadline;
+    rc = cc_futex_wait(&l->word, w, slice);
+    if (rc == CC_EINTR) return leave(l, me, rc);
+    if (rc == CC_ETIMEOUT) {
+      if (deadline != CC_FOREVER && cc_now_ns() >= deadline) return leave(l, me, rc);
+      if ((w & MASK) != me && take_over(l, w, me)) return 0;
+    }
+  }
+}
+
+static int acquire_slow(cc_lock_t *l, uint32_t me, cc_deadline_t deadline) {
+  uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+  int rc;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  /* Spinning on a lock we hold ourselves is pointless: go straight to the
+   * wait, where an untimed one is reported as a deadlock. */
+  if ((w & MASK) != me) {
+    for (int i = 0; i < cc_spin_count; i++) {
+      cc_cpu_relax();
+      w = atomic_load_explicit(&l->word, memory_order_relaxed);
+      if (w == 0 && try_take(l, 0, me)) return got_it(l);
+    }
+  }
+  rc = cc_wait_begin(&l->h, CC_WAIT_LOCK, deadline);
+  if (rc != 0) return rc;
+  rc = park(l, me, deadline);
+  cc_wait_end(&l->h, rc);
+  return rc == 0 ? got_it(l) : rc;
+}
+
+int cc_lock_acquire(cc_obj_t *o, cc_deadline_t deadline) {
+  cc_lock_t *l = L(o);
+  uint32_t me = cc_self()->index + 1, w = 0;
+  if (cc_likely(atomic_compare_exchange_strong_explicit(&l->word, &w, me, memory_order_acquire,
+                                                        memory_order_relaxed)))
+    return got_it(l);
+  if ((w & MASK) == me && l->recursive) {
+    uint32_t n = atomic_load_explicit(&l->depth, memory_order_relaxed);
+    if (n >= INT32_MAX) return CC_EOVERFLOW;
+    atomic_store_explicit(&l->depth, n + 1, memory_order_relaxed);
+    return 0;
+  }
+  return acquire_slow(l, me, deadline);
+}
+
+/* ---- release ------------------------------------------------------------ */
+
+static void unlock_word(cc_lock_t *l) {
+  atomic_store_explicit(&l->depth, 0, memory_order_relaxed);
+  cc_unhold(&l->h);
+  if (atomic_exchange_explicit(&l->word, 0, memory_order_release) & WAITERS)
+    cc_futex_wake(&l->word, 1);
+}
+
+int cc_lock_release(cc_obj_t *o) {
+  cc_lock_t *l = L(o);
+  uint32_t me = cc_self()->index + 1, n;
+  if ((atomic_load_explicit(&l->word, memory_order_relaxed) & MASK) != me) return CC_ENOTOWNER;
+  n = atomic_load_explicit(&l->depth, memory_order_relaxed);
+  if (n > 1) {
+    atomic_store_explicit(&l->depth, n - 1, memory_order_relaxed);
+    return 0;
+  }
+  unlock_word(l);
+  return 0;
+}
+
+int cc_lock_release_all(cc_obj_t *o, uint32_t *depth) {
+  cc_lock_t *l = L(o);
+  uint32_t me = cc_self()->index + 1;
+  if ((atomic_load_explicit(&l->word, memory_order_relaxed) & MASK) != me) return CC_ENOTOWNER;
+  *depth = atomic_load_explicit(&l->depth, memory_order_relaxed);
+  unlock_word(l);
+  return 0;
+}
+
+int cc_lock_restore(cc_obj_t *o, uint32_t depth) {
+  int rc, intr = 0;
+  while ((rc = cc_lock_acquire(o, CC_FOREVER)) == CC_EINTR) intr = 1;
+  if (rc != 0) return rc;
+  atomic_store_explicit(&L(o)->depth, depth ? depth : 1, memory_order_relaxed);
+  return intr ? CC_EINTR : 0;
+}

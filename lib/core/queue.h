@@ -1,0 +1,111 @@
+/*
+ * queue.h - FIFO queues in the shared arena, and select over several.
+ *
+ * Any number of producers and consumers, in any threads and forked processes
+ * of the family. Items are cc_item_t values (item.h): the queue moves them in
+ * and out and never interprets their bytes. Bounded (maxsize > 0) or
+ * unbounded (maxsize 0): the ring of item slots grows by doubling as needed
+ * (up to maxsize) and shrinks back when a big ring empties.
+ *
+ * Everything lives in arena memory and uses only a cc_mutex, atomics and
+ * futexes, so a queue works between processes exactly as between threads.
+ * See docs/QUEUES.md for the layout, the wake policy and the lock order.
+ *
+ * Blocking calls spin briefly (cc_spin_count) before they park, park only on
+ * futex words in the queue, go through the instrumentation point
+ * (CC_WAIT_QUEUE) while parked, and return CC_EINTR when the interruptible
+ * thread gets SIGINT. A put or get issues no system call unless the other
+ * side is parked.
+ */
+#ifndef CC_QUEUE_H
+#define CC_QUEUE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cc.h"
+#include "item.h"
+#include "mutex.h"
+
+/* A parked select's registration on one queue. In arena memory: a putter in
+ * another process walks the list (under the queue lock). */
+typedef struct cc_qwatch {
+  struct cc_qwatch *next, *prev;
+  _Atomic uint32_t *word;
+} cc_qwatch_t;
+
+typedef struct cc_queue {
+  cc_obj_t h;
+  uint32_t maxsize; /* 0: unbounded */
+  _Atomic uint32_t closed;
+  cc_mutex_t lock;
+  /* Guarded by lock. */
+  uint32_t head;  /* slot of the first item */
+  uint32_t cap;   /* slots in ring: a power of two */
+  cc_item_t *ring;
+  uint32_t getters; /* getters parked (or about to park) on get_seq */
+  uint32_t putters; /* putters parked on put_seq */
+  cc_qwatch_t *watchers; /* parked selects, see cc_queue_select */
+  /* Written under lock, read without it (sizes, spin loops). */
+  _Atomic uint32_t count;
+  /* Futex words: bumped (under lock) when a parked getter / putter must
+   * look again. */
+  _Atomic uint32_t get_seq;
+  _Atomic uint32_t put_seq;
+  /* task_done/join: items put and not yet marked done; futex word. */
+  _Atomic uint32_t unfinished;
+  _Atomic uint32_t joiners;
+} cc_queue_t;
+
+extern const cc_type_t cc_queue_type;
+
+/* A new queue with one reference; maxsize 0 means unbounded. `name` may be
+ * NULL. NULL when out of memory. */
+cc_queue_t *cc_queue_new(uint32_t maxsize, const char *name);
+
+/* Appends *it. On success (0) the queue owns the item and *it is left empty;
+ * otherwise the caller still owns it. Blocks while the queue is full, until
+ * `deadline` (CC_NOW: never blocks). Returns 0, CC_ETIMEOUT (CC_EFULL is not
+ * used: a full queue with CC_NOW gives CC_ETIMEOUT), CC_ECLOSED, CC_ENOMEM
+ * (the ring could not grow) or CC_EINTR. */
+int cc_queue_put(cc_queue_t *q, cc_item_t *it, cc_deadline_t deadline);
+
+/* Removes the first item into *out (the caller then owns it and must
+ * cc_item_clear it). Blocks while empty and open, until `deadline`. Returns
+ * 0, CC_ETIMEOUT, CC_ECLOSED (closed and drained) or CC_EINTR. */
+int cc_queue_get(cc_queue_t *q, cc_item_t *out, cc_deadline_t deadline);
+
+/* Copies a share of the first item into *out without removing it (clear it
+ * after use). Returns 0, CC_EMPTY or CC_ECLOSED (closed and drained). Never
+ * blocks. */
+int cc_queue_peek(cc_queue_t *q, cc_item_t *out);
+
+/* Items in the queue now (a snapshot). Never blocks. */
+static inline uint32_t cc_queue_size(cc_queue_t *q) {
+  return atomic_load_explicit(&q->count, memory_order_relaxed);
+}
+
+/* Closes the queue: later puts fail with CC_ECLOSED, gets drain what is left
+ * and then return CC_ECLOSED; every parked putter, getter and select wakes.
+ * Idempotent. */
+void cc_queue_close(cc_queue_t *q);
+
+/* Marks one item as processed (Python's task_done). CC_EINVAL when called
+ * more times than items were put. */
+int cc_queue_task_done(cc_queue_t *q);
+
+/* Blocks until every item put has been marked done, or the deadline: 0,
+ * CC_ETIMEOUT, CC_EINTR. */
+int cc_queue_join(cc_queue_t *q, cc_deadline_t deadline);
+
+/* Takes the first item of whichever of qs[0..n) has one, trying them in
+ * order from qs[start % n] (callers rotate `start` for fairness). *which is
+ * the index taken from. Blocks until an item arrives or the deadline.
+ * Returns 0, CC_ETIMEOUT, CC_ECLOSED (every queue closed and drained),
+ * CC_ENOMEM (could not allocate its watch records) or CC_EINTR. A queue
+ * may appear more than once. */
+int cc_queue_select(cc_queue_t *const *qs, int n, unsigned start, cc_item_t *out,
+                    int *which, cc_deadline_t deadline);
+
+#endif

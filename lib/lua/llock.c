@@ -1,0 +1,334 @@
+/*
+ * llock.c - conc.lock, conc.rlock, conc.condition, and the helpers every
+ * synchronisation binding shares (lsync.h): method dispatch, timeouts,
+ * with() and hold() guards.
+ */
+#include <stdio.h>
+
+#include "cond.h"
+#include "lock.h"
+#include "lsync.h"
+
+#define GUARD_T "conc.guard"
+
+/* ---- shared helpers ----------------------------------------------------- */
+
+cc_obj_t *sync_self_slow(lua_State *L) {
+  const cc_type_t *t;
+  lua_getfield(L, lua_upvalueindex(1), "__conctype");
+  t = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return conc_check(L, 1, t);
+}
+
+cc_deadline_t sync_deadline(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNONE:
+  case LUA_TNIL:
+    return CC_FOREVER;
+  case LUA_TBOOLEAN:
+    return lua_toboolean(L, idx) ? CC_FOREVER : CC_NOW;
+  default:
+    return conc_opt_deadline(L, idx);
+  }
+}
+
+int sync_raise(lua_State *L, int err, const char *what) {
+  if (err == CC_EDEADLOCK) {
+    lua_pushstring(L, cc_deadlock_message());
+    return lua_error(L);
+  }
+  return conc_raise(L, err, what);
+}
+
+int sync_notowner(lua_State *L, cc_obj_t *o, const char *verb) {
+  return luaL_error(L, "cannot %s un-acquired %s '%s'", verb, o->type->name, o->name);
+}
+
+/* A guard: the object to release and how; ops == NULL once released. Its
+ * user value is the conc userdata, which keeps the object alive. */
+typedef struct guard {
+  cc_obj_t *obj;
+  const sync_ops_t *ops;
+} guard_t;
+
+static int guard_close(lua_State *L) {
+  guard_t *g = luaL_checkudata(L, 1, GUARD_T);
+  const sync_ops_t *ops = g->ops;
+  if (ops) {
+    int rc;
+    g->ops = NULL;
+    rc = ops->release(g->obj);
+    if (rc == CC_ENOTOWNER) return sync_notowner(L, g->obj, "release");
+    if (rc != 0) return sync_raise(L, rc, "release");
+  }
+  return 0;
+}
+
+static int guard_tostring(lua_State *L) {
+  guard_t *g = luaL_checkudata(L, 1, GUARD_T);
+  lua_pushfstring(L, "conc.guard of %s '%s'%s", g->obj->type->name, g->obj->name,
+                  g->ops ? "" : " (released)");
+  return 1;
+}
+
+/* Pushes the guard metatable, creating it on first use. */
+static void guard_metatable(lua_State *L) {
+  static const luaL_Reg meta[] = {{"__close", guard_close}, {"__tostring", guard_tostring},
+                                  {NULL, NULL}};
+  if (luaL_newmetatable(L, GUARD_T)) {
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    lua_pushcfunction(L, guard_close);
+    lua_setfield(L, -2, "release");
+    lua_setfield(L, -2, "__index");
+  }
+}
+
+/* An inactive guard for the object whose userdata is at index 1. */
+static guard_t *push_guard(lua_State *L, cc_obj_t *o) {
+  guard_t *g = lua_newuserdatauv(L, sizeof *g, 1);
+  g->obj = o;
+  g->ops = NULL;
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return g;
+}
+
+static int with_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L) - 2; /* above the guard and self */
+}
+
+int sync_with(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
+  guard_t *g;
+  int rc, nargs;
+  luaL_checkany(L, 2);
+  g = push_guard(L, o);
+  rc = ops->acquire(o, CC_FOREVER);
+  if (rc != 0) return sync_raise(L, rc, "with");
+  g->ops = ops;
+  /* guard, self, fn, args...: the guard's slot releases on return or error,
+   * and an error keeps its own traceback. */
+  lua_insert(L, 1);
+  lua_toclose(L, 1);
+  nargs = lua_gettop(L) - 3;
+  lua_callk(L, nargs, LUA_MULTRET, 0, with_done);
+  return with_done(L, LUA_OK, 0);
+}
+
+int sync_hold(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
+  cc_deadline_t d = sync_deadline(L, 2);
+  guard_t *g = push_guard(L, o);
+  int rc = ops->acquire(o, d);
+  if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
+  if (rc != 0) return sync_raise(L, rc, "hold");
+  g->ops = ops;
+  return 1;
+}
+
+void sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods) {
+  char tname[64];
+  conc_newtype(L, type, NULL, NULL, NULL);
+  snprintf(tname, sizeof tname, "conc.%s", type->name);
+  luaL_getmetatable(L, tname);
+  guard_metatable(L);
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, methods, 2);
+  lua_setfield(L, -3, "__index");
+  lua_pop(L, 2);
+}
+
+/* ---- lock and rlock ------------------------------------------------------ */
+
+static const sync_ops_t lock_ops = {cc_lock_acquire, cc_lock_release};
+
+static int lock_result(lua_State *L, int rc) {
+  if (cc_likely(rc == 0)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (rc == CC_ETIMEOUT) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  return sync_raise(L, rc, "acquire");
+}
+
+static int l_acquire(lua_State *L) {
+  cc_obj_t *o = sync_self(L);
+  return lock_result(L, cc_lock_acquire(o, lua_gettop(L) < 2 ? CC_FOREVER : sync_deadline(L, 2)));
+}
+
+static int l_release(lua_State *L) {
+  cc_obj_t *o = sync_self(L);
+  if (cc_unlikely(cc_lock_release(o) != 0)) return sync_notowner(L, o, "release");
+  return 0;
+}
+
+static int l_locked(lua_State *L) {
+  lua_pushboolean(L, cc_lock_locked(sync_self(L)));
+  return 1;
+}
+
+static int l_owned(lua_State *L) {
+  lua_pushboolean(L, cc_lock_held_by_me(sync_self(L)));
+  return 1;
+}
+
+static int l_with(lua_State *L) {
+  return sync_with(L, sync_self(L), &lock_ops);
+}
+
+static int l_hold(lua_State *L) {
+  return sync_hold(L, sync_self(L), &lock_ops);
+}
+
+static int new_lock(lua_State *L, int recursive) {
+  char where[128];
+  const char *name = luaL_optstring(L, 1, NULL);
+  cc_obj_t *o;
+  if (!name) {
+    conc_where(L, where, sizeof where);
+    name = where;
+  }
+  o = cc_lock_new(name, recursive);
+  if (!o) return luaL_error(L, "conc.%s: %s", recursive ? "rlock" : "lock", cc_strerror(CC_ENOMEM));
+  conc_push_owned(L, o);
+  return 1;
+}
+
+static int l_lock(lua_State *L) {
+  return new_lock(L, 0);
+}
+
+static int l_rlock(lua_State *L) {
+  return new_lock(L, 1);
+}
+
+static const luaL_Reg lock_methods[] = {
+    {"acquire", l_acquire}, {"release", l_release}, {"locked", l_locked},
+    {"owned", l_owned},     {"with", l_with},       {"hold", l_hold},
+    {NULL, NULL}};
+
+/* ---- condition ----------------------------------------------------------- */
+
+static int c_acquire(lua_State *L) {
+  cc_obj_t *l = cc_cond_lock(sync_self(L));
+  return lock_result(L, cc_lock_acquire(l, sync_deadline(L, 2)));
+}
+
+static int c_release(lua_State *L) {
+  cc_obj_t *l = cc_cond_lock(sync_self(L));
+  if (cc_lock_release(l) != 0) return sync_notowner(L, l, "release");
+  return 0;
+}
+
+static int c_locked(lua_State *L) {
+  lua_pushboolean(L, cc_lock_locked(cc_cond_lock(sync_self(L))));
+  return 1;
+}
+
+static int c_owned(lua_State *L) {
+  lua_pushboolean(L, cc_lock_held_by_me(cc_cond_lock(sync_self(L))));
+  return 1;
+}
+
+static int c_with(lua_State *L) {
+  return sync_with(L, cc_cond_lock(sync_self(L)), &lock_ops);
+}
+
+static int c_hold(lua_State *L) {
+  return sync_hold(L, cc_cond_lock(sync_self(L)), &lock_ops);
+}
+
+static int c_lock(lua_State *L) {
+  conc_push(L, cc_cond_lock(sync_self(L)));
+  return 1;
+}
+
+/* 1 notified, 0 timed out; raises otherwise. */
+static int cond_wait(lua_State *L, cc_obj_t *c, cc_deadline_t d) {
+  int rc = cc_cond_wait(c, d);
+  if (rc == 0) return 1;
+  if (rc == CC_ETIMEOUT) return 0;
+  if (rc == CC_ENOTOWNER) return sync_notowner(L, cc_cond_lock(c), "wait on");
+  return sync_raise(L, rc, "condition:wait");
+}
+
+static int c_wait(lua_State *L) {
+  cc_obj_t *c = sync_self(L);
+  lua_pushboolean(L, cond_wait(L, c, sync_deadline(L, 2)));
+  return 1;
+}
+
+/* wait_for(pred [, timeout]): Python's loop; returns pred's last result. */
+static int c_wait_for(lua_State *L) {
+  cc_obj_t *c = sync_self(L);
+  cc_deadline_t d;
+  luaL_checkany(L, 2);
+  d = sync_deadline(L, 3);
+  if (!cc_lock_held_by_me(cc_cond_lock(c))) return sync_notowner(L, cc_cond_lock(c), "wait on");
+  for (;;) {
+    lua_settop(L, 3);
+    lua_pushvalue(L, 2);
+    lua_call(L, 0, 1);
+    if (lua_toboolean(L, -1) || (d != CC_FOREVER && cc_now_ns() >= d)) return 1;
+    if (!cond_wait(L, c, d)) {
+      lua_pushvalue(L, 2);
+      lua_call(L, 0, 1);
+      return 1;
+    }
+  }
+}
+
+static int c_notify(lua_State *L) {
+  cc_obj_t *c = sync_self(L);
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  luaL_argcheck(L, n >= 0, 2, "must be non-negative");
+  if (cc_cond_notify(c, n > INT32_MAX ? INT32_MAX : (int)n, NULL) != 0)
+    return sync_notowner(L, cc_cond_lock(c), "notify on");
+  return 0;
+}
+
+static int c_notify_all(lua_State *L) {
+  cc_obj_t *c = sync_self(L);
+  if (cc_cond_notify(c, -1, NULL) != 0) return sync_notowner(L, cc_cond_lock(c), "notify on");
+  return 0;
+}
+
+static int l_condition(lua_State *L) {
+  char where[128];
+  cc_obj_t *lock = NULL, *c;
+  if (!lua_isnoneornil(L, 1)) {
+    lock = conc_toobj(L, 1);
+    if (!lock || (lock->type != &cc_lock_type && lock->type != &cc_rlock_type))
+      return luaL_typeerror(L, 1, "conc.lock or conc.rlock");
+  }
+  conc_where(L, where, sizeof where);
+  c = cc_cond_new(where, lock);
+  if (!c) return luaL_error(L, "conc.condition: %s", cc_strerror(CC_ENOMEM));
+  conc_push_owned(L, c);
+  return 1;
+}
+
+static const luaL_Reg cond_methods[] = {
+    {"acquire", c_acquire}, {"release", c_release},   {"locked", c_locked},
+    {"owned", c_owned},     {"with", c_with},         {"hold", c_hold},
+    {"lock", c_lock},       {"wait", c_wait},         {"wait_for", c_wait_for},
+    {"notify", c_notify},   {"notify_all", c_notify_all}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+    {"lock", l_lock}, {"rlock", l_rlock}, {"condition", l_condition}, {NULL, NULL}};
+
+void conc_open_lock(lua_State *L) {
+  sync_newtype(L, &cc_lock_type, lock_methods);
+  sync_newtype(L, &cc_rlock_type, lock_methods);
+  sync_newtype(L, &cc_cond_type, cond_methods);
+  luaL_setfuncs(L, funcs, 0);
+}

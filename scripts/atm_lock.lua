@@ -1,0 +1,30 @@
+-- atm_lock.lua: the ATM race of atm.lua, fixed with a lock.
+-- From the seed's "mutex" (互斥锁) section: Lao Wang and his wife both try
+-- to withdraw 80 from an account holding 100, at the same moment, from two
+-- ATMs. With the lock, only one of them can check-and-withdraw at a time:
+-- one withdrawal succeeds, the other is told the balance is insufficient.
+-- Usage: conclua scripts/atm_lock.lua [pause-seconds]   (default 1)
+local pause = tonumber(arg and arg[1]) or 1
+
+local balance = conc.atomic(100) -- the account: one integer shared by every thread
+local lock = conc.lock("account") -- the same lock object for both threads
+
+local function withdraw(who, amount)
+  -- Everything inside with() runs while holding the lock; the lock is
+  -- released when the function returns (or raises).
+  lock:with(function()
+    if balance:get() < amount then
+      print(("%s: insufficient balance"):format(who))
+      return
+    end
+    conc.sleep(pause) -- the pause that let both threads in without the lock
+    balance:set(balance:get() - amount)
+    print(("%s: withdrew %d, balance is %d"):format(who, amount, balance:get()))
+  end)
+end
+
+local t1 = conc.thread({name = "Lao Wang"}, withdraw, "Lao Wang", 80)
+local t2 = conc.thread({name = "his wife"}, withdraw, "his wife", 80)
+t1:join()
+t2:join()
+print(("final balance: %d"):format(balance:get()))
