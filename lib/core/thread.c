@@ -39,8 +39,17 @@ static void thread_destroy(cc_obj_t *o) {
   if (atomic_load(&t->done) && t->status == CC_T_ERROR && !atomic_load(&t->observed) &&
       hooks.on_unobserved_error)
     hooks.on_unobserved_error(t);
-  cc_free(t->job);
+  cc_thread_drop_job(t);
+  if (t->result && t->status == CC_T_OK && hooks.release_payload)
+    hooks.release_payload(t->result, t->result_len);
   cc_free(t->result);
+}
+
+void cc_thread_drop_job(cc_thread_t *t) {
+  if (!t->job) return;
+  if (hooks.release_payload) hooks.release_payload(t->job, t->job_len);
+  cc_free(t->job);
+  t->job = NULL;
 }
 
 const cc_type_t cc_thread_type = {"thread", thread_destroy, NULL, NULL};

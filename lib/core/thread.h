@@ -52,6 +52,9 @@ typedef struct cc_thread_hooks {
   void (*run)(void *ctx, cc_thread_t *t);
   void (*discard)(void *ctx);
   void (*on_unobserved_error)(cc_thread_t *t);
+  /* Drops what encoded bytes hold (object references) before they are
+   * freed: applied to the job and to successful results. May be NULL. */
+  void (*release_payload)(const void *data, size_t len);
 } cc_thread_hooks_t;
 void cc_thread_set_hooks(const cc_thread_hooks_t *hooks);
 
@@ -73,6 +76,9 @@ void cc_thread_finish(cc_thread_t *t, int status, void *result, size_t len);
  * CC_EINTR when interrupted). Goes through the instrumentation point. */
 int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline);
 int cc_thread_alive(const cc_thread_t *t);
+
+/* Releases and frees t->job (the run hook calls it once decoded). */
+void cc_thread_drop_job(cc_thread_t *t);
 
 /* Registry of live threads and processes (for conc.threads and dumps).
  * The callback runs with the registry lock held: it must not block. Stops

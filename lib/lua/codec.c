@@ -4,8 +4,9 @@
  * Lua 5.4 bytecode. The format and its rules are in docs/CODEC.md.
  *
  * Encoding takes one of two paths. Values made only of nil, booleans,
- * numbers and strings are sized first and written into a buffer reserved
- * once: no Lua allocation, no protected call. Anything else is encoded under
+ * numbers, strings and at most one plain table of those (the usual queue
+ * item) are written with no Lua allocation and no protected call, the
+ * scalars into one reservation. Anything else is encoded under
  * lua_pcall, so that every error (ours, or a Lua memory error) frees the
  * buffer before it propagates. Conc object references are taken only once
  * the bytes are complete, so a failed encoding never holds any.
@@ -124,17 +125,19 @@ static lua_Integer unzigzag(uint64_t z) {
   return (lua_Integer)(z >> 1) ^ -(lua_Integer)(z & 1);
 }
 
-/* Bytes put_scalar may write for the value at idx (nil, boolean, number or
- * string). */
-static size_t scalar_size(lua_State *L, int idx) {
+#define IS_SCALAR(t) \
+  ((t) == LUA_TNIL || (t) == LUA_TBOOLEAN || (t) == LUA_TNUMBER || (t) == LUA_TSTRING)
+
+/* Bytes put_scalar may write for the value at idx, of type t (a scalar). */
+static size_t scalar_room(lua_State *L, int idx, int t) {
   size_t n;
-  if (lua_type(L, idx) != LUA_TSTRING) return SCALAR_MAX;
+  if (t != LUA_TSTRING) return SCALAR_MAX;
   lua_tolstring(L, idx, &n);
   return 1 + UVARINT_MAX + n;
 }
 
-static unsigned char *put_scalar(lua_State *L, int idx, unsigned char *p) {
-  switch (lua_type(L, idx)) {
+static unsigned char *put_scalar(lua_State *L, int idx, int t, unsigned char *p) {
+  switch (t) {
   case LUA_TBOOLEAN:
     *p++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE;
     return p;
@@ -228,6 +231,27 @@ static inline int wbuf_reserve(conc_wbuf_t *b, size_t need) {
   return cc_likely(b->cap - b->len >= need) ? 0 : wbuf_grow(b, need);
 }
 
+/* Appends the scalar at idx (type t). Returns 0, or -1 out of memory. */
+static int wbuf_scalar(conc_wbuf_t *b, lua_State *L, int idx, int t) {
+  if (wbuf_reserve(b, scalar_room(L, idx, t)) != 0) return -1;
+  b->len = (size_t)((char *)put_scalar(L, idx, t, (unsigned char *)b->data + b->len) - b->data);
+  return 0;
+}
+
+/* A table is written as its tag, two one-byte count placeholders, the
+ * values: wbuf_counts() then rewrites the placeholders at pos, moving what
+ * follows when the counts need more room. Returns 0, or -1 out of memory. */
+static int wbuf_counts(conc_wbuf_t *b, size_t pos, uint64_t narr, uint64_t nhash) {
+  size_t k = (size_t)(uvarint_len(narr) + uvarint_len(nhash));
+  if (k > 2) {
+    if (wbuf_reserve(b, k - 2) != 0) return -1;
+    memmove(b->data + pos + k, b->data + pos + 2, b->len - pos - 2);
+    b->len += k - 2;
+  }
+  put_uvarint(put_uvarint((unsigned char *)b->data + pos, narr), nhash);
+  return 0;
+}
+
 static const char *nomem_message(const conc_wbuf_t *b) {
   return b->in_arena ? cc_strerror(CC_ENOMEM) : "not enough memory";
 }
@@ -235,12 +259,11 @@ static const char *nomem_message(const conc_wbuf_t *b) {
 /* ---- encoder: places and errors --------------------------------------- */
 
 /* How a value was reached from its parent. */
-enum { F_INDEX, F_FIELD, F_KEY, F_UPVAL, F_META };
+enum { F_FIELD, F_KEY, F_UPVAL, F_META };
 
 typedef struct frame {
   int kind;
   int idx;          /* F_FIELD: stack index of the key; F_UPVAL: number */
-  lua_Integer i;    /* F_INDEX: array index */
   const char *name; /* F_UPVAL: name, "" for a C closure's */
 } frame_t;
 
@@ -333,12 +356,9 @@ static void mb_place(msgbuf_t *m, const enc_t *e) {
   mb_add(m, " (%s %d", e->what, e->argn);
   for (k = 0; k < e->lvl; k++) {
     const frame_t *f = &e->path[k];
-    if (f->kind == F_INDEX || f->kind == F_FIELD) {
+    if (f->kind == F_FIELD) {
       if (!infield) mb_add(m, ", field '");
-      if (f->kind == F_FIELD)
-        mb_key(m, e->L, f->idx, !infield);
-      else
-        mb_add(m, "[" LUA_INTEGER_FMT "]", (LUAI_UACINT)f->i);
+      mb_key(m, e->L, f->idx, !infield);
       infield = 1;
       continue;
     }
@@ -475,28 +495,15 @@ static int enc_backref(enc_t *e, int idx) {
 
 static void enc_value(enc_t *e, int idx);
 
-/* Rewrites the two one-byte count placeholders at pos, moving what follows
- * when the counts need more room. */
-static void enc_patch_counts(enc_t *e, size_t pos, uint64_t narr, uint64_t nhash) {
-  size_t k = (size_t)(uvarint_len(narr) + uvarint_len(nhash));
-  unsigned char *p;
-  if (k > 2) {
-    enc_room(e, k - 2);
-    memmove(e->b->data + pos + k, e->b->data + pos + 2, e->b->len - pos - 2);
-    e->b->len += k - 2;
-  }
-  p = (unsigned char *)e->b->data + pos;
-  put_uvarint(put_uvarint(p, narr), nhash);
-}
-
-/* The array part is the run of non-nil values t[1], t[2], ...; every other
- * pair goes to the hash part. (Not lua_rawlen: a border can lie far beyond
- * the entries of a sparse table.) */
+/* One pass of lua_next: while the keys run 1, 2, 3, ... the values go to
+ * the array part; from the first other key on, every pair goes to the hash
+ * part (so a sparse table costs what its entries cost, whatever its
+ * border). */
 static void enc_table(enc_t *e, int t) {
   lua_State *L = e->L;
   lua_Integer narr = 0, nhash = 0;
   size_t pos;
-  int mt = 0;
+  int mt = 0, inarr = 1;
   if (enc_backref(e, t)) return;
   enc_enter(e);
   enc_register(e, t);
@@ -505,33 +512,24 @@ static void enc_table(enc_t *e, int t) {
   pos = e->b->len;
   enc_room(e, 2);
   e->b->len += 2;
-  while (lua_rawgeti(L, t, narr + 1) != LUA_TNIL) {
-    enc_frame(e, F_INDEX)->i = ++narr;
-    enc_value(e, lua_gettop(L));
-    e->lvl--;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
   lua_pushnil(L);
   while (lua_next(L, t)) {
     int top = lua_gettop(L);
-    if (lua_isinteger(L, top - 1)) {
-      lua_Integer k = lua_tointeger(L, top - 1);
-      if (k >= 1 && k <= narr) {
-        lua_pop(L, 1);
-        continue;
-      }
+    if (inarr && lua_isinteger(L, top - 1) && lua_tointeger(L, top - 1) == narr + 1) {
+      narr++;
+    } else {
+      inarr = 0;
+      nhash++;
+      enc_frame(e, F_KEY);
+      enc_value(e, top - 1);
+      e->lvl--;
     }
-    enc_frame(e, F_KEY);
-    enc_value(e, top - 1);
-    e->lvl--;
     enc_frame(e, F_FIELD)->idx = top - 1;
     enc_value(e, top);
     e->lvl--;
     lua_pop(L, 1);
-    nhash++;
   }
-  enc_patch_counts(e, pos, (uint64_t)narr, (uint64_t)nhash);
+  if (wbuf_counts(e->b, pos, (uint64_t)narr, (uint64_t)nhash) != 0) enc_nomem(e);
   if (mt) {
     enc_frame(e, F_META);
     enc_value(e, mt);
@@ -719,7 +717,8 @@ static void enc_userdata(enc_t *e, int idx) {
 
 static void enc_value(enc_t *e, int idx) {
   lua_State *L = e->L;
-  switch (lua_type(L, idx)) {
+  int t = lua_type(L, idx);
+  switch (t) {
   case LUA_TTABLE:
     enc_table(e, idx);
     return;
@@ -737,7 +736,7 @@ static void enc_value(enc_t *e, int idx) {
   case LUA_TTHREAD:
     enc_fail(e, "cannot copy a coroutine");
   default:
-    enc_end(e, put_scalar(L, idx, enc_room(e, scalar_size(L, idx))));
+    if (wbuf_scalar(e->b, L, idx, t) != 0) enc_nomem(e);
   }
 }
 
@@ -764,36 +763,73 @@ static int enc_protected(lua_State *L) {
 
 static void walk_objects(const void *data, size_t len, void (*fn)(cc_obj_t *));
 
-/* The path without bookkeeping: values made only of nil, booleans, numbers
- * and strings are sized, then written into one reservation. Returns 0 when
- * another type is present. */
+enum { FLAT_DONE, FLAT_NO, FLAT_NOMEM };
+
+/* A table without metatable whose keys and values are all scalars, at a
+ * top-level slot: the same bytes enc_table would write. FLAT_NO as soon as
+ * something else shows up. */
+static int flat_table(lua_State *L, int t, conc_wbuf_t *b) {
+  lua_Integer narr = 0, nhash = 0;
+  size_t pos;
+  int inarr = 1;
+  if (!lua_checkstack(L, 3)) return FLAT_NO;
+  if (lua_getmetatable(L, t)) {
+    lua_pop(L, 1);
+    return FLAT_NO;
+  }
+  if (wbuf_reserve(b, 3) != 0) return FLAT_NOMEM;
+  b->data[b->len] = T_TABLE;
+  pos = b->len + 1;
+  b->len += 3;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int top = lua_gettop(L), kt = lua_type(L, top - 1), vt = lua_type(L, top);
+    if (!IS_SCALAR(vt) || !IS_SCALAR(kt)) {
+      lua_pop(L, 2);
+      return FLAT_NO;
+    }
+    if (inarr && lua_isinteger(L, top - 1) && lua_tointeger(L, top - 1) == narr + 1) {
+      narr++;
+    } else {
+      inarr = 0;
+      nhash++;
+      if (wbuf_scalar(b, L, top - 1, kt) != 0) vt = -1;
+    }
+    if (vt < 0 || wbuf_scalar(b, L, top, vt) != 0) {
+      lua_pop(L, 2);
+      return FLAT_NOMEM;
+    }
+    lua_pop(L, 1);
+  }
+  return wbuf_counts(b, pos, (uint64_t)narr, (uint64_t)nhash) != 0 ? FLAT_NOMEM : FLAT_DONE;
+}
+
+/* The path without bookkeeping nor protected call, for values made of
+ * scalars and at most one plain table of scalars (the usual queue item):
+ * nothing is allocated but b, and nothing can raise but running out of
+ * memory for b. */
 static int enc_flat(lua_State *L, int first, int n, conc_wbuf_t *b) {
   size_t total = 1 + UVARINT_MAX;
-  unsigned char *p;
-  int i;
+  int i, tables = 0;
   for (i = 0; i < n; i++) {
     int t = lua_type(L, first + i);
-    if (t == LUA_TSTRING) {
-      size_t len;
-      lua_tolstring(L, first + i, &len);
-      total += 1 + UVARINT_MAX + len;
-    } else if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER) {
-      total += SCALAR_MAX;
-    } else {
-      return 0;
+    if (IS_SCALAR(t))
+      total += scalar_room(L, first + i, t);
+    else if (t != LUA_TTABLE || tables++)
+      return FLAT_NO;
+  }
+  if (wbuf_reserve(b, total) != 0) return FLAT_NOMEM;
+  b->data[0] = CONC_CODEC_VERSION;
+  b->len = (size_t)((char *)put_uvarint((unsigned char *)b->data + 1, (uint64_t)n) - b->data);
+  for (i = 0; i < n; i++) {
+    int r, t = lua_type(L, first + i);
+    if (t != LUA_TTABLE) {
+      if (wbuf_scalar(b, L, first + i, t) != 0) return FLAT_NOMEM;
+    } else if ((r = flat_table(L, first + i, b)) != FLAT_DONE) {
+      return r;
     }
   }
-  if (wbuf_reserve(b, total) != 0) {
-    const char *msg = nomem_message(b);
-    conc_wbuf_free(b);
-    luaL_error(L, "%s", msg);
-  }
-  p = (unsigned char *)b->data;
-  *p++ = CONC_CODEC_VERSION;
-  p = put_uvarint(p, (uint64_t)n);
-  for (i = 0; i < n; i++) p = put_scalar(L, first + i, p);
-  b->len = (size_t)((char *)p - b->data);
-  return 1;
+  return FLAT_DONE;
 }
 
 void conc_encode(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what) {
@@ -802,7 +838,18 @@ void conc_encode(lua_State *L, int first, int n, conc_wbuf_t *b, const char *wha
   first = lua_absindex(L, first);
   b->len = 0;
   b->has_objects = 0;
-  if (enc_flat(L, first, n, b)) return;
+  switch (enc_flat(L, first, n, b)) {
+  case FLAT_DONE:
+    return;
+  case FLAT_NOMEM: {
+    const char *msg = nomem_message(b);
+    conc_wbuf_free(b);
+    luaL_error(L, "%s", msg);
+    return;
+  }
+  default: /* start again on the general path */
+    b->len = 0;
+  }
   luaL_checkstack(L, n + 8, "too many values to copy");
   e.b = b;
   e.what = what;

@@ -43,7 +43,8 @@ typedef struct conc_wbuf {
  * value's place when a value cannot be copied (and "out of shared memory"
  * or "not enough memory" when b cannot grow); b is left empty and no
  * reference is held in that case. Values made only of nil, booleans,
- * numbers and strings take a path that allocates nothing but b. */
+ * numbers, strings and at most one plain table of those take a path that
+ * allocates nothing but b (and uses no protected call). */
 void conc_encode(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what);
 
 /* Decodes values from data[0..len) and pushes them. Returns how many.

@@ -42,8 +42,7 @@ static int run_protected(lua_State *L) {
   void *data;
   size_t len;
   n = conc_decode(L, t->job, t->job_len);
-  cc_free(t->job);
-  t->job = NULL;
+  cc_thread_drop_job(t);
   lua_call(L, n - 1, LUA_MULTRET);
   n = lua_gettop(L) - base;
   conc_wbuf_init(&b, 1);
@@ -76,8 +75,7 @@ static void thread_run(void *ctx, cc_thread_t *t) {
   size_t len = 0;
   if (!L) {
     const char *m = "cannot create a Lua state for the thread";
-    cc_free(t->job);
-    t->job = NULL;
+    cc_thread_drop_job(t);
     cc_thread_finish(t, CC_T_ERROR, store_text(m, strlen(m), &len), len);
     return;
   }
@@ -96,10 +94,7 @@ static void thread_run(void *ctx, cc_thread_t *t) {
     if (!m) m = "?", mlen = 1;
     text = store_text(m, mlen, &len);
     lua_settop(L, 0);
-    if (t->job) {
-      cc_free(t->job);
-      t->job = NULL;
-    }
+    cc_thread_drop_job(t);
     cc_thread_finish(t, CC_T_ERROR, text, len);
     /* Nobody else holds the Thread: no join can ever observe the error. */
     if (atomic_load(&t->h.refs) == 1) {
@@ -120,7 +115,7 @@ static void thread_discard(void *ctx) {
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 static void install_hooks(void) {
   static const cc_thread_hooks_t h = {thread_prepare, thread_run, thread_discard,
-                                      print_unobserved};
+                                      print_unobserved, conc_codec_release};
   cc_thread_set_hooks(&h);
 }
 

@@ -60,7 +60,7 @@ static int panic(lua_State *L) {
 static int open_all(lua_State *L) {
   conclua_openlibs(L);
   /* a module name from the bytes must never reach the file system */
-  luaL_dostring(L, "package.path = '' package.cpath = ''");
+  if (luaL_dostring(L, "package.path = '' package.cpath = ''") != LUA_OK) return lua_error(L);
   return 0;
 }
 

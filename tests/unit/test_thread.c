@@ -60,7 +60,7 @@ static void fake_unobserved(cc_thread_t *t) {
 static int setup(void **state) {
   (void)state;
   static const cc_thread_hooks_t h = {fake_prepare, fake_run, fake_discard,
-                                      fake_unobserved};
+                                      fake_unobserved, NULL};
   cc_thread_set_hooks(&h);
   return 0;
 }
