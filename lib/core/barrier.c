@@ -21,8 +21,12 @@ cc_obj_t *cc_barrier_new(const char *name, uint32_t parties) {
   return &b->h;
 }
 
+/* inside-- then reading resetters pairs with reset's resetters++ then
+ * reading inside (both sequentially consistent): a reset never sleeps past
+ * the last party's exit, and a round costs no wake when nobody resets. */
 static void leave(cc_barrier_t *b) {
-  if (atomic_fetch_sub(&b->inside, 1) == 1) cc_futex_wake(&b->inside, INT32_MAX);
+  if (atomic_fetch_sub(&b->inside, 1) == 1 && atomic_load(&b->resetters) > 0)
+    cc_futex_wake(&b->inside, INT32_MAX);
 }
 
 /* Sets the broken bit unless round `round` is over. Returns 1 if the round
@@ -99,7 +103,9 @@ void cc_barrier_reset(cc_obj_t *o) {
   cc_barrier_t *b = B(o);
   uint32_t n, w;
   cc_barrier_abort(o);
+  atomic_fetch_add(&b->resetters, 1);
   while ((n = atomic_load(&b->inside)) != 0) cc_futex_wait(&b->inside, n, CC_FOREVER);
+  atomic_fetch_sub(&b->resetters, 1);
   w = atomic_load(&b->word);
   atomic_store(&b->word, ((w & ROUND) + ROUND_ONE) & ROUND);
 }

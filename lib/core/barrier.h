@@ -28,6 +28,7 @@ typedef struct cc_barrier {
   uint32_t parties;
   _Atomic uint32_t word;   /* futex word: arrivals | round << 16 | broken */
   _Atomic uint32_t inside; /* parties inside wait(); futex word for reset */
+  _Atomic uint32_t resetters; /* reset() calls waiting for `inside` to drain */
 } cc_barrier_t;
 
 extern const cc_type_t cc_barrier_type; /* "barrier" */

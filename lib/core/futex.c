@@ -19,7 +19,9 @@ int cc_futex_wait(_Atomic uint32_t *addr, uint32_t val, cc_deadline_t deadline) 
   struct timespec ts, *tsp = NULL;
   long r;
   /* A Ctrl-C that arrived before the sleep would otherwise be missed. */
-  if (cc_unlikely(cc_interrupt) && cc_thread_interruptible()) return CC_EINTR;
+  /* Only the interruptible (main) thread reads the flag, which that thread
+   * and its signal handler write: other threads never race on it. */
+  if (cc_thread_interruptible() && cc_unlikely(cc_interrupt)) return CC_EINTR;
   if (deadline != CC_FOREVER) {
     if (deadline <= cc_now_ns()) return CC_ETIMEOUT;
     ts.tv_sec = deadline / 1000000000;
@@ -30,7 +32,7 @@ int cc_futex_wait(_Atomic uint32_t *addr, uint32_t val, cc_deadline_t deadline) 
   r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET, val, tsp, NULL,
               FUTEX_BITSET_MATCH_ANY);
   if (r == -1 && errno == ETIMEDOUT) return CC_ETIMEOUT;
-  if (r == -1 && errno == EINTR && cc_interrupt && cc_thread_interruptible())
+  if (r == -1 && errno == EINTR && cc_thread_interruptible() && cc_interrupt)
     return CC_EINTR;
   return 0;
 }

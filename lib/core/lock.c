@@ -17,6 +17,7 @@
 
 #include "futex.h"
 #include "mutex.h"
+#include "thread.h"
 
 #define MASK CC_LOCK_OWNER_MASK
 #define WAITERS CC_LOCK_WAITERS
@@ -35,6 +36,7 @@ static void abandon_hook(cc_obj_t *o, cc_actor_t *a) {
   if (a == cc_self()) cc_unhold(o);
   if (atomic_exchange_explicit(&l->word, 0, memory_order_release) & WAITERS)
     cc_futex_wake(&l->word, 1);
+  cc_obj_unref(o); /* the holder's reference */
 }
 
 const cc_type_t cc_lock_type = {"lock", NULL, owner_hook, abandon_hook};
@@ -69,7 +71,11 @@ static inline int try_take(cc_lock_t *l, uint32_t expect, uint32_t val) {
                                                  memory_order_relaxed);
 }
 
+/* The holder keeps a reference: a lock dropped by every Lua state while
+ * held must stay valid until it is released (the actor's hold list, the
+ * abandon hook and parked waiters all point at it). */
 static int got_it(cc_lock_t *l) {
+  cc_obj_ref(&l->h);
   atomic_store_explicit(&l->depth, 1, memory_order_relaxed);
   cc_hold(&l->h);
   return 0;
@@ -103,6 +109,7 @@ static int take_over(cc_lock_t *l, uint32_t w, uint32_t me) {
   char who[96];
   if (!dead || !pid_dead(pid)) return 0;
   if (!try_take(l, w, me | WAITERS)) return 0;
+  cc_obj_unref(&l->h); /* the dead holder's reference: got_it() takes ours */
   atomic_fetch_add(&l->takeovers, 1);
   cc_actor_describe(cc_self(), who, sizeof who);
   fprintf(stderr,
@@ -201,6 +208,7 @@ static void unlock_word(cc_lock_t *l) {
   cc_unhold(&l->h);
   if (atomic_exchange_explicit(&l->word, 0, memory_order_release) & WAITERS)
     cc_futex_wake(&l->word, 1);
+  cc_obj_unref(&l->h); /* the holder's reference: may free l */
 }
 
 int cc_lock_release(cc_obj_t *o) {
@@ -226,8 +234,16 @@ int cc_lock_release_all(cc_obj_t *o, uint32_t *depth) {
 }
 
 int cc_lock_restore(cc_obj_t *o, uint32_t depth) {
-  int rc, intr = 0;
-  while ((rc = cc_lock_acquire(o, CC_FOREVER)) == CC_EINTR) intr = 1;
+  int rc = cc_lock_acquire(o, CC_FOREVER), intr = 0;
+  if (rc == CC_EINTR) {
+    /* The lock must come back even when interrupted (as in Python): wait
+     * again, deaf to the interrupt, and report it afterwards. */
+    int was = cc_thread_interruptible();
+    cc_thread_set_interruptible(0);
+    rc = cc_lock_acquire(o, CC_FOREVER);
+    cc_thread_set_interruptible(was);
+    intr = 1;
+  }
   if (rc != 0) return rc;
   atomic_store_explicit(&L(o)->depth, depth ? depth : 1, memory_order_relaxed);
   return intr ? CC_EINTR : 0;

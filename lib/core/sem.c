@@ -14,7 +14,8 @@ cc_obj_t *cc_sem_new(const char *name, uint32_t value, int bounded) {
   s = cc_obj_new(&cc_sem_type, sizeof *s, name);
   if (!s) return NULL;
   atomic_store(&s->value, value);
-  s->bound = bounded ? value : 0;
+  s->bounded = bounded != 0;
+  s->bound = value;
   return &s->h;
 }
 
@@ -65,7 +66,7 @@ int cc_sem_acquire(cc_obj_t *o, cc_deadline_t deadline) {
 int cc_sem_release(cc_obj_t *o, uint32_t k) {
   cc_sem_t *s = S(o);
   uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-  uint32_t max = s->bound ? s->bound : CC_SEM_MAX;
+  uint32_t max = s->bounded ? s->bound : CC_SEM_MAX;
   do {
     if (k > max || v > max - k) return CC_EOVERFLOW;
   } while (!atomic_compare_exchange_weak(&s->value, &v, v + k));

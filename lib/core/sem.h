@@ -23,7 +23,8 @@ typedef struct cc_sem {
   cc_obj_t h;
   _Atomic uint32_t value;   /* futex word */
   _Atomic uint32_t waiters; /* parked acquirers */
-  uint32_t bound;           /* 0: unbounded; else the largest value allowed */
+  int32_t bounded;          /* releases may not exceed `bound` */
+  uint32_t bound;           /* the initial value */
 } cc_sem_t;
 
 extern const cc_type_t cc_sem_type; /* "semaphore" */

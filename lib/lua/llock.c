@@ -59,6 +59,9 @@ static int guard_close(lua_State *L) {
     int rc;
     g->ops = NULL;
     rc = ops->release(g->obj);
+    /* Closing because of an error that already lost the lock (a condition
+     * whose re-acquire hit a deadlock): keep that error, not ours. */
+    if (rc == CC_ENOTOWNER && !lua_isnoneornil(L, 2)) return 0;
     if (rc == CC_ENOTOWNER) return sync_notowner(L, g->obj, "release");
     if (rc != 0) return sync_raise(L, rc, "release");
   }

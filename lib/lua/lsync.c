@@ -47,7 +47,7 @@ static int s_release(lua_State *L) {
   lua_Integer k = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, k >= 1, 2, "must be at least 1");
   if (cc_sem_release(o, k > CC_SEM_MAX ? CC_SEM_MAX + 1u : (uint32_t)k) != 0) {
-    if (((cc_sem_t *)o)->bound)
+    if (((cc_sem_t *)o)->bounded)
       return luaL_error(L, "semaphore '%s' released too many times", o->name);
     return luaL_error(L, "semaphore '%s': value overflow", o->name);
   }

@@ -159,6 +159,45 @@ do
   assert(not l:locked())
 end
 
+-- the same, seen from outside: the warning names the thread and the lock
+do
+  local conclua = os.getenv("CONCLUA")
+  if conclua then
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write([[
+      local l = conc.lock("pot")
+      local held = conc.event()
+      local t = conc.thread({name = "cook3"}, function() l:acquire(); held:set() end)
+      held:wait(30)
+      print("waiter got it:", l:acquire(30))
+      t:join(30)
+    ]])
+    f:close()
+    local p = assert(io.popen(conclua .. " " .. path .. " 2>&1"))
+    local out = p:read("a")
+    local ok = p:close()
+    os.remove(path)
+    assert(ok, out)
+    assert(out:find("waiter got it:\ttrue", 1, true), out)
+    assert(out:find("warning: thread 'cook3' ended holding lock 'pot'; released it", 1, true), out)
+  end
+end
+
+-- a lock that nobody references any more while a thread holds it stays
+-- valid until the thread ends (and releases it with a warning)
+do
+  local t = conc.thread(function()
+    do conc.lock("lost"):acquire() end
+    collectgarbage()
+    collectgarbage()
+    local fresh = {}
+    for i = 1, 100 do fresh[i] = conc.lock() end
+    return fresh[100]:locked()
+  end)
+  assert(join(t) == false)
+end
+
 -- condition: producer/consumer with notify
 do
   local c = conc.condition()
@@ -183,7 +222,6 @@ do
   end
   assert(join(consumer) == N and items:get() == 0)
   -- notify_all wakes every waiter
-  local go = false
   local waiters = {}
   local parked = conc.atomic(0)
   local flag = conc.atomic(0)
@@ -202,7 +240,41 @@ do
     c:notify_all()
   end)
   for i = 1, 3 do assert(join(waiters[i]) == true) end
-  assert(not go)
+end
+
+-- a condition's re-acquire is deadlock-checked: A holds m and waits on c;
+-- B notifies while holding c's lock, then wants m. Whichever closes the
+-- cycle gets the error (A inside wait(), without the lock; or B), and the
+-- other one finishes.
+for _ = 1, 3 do
+  local c, m = conc.condition(conc.rlock("cv")), conc.lock("m")
+  local parked = conc.atomic(0)
+  local a = conc.thread({name = "A"}, function()
+    m:with(function()
+      c:with(function()
+        parked:set(1)
+        c:wait()
+      end)
+    end)
+  end)
+  -- A is inside wait() once it set `parked` and gave c's lock up
+  while parked:get() == 0 do c:with(function() end) end
+  local b = conc.thread({name = "B"}, function()
+    c:with(function()
+      c:notify()
+      m:with(function() end)
+    end)
+  end)
+  local oka, erra = pcall(a.join, a, T)
+  local okb, errb = pcall(b.join, b, T)
+  assert(oka ~= okb, "exactly one of A and B must fail")
+  local err = oka and errb or erra
+  local ea = "thread 'A': deadlock: thread 'A' waits for rlock 'cv' held by thread 'B', "
+             .. "which waits for lock 'm' held by thread 'A'"
+  local eb = "thread 'B': deadlock: thread 'B' waits for lock 'm' held by thread 'A', "
+             .. "which waits for rlock 'cv' held by thread 'B'"
+  assert(err:sub(1, #ea) == ea or err:sub(1, #eb) == eb, err)
+  assert(not m:locked() and not c:locked())
 end
 
 -- semaphore: never more inside than allowed

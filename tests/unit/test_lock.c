@@ -186,6 +186,19 @@ static void test_rlock_depth(void **state) {
   cc_obj_unref(r);
 }
 
+/* A lock that every Lua state dropped while it was held stays valid until
+ * its holder releases it (the holder's hold record points at it). */
+static void test_holder_keeps_reference(void **state) {
+  (void)state;
+  cc_obj_t *l = cc_lock_new("lost", 0);
+  assert_int_equal(cc_lock_acquire(l, CC_FOREVER), 0);
+  cc_obj_unref(l); /* the creator's reference, as a __gc would */
+  assert_true(cc_obj_valid(l));
+  assert_true(cc_lock_held_by_me(l));
+  assert_int_equal(cc_lock_release(l), 0); /* drops the last reference */
+  assert_false(cc_obj_valid(l));
+}
+
 static void test_self_deadlock(void **state) {
   (void)state;
   cc_obj_t *l = cc_lock_new("knife", 0);
@@ -293,7 +306,7 @@ static void hold_and_end(void *ctx, cc_thread_t *t) {
 
 static void test_abandoned_lock(void **state) {
   (void)state;
-  static const cc_thread_hooks_t hooks = {NULL, hold_and_end, NULL, NULL};
+  static const cc_thread_hooks_t hooks = {.run = hold_and_end};
   cc_thread_t *t;
   char *err;
   cc_thread_set_hooks(&hooks);
@@ -359,6 +372,7 @@ int main(void) {
       cmocka_unit_test(test_ownership_and_timeouts),
       cmocka_unit_test(test_rlock_depth),
       cmocka_unit_test(test_self_deadlock),
+      cmocka_unit_test(test_holder_keeps_reference),
       cmocka_unit_test(test_hammer_lock),
       cmocka_unit_test(test_hammer_rlock_timed),
       cmocka_unit_test(test_two_thread_cycle),

@@ -73,7 +73,10 @@ static void test_room_hammer(void **state) {
 static void test_bounded_and_limits(void **state) {
   (void)state;
   cc_obj_t *b = cc_sem_new("b", 2, 1), *u = cc_sem_new("u", 0, 0);
+  cc_obj_t *z = cc_sem_new("zero", 0, 1);
   assert_null(cc_sem_new("too big", CC_SEM_MAX + 1u, 0));
+  assert_int_equal(cc_sem_release(z, 1), CC_EOVERFLOW); /* bounded at 0 */
+  cc_obj_unref(z);
   assert_int_equal(cc_sem_release(b, 1), CC_EOVERFLOW);
   assert_int_equal(cc_sem_acquire(b, CC_NOW), 0);
   assert_int_equal(cc_sem_release(b, 2), CC_EOVERFLOW);
