@@ -37,47 +37,21 @@ end
 
 ---- memory: RSS growth per parked thread ------------------------------------
 
--- A parked thread signals that it runs, then blocks on the gate. The gate is
--- an event when conc has one, else a queue (closed to release everyone), else
--- the threads just sleep for `hold` seconds.
-local function parked(gate, ready, hold)
-  if ready then
-    if ready.release then ready:release() else ready:put(true) end
-  end
+-- A parked thread says it runs, then blocks on the gate until main opens it.
+local function parked(gate, ready)
+  ready:release()
   local heap = collectgarbage("count")
-  if gate == nil then
-    conc.sleep(hold)
-  elseif gate.wait then
-    gate:wait()
-  else
-    gate:get()
-  end
+  gate:wait()
   return heap
 end
 
 local function thread_memory()
-  local gate, ready, hold
-  if conc.event then
-    gate = conc.event()
-  elseif conc.queue then
-    gate = conc.queue()
-  else
-    hold = 3
-  end
-  if conc.semaphore then
-    ready = conc.semaphore(0)
-  elseif conc.queue then
-    ready = conc.queue()
-  end
+  local gate, ready = conc.event(), conc.semaphore(0)
   local threads = {}
   local function start(n)
-    for _ = 1, n do threads[#threads + 1] = conc.thread(parked, gate, ready, hold) end
-    for _ = 1, n do
-      if ready == nil then break end
-      if ready.acquire then ready:acquire() else ready:get() end
-    end
-    -- Let the last ones reach their wait (or, with no way to tell, all start).
-    conc.sleep(ready and 0.05 or 0.5)
+    for _ = 1, n do threads[#threads + 1] = conc.thread(parked, gate, ready) end
+    for _ = 1, n do ready:acquire() end
+    conc.sleep(0.05) -- let the last ones reach gate:wait()
   end
 
   -- Measure the growth from MEM_BASE to MEM_BASE + MEM_MORE live threads, so
@@ -89,22 +63,12 @@ local function thread_memory()
   start(MEM_MORE)
   collectgarbage()
   local after = rss_kib()
-  if gate == nil then
-    -- nothing to open: they wake by themselves
-  elseif gate.set then
-    gate:set()
-  else
-    gate:close()
-  end
+  gate:set()
   local heaps = {}
   for i, t in ipairs(threads) do
     local ok, heap = t:join()
     assert(ok and type(heap) == "number", "a parked thread returned no heap size")
     heaps[i] = heap
-  end
-  if not ready then
-    io.write("NOTE thread_rss_per_thread: conc had no semaphore or queue; the ",
-             "threads slept and the figure may be off\n")
   end
   result("thread_rss_per_thread", (after - before) / MEM_MORE, "KiB")
   result("thread_lua_heap", median(heaps), "KiB")
