@@ -208,10 +208,10 @@ static void *worker_main(void *arg) {
     idle_head = w;
     nidle++;
     pthread_mutex_unlock(&pool_mu);
-    /* Park until a spawner hands over a job. */
-    for (int i = 0; i < cc_spin_count &&
-                    !atomic_load_explicit(&w->go, memory_order_acquire); i++)
-      cc_cpu_relax();
+    /* Park until a spawner hands over a job. No spinning here, nor in
+     * join: on two CPUs a spinning idle worker or joiner takes the CPU that
+     * the running job and the next fresh state need (measured: 86 us per
+     * spawn+join with spinning, 31 us without). */
     while (!atomic_load_explicit(&w->go, memory_order_acquire))
       cc_futex_wait(&w->go, 0, CC_FOREVER);
   }
@@ -292,10 +292,6 @@ int cc_thread_start(cc_thread_t *t) {
 
 int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline) {
   int rc = 0;
-  for (int i = 0; i < cc_spin_count / 4; i++) {
-    if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
-    cc_cpu_relax();
-  }
   if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
   cc_wait_begin(&t->h, CC_WAIT_JOIN, deadline);
   while (!atomic_load_explicit(&t->done, memory_order_acquire)) {

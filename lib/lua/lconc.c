@@ -75,11 +75,10 @@ void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
   lua_rawsetp(L, LUA_REGISTRYINDEX, type); /* fast type checks */
   lua_newtable(L);
   if (methods) luaL_setfuncs(L, methods, 0);
-  if (index)
+  if (index) {
     lua_pushcfunction(L, index);
-  else
-    lua_pushnil(L);
-  lua_pushcclosure(L, obj_index, 2);
+    lua_pushcclosure(L, obj_index, 2);
+  } /* else method lookups go straight to the table: no C call per l:m() */
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, obj_gc);
   lua_setfield(L, -2, "__gc");
@@ -89,6 +88,52 @@ void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
   lua_setfield(L, -2, "__tostring");
   if (metamethods) luaL_setfuncs(L, metamethods, 0);
   lua_pop(L, 1);
+}
+
+/* ---- lazily built metatables ------------------------------------------
+ * Building every type's metatable in every new lua_State would cost most of
+ * a thread's start-up; instead each opener records a builder, and a state
+ * builds a type's metatable the first time an object of that type is pushed
+ * into it. The table is process-global and only grows. */
+
+#define MAX_TYPES 32
+
+static struct {
+  const cc_type_t *type;
+  conc_build_fn build;
+  const luaL_Reg *methods;
+} builders[MAX_TYPES];
+static int nbuilders;
+static pthread_mutex_t builders_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void conc_lazytype(const cc_type_t *type, conc_build_fn build, const luaL_Reg *methods) {
+  pthread_mutex_lock(&builders_mu);
+  for (int i = 0; i < nbuilders; i++)
+    if (builders[i].type == type) goto out;
+  if (nbuilders == MAX_TYPES) cc_panic("too many conc types");
+  builders[nbuilders].type = type;
+  builders[nbuilders].build = build;
+  builders[nbuilders].methods = methods;
+  nbuilders++;
+out:
+  pthread_mutex_unlock(&builders_mu);
+}
+
+int conc_pushmetatable(lua_State *L, const cc_type_t *type) {
+  conc_build_fn build = NULL;
+  const luaL_Reg *methods = NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, type) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  pthread_mutex_lock(&builders_mu);
+  for (int i = 0; i < nbuilders; i++)
+    if (builders[i].type == type) {
+      build = builders[i].build;
+      methods = builders[i].methods;
+    }
+  pthread_mutex_unlock(&builders_mu);
+  if (!build) return 0;
+  build(L, type, methods);
+  return lua_rawgetp(L, LUA_REGISTRYINDEX, type) == LUA_TTABLE || (lua_pop(L, 1), 0);
 }
 
 /* Pushes the weak cache table. */
@@ -116,12 +161,11 @@ static void push_obj(lua_State *L, cc_obj_t *o, int owned) {
   lua_pop(L, 1);
   u = lua_newuserdatauv(L, sizeof *u, 1);
   u->obj = NULL;
-  if (luaL_getmetatable(L, lua_pushfstring(L, "conc.%s", o->type->name)) != LUA_TTABLE) {
+  if (!conc_pushmetatable(L, o->type)) {
     if (owned) cc_obj_unref(o);
     luaL_error(L, "conc type '%s' is not registered in this state", o->type->name);
   }
-  lua_setmetatable(L, -3);
-  lua_pop(L, 1); /* type name */
+  lua_setmetatable(L, -2);
   if (!owned) cc_obj_ref(o);
   u->obj = o;
   lua_pushvalue(L, -1);

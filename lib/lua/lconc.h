@@ -28,6 +28,17 @@ typedef struct conc_ud {
 void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
                   const luaL_Reg *metamethods, lua_CFunction index);
 
+/* Records how to build the metatable of `type` (normally by calling
+ * conc_newtype, then adding to it): states build it on first use, so a new
+ * thread pays only for the types it touches. `methods` is passed to
+ * `build`. Thread-safe; idempotent. */
+typedef void (*conc_build_fn)(lua_State *L, const cc_type_t *type,
+                              const luaL_Reg *methods);
+void conc_lazytype(const cc_type_t *type, conc_build_fn build, const luaL_Reg *methods);
+/* Pushes the metatable of `type` in this state, building it if needed.
+ * Returns 0 (pushing nothing) for an unknown type. */
+int conc_pushmetatable(lua_State *L, const cc_type_t *type);
+
 /* Pushes the userdata for `o`, creating it (and taking a new reference) if
  * this state has none. The type must have been registered. */
 void conc_push(lua_State *L, cc_obj_t *o);

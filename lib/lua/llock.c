@@ -330,8 +330,8 @@ static const luaL_Reg funcs[] = {
     {"lock", l_lock}, {"rlock", l_rlock}, {"condition", l_condition}, {NULL, NULL}};
 
 void conc_open_lock(lua_State *L) {
-  sync_newtype(L, &cc_lock_type, lock_methods);
-  sync_newtype(L, &cc_rlock_type, lock_methods);
-  sync_newtype(L, &cc_cond_type, cond_methods);
+  conc_lazytype(&cc_lock_type, sync_newtype, lock_methods);
+  conc_lazytype(&cc_rlock_type, sync_newtype, lock_methods);
+  conc_lazytype(&cc_cond_type, sync_newtype, cond_methods);
   luaL_setfuncs(L, funcs, 0);
 }

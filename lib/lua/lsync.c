@@ -246,9 +246,9 @@ static const luaL_Reg funcs[] = {{"semaphore", l_semaphore},
                                  {NULL, NULL}};
 
 void conc_open_sync(lua_State *L) {
-  sync_newtype(L, &cc_sem_type, sem_methods);
-  sync_newtype(L, &cc_event_type, event_methods);
-  sync_newtype(L, &cc_barrier_type, barrier_methods);
-  sync_newtype(L, &cc_atomic_type, atomic_methods);
+  conc_lazytype(&cc_sem_type, sync_newtype, sem_methods);
+  conc_lazytype(&cc_event_type, sync_newtype, event_methods);
+  conc_lazytype(&cc_barrier_type, sync_newtype, barrier_methods);
+  conc_lazytype(&cc_atomic_type, sync_newtype, atomic_methods);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -281,8 +281,13 @@ static const luaL_Reg funcs[] = {{"thread", l_thread},   {"current", l_current},
                                  {"now", l_now},         {"cpus", l_cpus},
                                  {NULL, NULL}};
 
+static void build_thread_type(lua_State *L, const cc_type_t *type,
+                              const luaL_Reg *methods) {
+  conc_newtype(L, type, methods, NULL, thread_index);
+}
+
 void conc_open_thread(lua_State *L) {
   pthread_once(&hooks_once, install_hooks);
-  conc_newtype(L, THREAD_T, thread_methods, NULL, thread_index);
+  conc_lazytype(THREAD_T, build_thread_type, thread_methods);
   luaL_setfuncs(L, funcs, 0);
 }
