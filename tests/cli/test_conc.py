@@ -2,7 +2,7 @@
 import signal
 import time
 
-from clitest import CliTestCase, conc_threads_work, main, read_line, spawn
+from clitest import CliTestCase, conc_threads_work, main, read_line, spawn, needs_signals
 
 THREADS = None
 
@@ -57,6 +57,7 @@ class Conc(CliTestCase):
         self.assertEqual(r.rc, 3)
         self.assertLess(r.elapsed, 10)
 
+    @needs_signals
     def test_second_sigint_while_waiting_exits(self):
         need_threads(self)
         self.write("spin.lua", "conc.thread(function() while true do conc.sleep(0.05) end end)\n"

@@ -5,7 +5,7 @@ import re
 import signal
 import time
 
-from clitest import LUA, VERSION_RE, CliTestCase, Pty, clean_env, main
+from clitest import LUA, VERSION_RE, CliTestCase, Pty, clean_env, main, needs_signals
 
 PROMPT = r"(?m)^> "
 
@@ -54,6 +54,7 @@ class Repl(CliTestCase):
         r.send("\x04")
         self.assertEqual(r.wait(), 0)
 
+    @needs_signals
     def test_ctrl_c_interrupts_a_busy_chunk(self):
         r = self.start()
         r.expect(PROMPT)
@@ -75,6 +76,7 @@ class Repl(CliTestCase):
         r.send("\x04")
         self.assertEqual(r.wait(), 0)
 
+    @needs_signals
     def test_ctrl_c_interrupts_a_conc_wait(self):
         r = self.start()
         r.expect(PROMPT)
@@ -91,6 +93,7 @@ class Repl(CliTestCase):
         r.send("\x04")
         self.assertEqual(r.wait(), 0)
 
+    @needs_signals
     def test_ctrl_c_at_the_prompt(self):
         r = self.start()
         r.expect(PROMPT)

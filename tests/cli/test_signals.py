@@ -3,9 +3,10 @@ interrupted with an "interrupted!" error and the exit code is 1."""
 import signal
 import time
 
-from clitest import CONCLUA, LUA, CliTestCase, main, read_line, spawn
+from clitest import CONCLUA, LUA, CliTestCase, main, read_line, spawn, needs_signals
 
 
+@needs_signals
 class ScriptSigint(CliTestCase):
     def interrupt(self, prog, script, delay=0.2):
         """Starts `script`, waits for its 'ready' line, sends SIGINT. Returns
