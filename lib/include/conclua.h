@@ -23,31 +23,39 @@ extern "C" {
 
 #define CONCLUA_VERSION "0.1.0"
 
+/* Only the names in this header are exported from libconclua.so and conc.so;
+ * everything else is built with hidden visibility. */
+#if defined(__GNUC__)
+#define CONCLUA_API __attribute__((visibility("default")))
+#else
+#define CONCLUA_API
+#endif
+
 /* The `conc` module opener: `package.preload.conc = luaopen_conc`, or called
  * through luaL_requiref. Returns 1 (the module table). */
-int luaopen_conc(lua_State *L);
+CONCLUA_API int luaopen_conc(lua_State *L);
 
 /* Called on every lua_State the runtime creates, after the standard
  * libraries and `conc` are open and before any user code runs in it. May
  * be called from any thread. */
 typedef void (*conclua_state_hook)(lua_State *L, void *ud);
-void conclua_set_state_hook(conclua_state_hook hook, void *ud);
+CONCLUA_API void conclua_set_state_hook(conclua_state_hook hook, void *ud);
 
 /* Opens the standard libraries and `conc` (also as the global `conc`) into
  * L, as the conclua program does. */
-void conclua_openlibs(lua_State *L);
+CONCLUA_API void conclua_openlibs(lua_State *L);
 
 /* A new lua_State prepared like every conc thread's: standard libraries,
  * `conc`, then the state hook. NULL on memory error. */
-lua_State *conclua_newstate(void);
+CONCLUA_API lua_State *conclua_newstate(void);
 
 /* Runs the file at `path` (NULL: stdin) in protected mode with a traceback.
  * Returns LUA_OK or an error status with the message on top of the stack. */
-int conclua_dofile(lua_State *L, const char *path);
+CONCLUA_API int conclua_dofile(lua_State *L, const char *path);
 
 /* Waits for every non-daemon conc thread this process started, as the
  * conclua program does when its main chunk ends. */
-void conclua_wait_threads(void);
+CONCLUA_API void conclua_wait_threads(void);
 
 #ifdef __cplusplus
 }
