@@ -21,7 +21,8 @@ cc_observer_fn cc_observer;
 
 static cc_actor_t *table(void) {
   cc_globals_t *g = cc_globals();
-  if (cc_unlikely(!g->actors)) {
+  /* Double-checked: the unlocked read pairs with the release store below. */
+  if (cc_unlikely(!__atomic_load_n(&g->actors, __ATOMIC_ACQUIRE))) {
     cc_mutex_lock(&g->actors_lock);
     if (!g->actors) {
       cc_actor_t *t = cc_calloc(sizeof(cc_actor_t) * CC_MAX_ACTORS);
@@ -31,11 +32,11 @@ static cc_actor_t *table(void) {
         t[i].next_free = i + 1 < CC_MAX_ACTORS ? &t[i + 1] : NULL;
       }
       g->actor_free = &t[0];
-      g->actors = t;
+      __atomic_store_n(&g->actors, (void *)t, __ATOMIC_RELEASE);
     }
     cc_mutex_unlock(&g->actors_lock);
   }
-  return g->actors;
+  return __atomic_load_n(&g->actors, __ATOMIC_ACQUIRE);
 }
 
 cc_actor_t *cc_actor_at(uint32_t index) {

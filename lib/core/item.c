@@ -78,7 +78,8 @@ void cc_item_clear(cc_item_t *it) {
   if (it->flags & CC_ITEM_EXT) {
     cc_box_t *b = it->u.box;
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
-      if ((it->flags & CC_ITEM_OBJS) && cc_item_release) cc_item_release(b->data, it->len);
+      if ((it->flags & CC_ITEM_OBJS) && cc_item_release)
+        cc_item_release(b->data, it->len);
       if (b->adopted) cc_free(b->data);
       cc_free(b);
     }

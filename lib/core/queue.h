@@ -7,8 +7,10 @@
  * unbounded (maxsize 0): the ring of item slots grows by doubling as needed
  * (up to maxsize) and shrinks back when a big ring empties.
  *
- * Everything lives in arena memory and uses only a cc_mutex, atomics and
+ * Everything lives in arena memory and uses only cc_mutexes, atomics and
  * futexes, so a queue works between processes exactly as between threads.
+ * Producers serialise on one lock and consumers on another, on separate
+ * cache lines, so a producer and a consumer do not contend with each other.
  * See docs/QUEUES.md for the layout, the wake policy and the lock order.
  *
  * Blocking calls spin briefly (cc_spin_count) before they park, park only on
@@ -35,27 +37,46 @@ typedef struct cc_qwatch {
   _Atomic uint32_t *word;
 } cc_qwatch_t;
 
+/* The slots, with their count (a power of two) in the same block. */
+typedef struct cc_qring {
+  uint32_t cap;
+  uint32_t spare[3];
+  cc_item_t slot[];
+} cc_qring_t;
+
+/* Padding that keeps the producer side, the consumer side and the waiting
+ * words on separate cache lines (the arena only aligns to 16 bytes, so
+ * padding, not _Alignas). */
+#define CC_QPAD(n) char n[64]
+
 typedef struct cc_queue {
   cc_obj_t h;
   uint32_t maxsize; /* 0: unbounded */
   _Atomic uint32_t closed;
-  cc_mutex_t lock;
-  /* Guarded by lock. */
-  uint32_t head;  /* slot of the first item */
-  uint32_t cap;   /* slots in ring: a power of two */
-  cc_item_t *ring;
-  uint32_t getters; /* getters parked (or about to park) on get_seq */
-  uint32_t putters; /* putters parked on put_seq */
-  cc_qwatch_t *watchers; /* parked selects, see cc_queue_select */
-  /* Written under lock, read without it (sizes, spin loops). */
-  _Atomic uint32_t count;
-  /* Futex words: bumped (under lock) when a parked getter / putter must
-   * look again. */
-  _Atomic uint32_t get_seq;
-  _Atomic uint32_t put_seq;
-  /* task_done/join: items put and not yet marked done; futex word. */
-  _Atomic uint32_t unfinished;
-  _Atomic uint32_t joiners;
+  /* Replaced only with both locks held (grow, shrink), by one pointer store,
+   * so a process killed while resizing leaves the old ring or the new one. */
+  struct cc_qring *ring;
+  CC_QPAD(pad0);
+  /* Producer side: tail_lock serialises puts. Positions are absolute
+   * (64-bit, never wrap); the slot of position p is p & (cap - 1). */
+  cc_mutex_t tail_lock;
+  _Atomic uint64_t tail; /* items ever put */
+  uint64_t head_seen;    /* a recent value of head (tail_lock) */
+  cc_qwatch_t *watchers; /* parked selects (tail_lock) */
+  CC_QPAD(pad1);
+  /* Consumer side: head_lock serialises gets and peeks. */
+  cc_mutex_t head_lock;
+  _Atomic uint64_t head; /* items ever taken */
+  uint64_t tail_seen;    /* a recent value of tail (head_lock) */
+  CC_QPAD(pad2);
+  /* Waiting: parked counts and futex sequence words. */
+  _Atomic uint32_t getters, putters;   /* parked (or about to park) */
+  _Atomic uint32_t get_seq, put_seq;   /* bumped when they must look again */
+  _Atomic uint32_t get_wake, put_wake; /* a wake is on its way: skip another */
+  _Atomic uint32_t get_spin, put_spin; /* one spinner per side at a time */
+  _Atomic uint32_t get_miss, put_miss; /* spins in a row that ended parked */
+  _Atomic uint32_t joiners, join_seq;
+  _Atomic uint64_t done; /* task_done calls: unfinished = tail - done */
 } cc_queue_t;
 
 extern const cc_type_t cc_queue_type;
@@ -83,7 +104,9 @@ int cc_queue_peek(cc_queue_t *q, cc_item_t *out);
 
 /* Items in the queue now (a snapshot). Never blocks. */
 static inline uint32_t cc_queue_size(cc_queue_t *q) {
-  return atomic_load_explicit(&q->count, memory_order_relaxed);
+  uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+  uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+  return t > h ? (uint32_t)(t - h) : 0;
 }
 
 /* Closes the queue: later puts fail with CC_ECLOSED, gets drain what is left

@@ -19,6 +19,18 @@ static cc_queue_t *checkq(lua_State *L, int idx) {
   return (cc_queue_t *)conc_check(L, idx, QUEUE_T);
 }
 
+/* `self` of a method: the methods carry the queue metatable as upvalue 1,
+ * so the check is one rawequal (conc_check gives the error message). */
+static cc_queue_t *self(lua_State *L) {
+  conc_ud *u = lua_touserdata(L, 1);
+  if (cc_likely(u != NULL && lua_getmetatable(L, 1))) {
+    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (cc_likely(ok && u->obj != NULL)) return (cc_queue_t *)u->obj;
+  }
+  return checkq(L, 1);
+}
+
 static int l_queue(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 1, 0);
   char name[CC_NAME_MAX];
@@ -51,12 +63,12 @@ static int do_put(lua_State *L, cc_queue_t *q, cc_deadline_t d) {
 }
 
 static int l_put(lua_State *L) {
-  cc_queue_t *q = checkq(L, 1);
+  cc_queue_t *q = self(L);
   return do_put(L, q, conc_opt_deadline(L, 3));
 }
 
 static int l_try_put(lua_State *L) {
-  return do_put(L, checkq(L, 1), CC_NOW);
+  return do_put(L, self(L), CC_NOW);
 }
 
 /* Pushes the item and frees it. */
@@ -74,17 +86,17 @@ static int do_get(lua_State *L, cc_queue_t *q, cc_deadline_t d) {
 }
 
 static int l_get(lua_State *L) {
-  cc_queue_t *q = checkq(L, 1);
+  cc_queue_t *q = self(L);
   return do_get(L, q, conc_opt_deadline(L, 2));
 }
 
 static int l_try_get(lua_State *L) {
-  return do_get(L, checkq(L, 1), CC_NOW);
+  return do_get(L, self(L), CC_NOW);
 }
 
 static int l_peek(lua_State *L) {
   cc_item_t it;
-  if (cc_queue_peek(checkq(L, 1), &it) != 0) {
+  if (cc_queue_peek(self(L), &it) != 0) {
     lua_pushnil(L);
     return 1;
   }
@@ -92,28 +104,28 @@ static int l_peek(lua_State *L) {
 }
 
 static int l_len(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)cc_queue_size(checkq(L, 1)));
+  lua_pushinteger(L, (lua_Integer)cc_queue_size(self(L)));
   return 1;
 }
 
 static int l_empty(lua_State *L) {
-  lua_pushboolean(L, cc_queue_size(checkq(L, 1)) == 0);
+  lua_pushboolean(L, cc_queue_size(self(L)) == 0);
   return 1;
 }
 
 static int l_full(lua_State *L) {
-  cc_queue_t *q = checkq(L, 1);
+  cc_queue_t *q = self(L);
   lua_pushboolean(L, q->maxsize != 0 && cc_queue_size(q) >= q->maxsize);
   return 1;
 }
 
 static int l_close(lua_State *L) {
-  cc_queue_close(checkq(L, 1));
+  cc_queue_close(self(L));
   return 0;
 }
 
 static int l_closed(lua_State *L) {
-  lua_pushboolean(L, atomic_load(&checkq(L, 1)->closed) != 0);
+  lua_pushboolean(L, atomic_load(&self(L)->closed) != 0);
   return 1;
 }
 
@@ -127,20 +139,20 @@ static int iter_next(lua_State *L) {
 }
 
 static int l_iter(lua_State *L) {
-  checkq(L, 1);
+  self(L);
   lua_settop(L, 1);
   lua_pushcclosure(L, iter_next, 1);
   return 1;
 }
 
 static int l_task_done(lua_State *L) {
-  if (cc_queue_task_done(checkq(L, 1)) != 0)
+  if (cc_queue_task_done(self(L)) != 0)
     return luaL_error(L, "queue:task_done: called more times than items were put");
   return 0;
 }
 
 static int l_join(lua_State *L) {
-  cc_queue_t *q = checkq(L, 1);
+  cc_queue_t *q = self(L);
   int rc = cc_queue_join(q, conc_opt_deadline(L, 2));
   if (rc != 0 && rc != CC_ETIMEOUT) return conc_raise(L, rc, "queue:join");
   lua_pushboolean(L, rc == 0);
@@ -177,7 +189,8 @@ static int l_select(lua_State *L) {
   }
   luaL_argexpected(L, n >= 1, 1, "conc.queue");
   if (n > SELECT_STACK) qs = lua_newuserdatauv(L, (size_t)n * sizeof *qs, 0);
-  for (int i = 0; i < n; i++) qs[i] = checkq(L, i + 1);
+  for (int i = 0; i < n; i++)
+    qs[i] = checkq(L, i + 1);
   rc = cc_queue_select(qs, n, next_start(), &it, &which, d);
   if (rc == CC_ENOMEM) return conc_raise(L, rc, "conc.select");
   if (rc != 0) return conc_fail(L, rc);
@@ -186,24 +199,44 @@ static int l_select(lua_State *L) {
   return 2;
 }
 
-static const luaL_Reg methods[] = {
-    {"put", l_put},     {"get", l_get},       {"try_put", l_try_put},     {"try_get", l_try_get},
-    {"peek", l_peek},   {"empty", l_empty},   {"full", l_full},           {"close", l_close},
-    {"closed", l_closed}, {"iter", l_iter},   {"task_done", l_task_done}, {"join", l_join},
-    {"size", l_len},    {NULL, NULL}};
+static const luaL_Reg methods[] = {{"put", l_put},
+                                   {"get", l_get},
+                                   {"try_put", l_try_put},
+                                   {"try_get", l_try_get},
+                                   {"peek", l_peek},
+                                   {"empty", l_empty},
+                                   {"full", l_full},
+                                   {"close", l_close},
+                                   {"closed", l_closed},
+                                   {"iter", l_iter},
+                                   {"task_done", l_task_done},
+                                   {"join", l_join},
+                                   {"size", l_len},
+                                   {NULL, NULL}};
 
-static const luaL_Reg metamethods[] = {{"__len", l_len}, {NULL, NULL}};
+static int l_mlen(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)cc_queue_size(checkq(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg metamethods[] = {{"__len", l_mlen}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"queue", l_queue}, {"select", l_select}, {NULL, NULL}};
 
-void conc_open_queue(lua_State *L) {
-  conc_item_init();
-  conc_newtype(L, QUEUE_T, methods, metamethods, NULL);
-  /* Method lookups go straight to a table (no C __index call per q:put). */
+static void build_queue_type(lua_State *L, const cc_type_t *type, const luaL_Reg *meths) {
+  conc_newtype(L, type, NULL, metamethods, NULL);
+  /* Method lookups go straight to a table (no C __index call per q:put);
+   * each method carries the metatable for its `self` check. */
   luaL_getmetatable(L, "conc.queue");
   lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, meths, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+}
+
+void conc_open_queue(lua_State *L) {
+  conc_item_init();
+  conc_lazytype(QUEUE_T, build_queue_type, methods);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -40,7 +41,8 @@ static int put_u64(cc_queue_t *q, uint64_t v, cc_deadline_t d) {
 }
 
 static void join_all(pthread_t *t, int n) {
-  for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < n; i++)
+    pthread_join(t[i], NULL);
 }
 
 /* ---- single-threaded behaviour ---------------------------------------------- */
@@ -90,17 +92,21 @@ static void test_grow_and_shrink(void **state) {
   (void)state;
   cc_queue_t *q = cc_queue_new(0, NULL);
   cc_item_t it;
-  for (uint64_t i = 0; i < 5000; i++) assert_int_equal(put_u64(q, i, CC_NOW), 0);
-  assert_true(q->cap >= 5000);
+  for (uint64_t i = 0; i < 5000; i++)
+    assert_int_equal(put_u64(q, i, CC_NOW), 0);
+  assert_true(q->ring->cap >= 5000);
   for (uint64_t i = 0; i < 5000; i++) {
     assert_int_equal(cc_queue_get(q, &it, CC_NOW), 0);
     assert_int_equal(item_u64(&it), i);
   }
-  assert_int_equal(q->cap, 8);
+  assert_int_equal(q->ring->cap, 8);
   /* Wrap-around growth: head in the middle of the ring. */
-  for (uint64_t i = 0; i < 6; i++) assert_int_equal(put_u64(q, i, CC_NOW), 0);
-  for (uint64_t i = 0; i < 5; i++) item_u64((cc_queue_get(q, &it, CC_NOW), &it));
-  for (uint64_t i = 6; i < 40; i++) assert_int_equal(put_u64(q, i, CC_NOW), 0);
+  for (uint64_t i = 0; i < 6; i++)
+    assert_int_equal(put_u64(q, i, CC_NOW), 0);
+  for (uint64_t i = 0; i < 5; i++)
+    item_u64((cc_queue_get(q, &it, CC_NOW), &it));
+  for (uint64_t i = 6; i < 40; i++)
+    assert_int_equal(put_u64(q, i, CC_NOW), 0);
   for (uint64_t i = 5; i < 40; i++) {
     assert_int_equal(cc_queue_get(q, &it, CC_NOW), 0);
     assert_int_equal(item_u64(&it), i);
@@ -113,7 +119,8 @@ static void test_bounded_timeouts(void **state) {
   cc_queue_t *q = cc_queue_new(3, "bounded");
   cc_item_t it;
   int64_t t0;
-  for (int i = 0; i < 3; i++) assert_int_equal(put_u64(q, (uint64_t)i, CC_NOW), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(put_u64(q, (uint64_t)i, CC_NOW), 0);
   assert_int_equal(put_u64(q, 9, CC_NOW), CC_ETIMEOUT);
   t0 = cc_now_ns();
   assert_int_equal(put_u64(q, 9, cc_deadline_in(0.05)), CC_ETIMEOUT);
@@ -209,10 +216,8 @@ static void *blocked_put(void *p) {
 /* Waits (bounded) until `n` threads are parked on the queue. */
 static void until_parked(cc_queue_t *q, uint32_t getters, uint32_t putters) {
   for (int i = 0; i < 10000; i++) {
-    cc_mutex_lock(&q->lock);
-    int ok = q->getters == getters && q->putters == putters;
-    cc_mutex_unlock(&q->lock);
-    if (ok) return;
+    if (atomic_load(&q->getters) == getters && atomic_load(&q->putters) == putters)
+      return;
     usleep(1000);
   }
   fail_msg("threads did not park");
@@ -289,11 +294,12 @@ static void test_task_done_join(void **state) {
   assert_int_equal(cc_queue_join(q, CC_NOW), 0);
   assert_int_equal(put_u64(q, 5, CC_NOW), 0);
   assert_int_equal(cc_queue_join(q, cc_deadline_in(0.02)), CC_ETIMEOUT);
-  for (uint64_t i = 1; i < 1000; i++) assert_int_equal(put_u64(q, i, CC_NOW), 0);
+  for (uint64_t i = 1; i < 1000; i++)
+    assert_int_equal(put_u64(q, i, CC_NOW), 0);
   pthread_create(&t[0], NULL, do_task_done, &w[0]);
   pthread_create(&t[1], NULL, do_task_done, &w[1]);
   assert_int_equal(cc_queue_join(q, cc_deadline_in(30)), 0);
-  assert_int_equal(atomic_load(&q->unfinished), 0);
+  assert_int_equal(atomic_load(&q->done), atomic_load(&q->tail));
   cc_queue_close(q);
   join_all(t, 2);
   assert_int_equal(w[0].v + w[1].v, 5 + 999 * 1000 / 2);
@@ -311,7 +317,7 @@ typedef struct stress {
   cc_queue_t *q;
   int id;
   uint64_t count, sum;
-  int errors;    /* FIFO violations seen by this consumer */
+  int errors; /* FIFO violations seen by this consumer */
   int put_fail;
   uint8_t *seen; /* [NPROD * PER_PROD], shared, atomically incremented */
 } stress_t;
@@ -329,7 +335,8 @@ static void *consumer(void *p) {
   stress_t *s = p;
   int64_t last[NPROD];
   cc_item_t it;
-  for (int i = 0; i < NPROD; i++) last[i] = -1;
+  for (int i = 0; i < NPROD; i++)
+    last[i] = -1;
   while (cc_queue_get(s->q, &it, CC_FOREVER) == 0) {
     uint64_t v = item_u64(&it);
     uint32_t prod = (uint32_t)(v >> 32), seq = (uint32_t)v;
@@ -347,52 +354,69 @@ static void *consumer(void *p) {
   return NULL;
 }
 
-static void run_stress(uint32_t maxsize) {
+static void run_stress(uint32_t maxsize, int np, int nc, int spin) {
   cc_queue_t *q = cc_queue_new(maxsize, "stress");
+  int saved_spin = cc_spin_count;
   pthread_t pt[NPROD], ct[NCONS];
   stress_t ps[NPROD], cs[NCONS];
   uint8_t *seen = calloc(NPROD * PER_PROD, 1);
   uint64_t count = 0, sum = 0, want = 0;
   int errors = 0, fails = 0, bad = 0;
-  for (int i = 0; i < NCONS; i++) {
+  cc_spin_count = spin;
+  for (int i = 0; i < nc; i++) {
     cs[i] = (stress_t){q, i, 0, 0, 0, 0, seen};
     pthread_create(&ct[i], NULL, consumer, &cs[i]);
   }
-  for (int i = 0; i < NPROD; i++) {
+  for (int i = 0; i < np; i++) {
     ps[i] = (stress_t){q, i, 0, 0, 0, 0, seen};
     pthread_create(&pt[i], NULL, producer, &ps[i]);
   }
-  join_all(pt, NPROD);
+  join_all(pt, np);
   cc_queue_close(q);
-  join_all(ct, NCONS);
-  for (int i = 0; i < NCONS; i++) {
+  join_all(ct, nc);
+  cc_spin_count = saved_spin;
+  for (int i = 0; i < nc; i++) {
     count += cs[i].count;
     sum += cs[i].sum;
     errors += cs[i].errors;
   }
-  for (int i = 0; i < NPROD; i++) {
+  for (int i = 0; i < np; i++) {
     fails += ps[i].put_fail;
-    for (uint64_t k = 0; k < PER_PROD; k++) want += ((uint64_t)i << 32) | k;
+    for (uint64_t k = 0; k < PER_PROD; k++)
+      want += ((uint64_t)i << 32) | k;
   }
-  for (size_t i = 0; i < (size_t)NPROD * PER_PROD; i++) bad += seen[i] != 1;
+  for (size_t i = 0; i < (size_t)np * PER_PROD; i++)
+    bad += seen[i] != 1;
   free(seen);
   assert_int_equal(fails, 0);
   assert_int_equal(errors, 0);
   assert_int_equal(bad, 0);
-  assert_int_equal(count, (uint64_t)NPROD * PER_PROD);
+  assert_int_equal(count, (uint64_t)np * PER_PROD);
   assert_int_equal(sum, want);
   assert_int_equal(cc_queue_size(q), 0);
   cc_obj_unref(&q->h);
 }
 
+/* 8 producers x 8 consumers x 100k items, unbounded and bounded. */
 static void test_stress_unbounded(void **state) {
   (void)state;
-  run_stress(0);
+  run_stress(0, NPROD, NCONS, cc_spin_count);
 }
 
 static void test_stress_bounded(void **state) {
   (void)state;
-  run_stress(16);
+  run_stress(16, NPROD, NCONS, cc_spin_count);
+}
+
+/* Without spinning every wait parks: lost wakeups would hang here (the
+ * CTest TIMEOUT catches that). */
+static void test_stress_parking(void **state) {
+  (void)state;
+  run_stress(0, 1, 1, 0);
+  run_stress(2, 1, 1, 0);
+  run_stress(0, 3, 2, 0);
+  run_stress(1, 2, 3, 0);
+  run_stress(7, NPROD, NCONS, 0);
 }
 
 /* ---- select ---------------------------------------------------------------------- */
@@ -403,7 +427,8 @@ static void test_select_fair(void **state) {
   int hits[3] = {0, 0, 0}, which;
   cc_item_t it;
   for (int i = 0; i < 3; i++)
-    for (uint64_t k = 0; k < 1000; k++) assert_int_equal(put_u64(qs[i], k, CC_NOW), 0);
+    for (uint64_t k = 0; k < 1000; k++)
+      assert_int_equal(put_u64(qs[i], k, CC_NOW), 0);
   /* Every queue stays non-empty; a rotating start serves each in turn. */
   for (unsigned r = 0; r < 900; r++) {
     assert_int_equal(cc_queue_select(qs, 3, r, &it, &which, CC_NOW), 0);
@@ -413,7 +438,8 @@ static void test_select_fair(void **state) {
   assert_int_equal(hits[0], 300);
   assert_int_equal(hits[1], 300);
   assert_int_equal(hits[2], 300);
-  for (int i = 0; i < 3; i++) cc_obj_unref(&qs[i]->h);
+  for (int i = 0; i < 3; i++)
+    cc_obj_unref(&qs[i]->h);
 }
 
 typedef struct sel {
@@ -433,9 +459,10 @@ static void *blocked_select(void *p) {
 static void until_watched(cc_queue_t *q, int n) {
   for (int i = 0; i < 10000; i++) {
     int k = 0;
-    cc_mutex_lock(&q->lock);
-    for (cc_qwatch_t *w = q->watchers; w; w = w->next) k++;
-    cc_mutex_unlock(&q->lock);
+    cc_mutex_lock(&q->tail_lock);
+    for (cc_qwatch_t *w = q->watchers; w; w = w->next)
+      k++;
+    cc_mutex_unlock(&q->tail_lock);
     if (k == n) return;
     usleep(1000);
   }
@@ -450,7 +477,8 @@ static void test_select_blocking(void **state) {
   cc_item_t it;
   int which;
   int64_t t0 = cc_now_ns();
-  assert_int_equal(cc_queue_select(qs, 2, 0, &it, &which, cc_deadline_in(0.05)), CC_ETIMEOUT);
+  assert_int_equal(cc_queue_select(qs, 2, 0, &it, &which, cc_deadline_in(0.05)),
+                   CC_ETIMEOUT);
   assert_true(cc_now_ns() - t0 >= 50000000);
   assert_int_equal(cc_queue_select(qs, 2, 0, &it, &which, CC_NOW), CC_ETIMEOUT);
   /* A put on the second queue wakes a parked select. */
@@ -463,6 +491,23 @@ static void test_select_blocking(void **state) {
   assert_int_equal(s.v, 99);
   assert_null(qs[0]->watchers);
   assert_null(qs[1]->watchers);
+  /* A closed, drained queue beside an open one: the select parks until its
+   * deadline instead of spinning on the closed queue. */
+  {
+    cc_queue_t *c[2] = {cc_queue_new(0, "closed"), cc_queue_new(0, "open")};
+    struct timespec c0, c1;
+    cc_queue_close(c[0]);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    t0 = cc_now_ns();
+    assert_int_equal(cc_queue_select(c, 2, 0, &it, &which, cc_deadline_in(0.1)),
+                     CC_ETIMEOUT);
+    assert_true(cc_now_ns() - t0 >= 100000000);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    assert_true((c1.tv_sec - c0.tv_sec) * 1000000000L + (c1.tv_nsec - c0.tv_nsec) <
+                50000000);
+    for (int i = 0; i < 2; i++)
+      cc_obj_unref(&c[i]->h);
+  }
   /* Closing one queue does not end a select; closing all does. */
   s.rc = 1;
   pthread_create(&t, NULL, blocked_select, &s);
@@ -472,7 +517,8 @@ static void test_select_blocking(void **state) {
   cc_queue_close(qs[1]);
   pthread_join(t, NULL);
   assert_int_equal(s.rc, CC_ECLOSED);
-  for (int i = 0; i < 2; i++) cc_obj_unref(&qs[i]->h);
+  for (int i = 0; i < 2; i++)
+    cc_obj_unref(&qs[i]->h);
 }
 
 static void *select_consumer(void *p) {
@@ -514,10 +560,12 @@ static void test_select_stress(void **state) {
   }
   uint64_t want = 0;
   for (uint64_t i = 0; i < 2; i++)
-    for (uint64_t k = 0; k < PER_PROD; k++) want += (i << 32) | k;
+    for (uint64_t k = 0; k < PER_PROD; k++)
+      want += (i << 32) | k;
   assert_int_equal(n, 2 * PER_PROD);
   assert_int_equal(sum, want);
-  for (int i = 0; i < 2; i++) cc_obj_unref(&qs[i]->h);
+  for (int i = 0; i < 2; i++)
+    cc_obj_unref(&qs[i]->h);
 }
 
 /* ---- processes --------------------------------------------------------------------- */
@@ -533,13 +581,15 @@ static void test_across_fork(void **state) {
   assert_true(pid >= 0);
   if (pid == 0) {
     uint64_t s = 0;
-    for (uint64_t i = 0; i < 20000; i++) put_u64(q, i, CC_FOREVER);
+    for (uint64_t i = 0; i < 20000; i++)
+      put_u64(q, i, CC_FOREVER);
     cc_queue_close(q);
     /* And read the parent's reply. */
     if (cc_queue_get(back, &it, cc_deadline_in(30)) == 0) s = item_u64(&it);
     _exit(s == 12345 ? 0 : 3);
   }
-  while (cc_queue_get(q, &it, cc_deadline_in(30)) == 0) sum += item_u64(&it);
+  while (cc_queue_get(q, &it, cc_deadline_in(30)) == 0)
+    sum += item_u64(&it);
   assert_int_equal(sum, (uint64_t)20000 * 19999 / 2);
   assert_int_equal(put_u64(back, 12345, CC_NOW), 0);
   assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -561,6 +611,7 @@ int main(void) {
       cmocka_unit_test(test_task_done_join),
       cmocka_unit_test(test_stress_unbounded),
       cmocka_unit_test(test_stress_bounded),
+      cmocka_unit_test(test_stress_parking),
       cmocka_unit_test(test_select_fair),
       cmocka_unit_test(test_select_blocking),
       cmocka_unit_test(test_select_stress),

@@ -1,0 +1,394 @@
+/*
+ * test_shared.c - the shared-table core (lib/core/shared.c) without Lua.
+ *
+ * Workers only record; the main thread asserts after joining them.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "actor.h"
+#include "item.h"
+#include "lock.h"
+#include "shared.h"
+
+static cc_skey_t ikey(int64_t i) {
+  cc_skey_t k = {CC_SK_INT, 0, {.i = i}};
+  return k;
+}
+
+static cc_skey_t skey(const char *s) {
+  cc_skey_t k = {CC_SK_STR, strlen(s), {.s = s}};
+  return k;
+}
+
+static int set_i(cc_shared_t *s, cc_skey_t k, int64_t v) {
+  cc_item_t it;
+  int rc;
+  cc_item_make(&it, &v, sizeof v, 1, 0);
+  rc = cc_shared_set(s, &k, &it);
+  if (rc) cc_item_clear(&it);
+  return rc;
+}
+
+static int del(cc_shared_t *s, cc_skey_t k) {
+  cc_item_t it = {0};
+  return cc_shared_set(s, &k, &it);
+}
+
+/* The integer value of k, or -1 when absent. */
+static int64_t get_i(cc_shared_t *s, cc_skey_t k) {
+  cc_item_t it;
+  int64_t v = -1;
+  if (cc_shared_get(s, &k, &it) != 0) return -2;
+  if (it.kind) memcpy(&v, cc_item_data(&it), sizeof v);
+  cc_item_clear(&it);
+  return v;
+}
+
+static int64_t len_of(cc_shared_t *s) {
+  int64_t n = -1;
+  cc_shared_len(s, &n);
+  return n;
+}
+
+/* ---- single thread --------------------------------------------------------- */
+
+static void test_key_types(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new("keys");
+  char longkey[100];
+  cc_skey_t kt = {CC_SK_BOOL, 0, {.i = 1}}, kf = {CC_SK_BOOL, 0, {.i = 0}};
+  cc_skey_t kd = {CC_SK_FLOAT, 0, {.f = 1.5}}, k1 = ikey(1);
+  memset(longkey, 'k', sizeof longkey - 1);
+  longkey[sizeof longkey - 1] = '\0';
+  assert_non_null(s);
+  assert_int_equal(set_i(s, kt, 10), 0);
+  assert_int_equal(set_i(s, kf, 11), 0);
+  assert_int_equal(set_i(s, kd, 12), 0);
+  assert_int_equal(set_i(s, k1, 13), 0);
+  assert_int_equal(set_i(s, skey("1"), 14), 0);
+  assert_int_equal(set_i(s, skey(longkey), 15), 0);
+  assert_int_equal(set_i(s, skey(""), 16), 0);
+  assert_int_equal(get_i(s, kt), 10);
+  assert_int_equal(get_i(s, kf), 11);
+  assert_int_equal(get_i(s, kd), 12);
+  assert_int_equal(get_i(s, k1), 13);
+  assert_int_equal(get_i(s, skey("1")), 14);
+  assert_int_equal(get_i(s, skey(longkey)), 15);
+  assert_int_equal(get_i(s, skey("")), 16);
+  assert_int_equal(get_i(s, skey("nope")), -1);
+  assert_int_equal(set_i(s, skey(longkey), 20), 0); /* overwrite */
+  assert_int_equal(get_i(s, skey(longkey)), 20);
+  assert_int_equal(del(s, skey(longkey)), 0);
+  assert_int_equal(get_i(s, skey(longkey)), -1);
+  assert_int_equal(del(s, skey(longkey)), 0); /* deleting an absent key is fine */
+  uint32_t n;
+  cc_shared_count(s, &n);
+  assert_int_equal(n, 6);
+  cc_obj_unref(&s->h);
+}
+
+static void test_border(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new(NULL);
+  assert_int_equal(len_of(s), 0);
+  for (int64_t i = 100; i >= 2; i--)
+    set_i(s, ikey(i), i); /* 1 missing */
+  assert_int_equal(len_of(s), 0);
+  set_i(s, ikey(1), 1);
+  assert_int_equal(len_of(s), 100);
+  del(s, ikey(50));
+  assert_int_equal(len_of(s), 49);
+  set_i(s, ikey(102), 0);
+  set_i(s, ikey(50), 0);
+  assert_int_equal(len_of(s), 100);
+  set_i(s, ikey(101), 0);
+  assert_int_equal(len_of(s), 102);
+  set_i(s, ikey(0), 0);
+  set_i(s, ikey(-1), 0);
+  assert_int_equal(len_of(s), 102);
+  del(s, ikey(102));
+  assert_int_equal(len_of(s), 101);
+  cc_obj_unref(&s->h);
+}
+
+static void test_grow_shrink_snapshot(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new(NULL);
+  char name[32];
+  for (int i = 0; i < 20000; i++) {
+    snprintf(name, sizeof name, "key-number-%d", i);
+    assert_int_equal(set_i(s, skey(name), i), 0);
+  }
+  for (int i = 0; i < 20000; i++) {
+    snprintf(name, sizeof name, "key-number-%d", i);
+    assert_int_equal(get_i(s, skey(name)), i);
+  }
+  assert_true(s->cap >= 20000);
+  for (int i = 0; i < 19990; i++) {
+    snprintf(name, sizeof name, "key-number-%d", i);
+    del(s, skey(name));
+  }
+  assert_true(s->cap <= 64);
+  set_i(s, ikey(7), 7);
+  {
+    char buf[512];
+    int64_t need = cc_shared_snapshot(s, buf, 4);
+    int seen = 0, ints = 0;
+    assert_true(need > 4);
+    assert_int_equal(cc_shared_snapshot(s, buf, sizeof buf), need);
+    for (int64_t off = 0; off < need;) {
+      uint32_t len;
+      memcpy(&len, buf + off + 1, 4);
+      if (buf[off] == CC_SK_INT) {
+        int64_t v;
+        memcpy(&v, buf + off + 5, 8);
+        ints += v == 7;
+      } else {
+        assert_int_equal(buf[off], CC_SK_STR);
+        assert_memory_equal(buf + off + 5, "key-number-199", 14);
+      }
+      off += 5 + len;
+      seen++;
+    }
+    assert_int_equal(seen, 11);
+    assert_int_equal(ints, 1);
+  }
+  cc_obj_unref(&s->h);
+}
+
+static int released;
+static void count_release(const void *data, size_t len) {
+  (void)data;
+  (void)len;
+  released++;
+}
+
+static void test_release_values(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new(NULL);
+  cc_skey_t k = skey("obj");
+  cc_item_t it, got;
+  cc_item_release = count_release;
+  released = 0;
+  cc_item_make(&it, "ref", 3, 1, CC_ITEM_OBJS);
+  assert_int_equal(cc_shared_set(s, &k, &it), 0);
+  assert_int_equal(cc_shared_get(s, &k, &got), 0);
+  cc_item_make(&it, "ref", 3, 1, CC_ITEM_OBJS);
+  assert_int_equal(cc_shared_set(s, &k, &it), 0); /* replaces: the reader's share stays */
+  assert_int_equal(released, 0);
+  cc_item_clear(&got);
+  assert_int_equal(released, 1);
+  cc_obj_unref(&s->h);
+  assert_int_equal(released, 2);
+  cc_item_release = NULL;
+}
+
+/* ---- threads -------------------------------------------------------------------- */
+
+#define NT 4
+#define INCS 50000
+
+typedef struct worker {
+  cc_shared_t *s;
+  int id, errors;
+  _Atomic(cc_actor_t *) actor;
+} worker_t;
+
+static void *inc_held(void *p) {
+  worker_t *w = p;
+  cc_skey_t k = skey("n");
+  for (int i = 0; i < INCS; i++) {
+    if (cc_shared_hold(w->s, CC_FOREVER) != 0) {
+      w->errors++;
+      continue;
+    }
+    int64_t v = get_i(w->s, k);
+    if (set_i(w->s, k, v + 1) != 0) w->errors++;
+    if (cc_shared_unhold(w->s) != 0) w->errors++;
+  }
+  return NULL;
+}
+
+static void test_hold_increments(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new("counter");
+  pthread_t t[NT];
+  worker_t w[NT];
+  set_i(s, skey("n"), 0);
+  for (int i = 0; i < NT; i++) {
+    w[i] = (worker_t){s, i, 0, NULL};
+    pthread_create(&t[i], NULL, inc_held, &w[i]);
+  }
+  for (int i = 0; i < NT; i++)
+    pthread_join(t[i], NULL);
+  for (int i = 0; i < NT; i++)
+    assert_int_equal(w[i].errors, 0);
+  assert_int_equal(get_i(s, skey("n")), NT * INCS);
+  assert_int_equal(atomic_load(&s->held), 0);
+  cc_obj_unref(&s->h);
+}
+
+/* Many writers of distinct keys and of one shared key, readers checking
+ * that every value read is one that was written whole. */
+static void *writer(void *p) {
+  worker_t *w = p;
+  for (int64_t i = 0; i < 20000; i++) {
+    char val[100];
+    cc_item_t it;
+    cc_skey_t k = {CC_SK_STR, 3, {.s = "hot"}};
+    if (set_i(w->s, ikey(w->id * 100000 + i + 1000), i) != 0) w->errors++;
+    memset(val, 'a' + w->id, sizeof val); /* a boxed value */
+    cc_item_make(&it, val, sizeof val, 2, 0);
+    if (cc_shared_set(w->s, &k, &it) != 0) w->errors++;
+    cc_item_t got;
+    if (cc_shared_get(w->s, &k, &got) != 0 || got.len != sizeof val) {
+      w->errors++;
+    } else {
+      const char *d = cc_item_data(&got);
+      for (size_t j = 1; j < sizeof val; j++)
+        if (d[j] != d[0]) w->errors++;
+    }
+    cc_item_clear(&got);
+  }
+  return NULL;
+}
+
+static void test_concurrent_single_ops(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new(NULL);
+  pthread_t t[8];
+  worker_t w[8];
+  uint32_t n;
+  for (int i = 0; i < 8; i++) {
+    w[i] = (worker_t){s, i, 0, NULL};
+    pthread_create(&t[i], NULL, writer, &w[i]);
+  }
+  for (int i = 0; i < 8; i++)
+    pthread_join(t[i], NULL);
+  for (int i = 0; i < 8; i++)
+    assert_int_equal(w[i].errors, 0);
+  cc_shared_count(s, &n);
+  assert_int_equal(n, 8 * 20000 + 1);
+  for (int i = 0; i < 8; i++)
+    for (int64_t k = 0; k < 20000; k += 997)
+      assert_int_equal(get_i(s, ikey(i * 100000 + k + 1000)), k);
+  cc_obj_unref(&s->h);
+}
+
+static void *blocked_set(void *p) {
+  worker_t *w = p;
+  atomic_store(&w->actor, cc_self());
+  if (set_i(w->s, skey("x"), 2) != 0) w->errors++;
+  return NULL;
+}
+
+static void test_hold_excludes_others(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new("excl");
+  pthread_t t;
+  worker_t w = {s, 0, 0, NULL};
+  cc_actor_t *a = NULL;
+  int parked = 0;
+  set_i(s, skey("x"), 1);
+  assert_int_equal(cc_shared_hold(s, CC_FOREVER), 0);
+  assert_int_equal(cc_shared_hold(s, CC_FOREVER), 0); /* reentrant */
+  pthread_create(&t, NULL, blocked_set, &w);
+  for (int i = 0; i < 10000 && !parked; i++) {
+    a = atomic_load(&w.actor);
+    parked = a && atomic_load(&a->wait_kind) == CC_WAIT_LOCK &&
+             atomic_load(&a->waiting_on) == s->ulock;
+    if (!parked) usleep(1000);
+  }
+  assert_true(parked);
+  /* The holder's own single operations go through. */
+  assert_int_equal(get_i(s, skey("x")), 1);
+  assert_int_equal(set_i(s, skey("y"), 5), 0);
+  assert_int_equal(cc_shared_unhold(s), 0);
+  assert_int_equal(get_i(s, skey("x")), 1); /* still held once */
+  assert_int_equal(cc_shared_unhold(s), 0);
+  pthread_join(t, NULL);
+  assert_int_equal(w.errors, 0);
+  assert_int_equal(get_i(s, skey("x")), 2);
+  assert_int_equal(cc_shared_unhold(s), CC_ENOTOWNER);
+  cc_obj_unref(&s->h);
+}
+
+static void *timed_hold(void *p) {
+  worker_t *w = p;
+  w->errors = cc_shared_hold(w->s, cc_deadline_in(0.05));
+  if (w->errors == 0) cc_shared_unhold(w->s);
+  return NULL;
+}
+
+static void test_hold_timeout(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new(NULL);
+  pthread_t t;
+  worker_t w = {s, 0, 1, NULL};
+  /* Another actor's hold with a deadline times out while we hold... */
+  assert_int_equal(cc_shared_hold(s, CC_FOREVER), 0);
+  pthread_create(&t, NULL, timed_hold, &w);
+  pthread_join(t, NULL);
+  assert_int_equal(w.errors, CC_ETIMEOUT);
+  assert_int_equal(atomic_load(&s->held), 1);
+  assert_int_equal(cc_shared_unhold(s), 0);
+  /* ...and succeeds when nobody does. */
+  pthread_create(&t, NULL, timed_hold, &w);
+  pthread_join(t, NULL);
+  assert_int_equal(w.errors, 0);
+  assert_int_equal(atomic_load(&s->held), 0);
+  cc_obj_unref(&s->h);
+}
+
+/* A holder process that dies: the next actor takes the rlock over and
+ * clears the stale flag. */
+static void test_dead_holder_process(void **state) {
+  (void)state;
+  cc_shared_t *s = cc_shared_new("orphan");
+  int status;
+  pid_t pid;
+  set_i(s, skey("x"), 1);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (cc_shared_hold(s, CC_FOREVER) != 0) _exit(3);
+    set_i(s, skey("x"), 42);
+    _exit(0); /* dies holding it */
+  }
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_int_equal(atomic_load(&s->held), 1);
+  assert_int_equal(get_i(s, skey("x")), 42);
+  assert_int_equal(atomic_load(&s->held), 0);
+  assert_int_equal(set_i(s, skey("x"), 43), 0);
+  assert_int_equal(cc_shared_hold(s, cc_deadline_in(5)), 0);
+  assert_int_equal(cc_shared_unhold(s), 0);
+  cc_obj_unref(&s->h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_key_types),
+      cmocka_unit_test(test_border),
+      cmocka_unit_test(test_grow_shrink_snapshot),
+      cmocka_unit_test(test_release_values),
+      cmocka_unit_test(test_hold_increments),
+      cmocka_unit_test(test_concurrent_single_ops),
+      cmocka_unit_test(test_hold_excludes_others),
+      cmocka_unit_test(test_hold_timeout),
+      cmocka_unit_test(test_dead_holder_process),
+  };
+  if (cc_arena_init() != 0) return 1;
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
