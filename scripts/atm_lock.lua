@@ -6,20 +6,21 @@
 -- Usage: conclua scripts/atm_lock.lua [pause-seconds]   (default 1)
 local pause = tonumber(arg and arg[1]) or 1
 
-local balance = conc.atomic(100) -- the account: one integer shared by every thread
+-- The account lives in a shared table, as in atm.lua; the lock is the fix.
+local account = conc.shared({name = "Lao Wang", money = 100})
 local lock = conc.lock("account") -- the same lock object for both threads
 
 local function withdraw(who, amount)
   -- Everything inside with() runs while holding the lock; the lock is
   -- released when the function returns (or raises).
   lock:with(function()
-    if balance:get() < amount then
+    if account.money < amount then
       print(("%s: insufficient balance"):format(who))
       return
     end
     conc.sleep(pause) -- the pause that let both threads in without the lock
-    balance:set(balance:get() - amount)
-    print(("%s: withdrew %d, balance is %d"):format(who, amount, balance:get()))
+    account.money = account.money - amount
+    print(("%s: withdrew %d, balance is %d"):format(who, amount, account.money))
   end)
 end
 
@@ -27,4 +28,4 @@ local t1 = conc.thread({name = "Lao Wang"}, withdraw, "Lao Wang", 80)
 local t2 = conc.thread({name = "his wife"}, withdraw, "his wife", 80)
 t1:join()
 t2:join()
-print(("final balance: %d"):format(balance:get()))
+print(("final balance: %d"):format(account.money))
