@@ -52,7 +52,10 @@ int cc_sem_acquire(cc_obj_t *o, cc_deadline_t deadline) {
       break;
     }
     rc = cc_futex_wait(&s->value, 0, deadline);
-    if (rc == CC_ETIMEOUT && try_take(s)) rc = 0;
+    if (rc == CC_ETIMEOUT && try_take(s)) {
+      rc = 0; /* the last attempt got a unit: done (looping would take two) */
+      break;
+    }
     if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
   }
   atomic_fetch_sub(&s->waiters, 1);
