@@ -27,15 +27,22 @@ static cc_actor_t *owner_hook(cc_obj_t *o) {
   return cc_lock_owner(o);
 }
 
-/* Called on the ending actor's own thread (thread.c abandon_holds). */
+/* Called on the ending actor's own thread (thread.c abandon_holds), or by
+ * the process reaper for the actor of a dead process (process.c). In the
+ * second case a parked waiter may be taking the lock over at the same
+ * moment (take_over): the word is released only by a CAS from a value that
+ * names `a`, so exactly one of the two wins and drops the dead holder's
+ * reference. The depth needs no reset: every new owner sets it. */
 static void abandon_hook(cc_obj_t *o, cc_actor_t *a) {
   cc_lock_t *l = L(o);
   uint32_t w = atomic_load(&l->word);
   if ((w & MASK) != a->index + 1) return;
-  atomic_store_explicit(&l->depth, 0, memory_order_relaxed);
   if (a == cc_self()) cc_unhold(o);
-  if (atomic_exchange_explicit(&l->word, 0, memory_order_release) & WAITERS)
-    cc_futex_wake(&l->word, 1);
+  do {
+    if ((w & MASK) != a->index + 1) return;
+  } while (!atomic_compare_exchange_weak_explicit(&l->word, &w, 0, memory_order_release,
+                                                  memory_order_relaxed));
+  if (w & WAITERS) cc_futex_wake(&l->word, 1);
   cc_obj_unref(o); /* the holder's reference */
 }
 

@@ -2,12 +2,18 @@
 #include "mutex.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cc.h"
 #include "futex.h"
+
+#define WAITERS CC_MUTEX_WAITERS
+#define POLL_NS 100000000 /* how often a parked waiter checks its owner */
 
 /* getpid() is a system call in current glibc: keep it in a variable that a
  * fork handler refreshes. */
@@ -22,64 +28,62 @@ __attribute__((constructor)) static void pid_init(void) {
   pthread_atfork(NULL, NULL, refresh_pid);
 }
 
-#define my_pid() cc_pid
-
 void cc_mutex_init(cc_mutex_t *m) {
   atomic_store(&m->word, 0);
-  atomic_store(&m->owner_pid, 0);
+}
+
+static inline int cas(cc_mutex_t *m, uint32_t expect, uint32_t val) {
+  return atomic_compare_exchange_strong_explicit(&m->word, &expect, val, memory_order_acquire,
+                                                 memory_order_relaxed);
 }
 
 int cc_mutex_trylock(cc_mutex_t *m) {
-  uint32_t z = 0;
-  if (atomic_compare_exchange_strong_explicit(&m->word, &z, 1, memory_order_acquire,
-                                              memory_order_relaxed)) {
-    atomic_store_explicit(&m->owner_pid, my_pid(), memory_order_relaxed);
-    return 0;
-  }
-  return CC_EBUSY;
+  return cas(m, 0, (uint32_t)cc_pid) ? 0 : CC_EBUSY;
 }
 
-/* True when the recorded owner process no longer exists. */
-static int owner_dead(cc_mutex_t *m) {
-  int32_t pid = atomic_load_explicit(&m->owner_pid, memory_order_relaxed);
-  return pid > 0 && pid != cc_pid && kill(pid, 0) == -1 && errno == ESRCH;
+/* True when process `pid` is gone or a zombie: it will never unlock. A
+ * zombie matters: the reaper of a dead child may itself be waiting here. */
+static int owner_dead(int32_t pid) {
+  char path[64], buf[512], *p;
+  ssize_t n;
+  int fd;
+  if (pid <= 0 || pid == cc_pid) return 0;
+  if (kill(pid, 0) == -1 && errno == ESRCH) return 1;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return 0;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  p = strrchr(buf, ')');
+  return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
 int cc_mutex_lock(cc_mutex_t *m) {
-  uint32_t c = 0;
-  int i;
-  if (atomic_compare_exchange_strong_explicit(&m->word, &c, 1, memory_order_acquire,
-                                              memory_order_relaxed))
-    goto owned;
-  for (i = 0; i < cc_spin_count; i++) {
+  uint32_t me = (uint32_t)cc_pid, c;
+  if (cas(m, 0, me)) return 0;
+  for (int i = 0; i < cc_spin_count; i++) {
     cc_cpu_relax();
-    c = 0;
-    if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_weak_explicit(&m->word, &c, 1, memory_order_acquire,
-                                              memory_order_relaxed))
-      goto owned;
+    if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0 && cas(m, 0, me)) return 0;
   }
-  if (c != 2) c = atomic_exchange_explicit(&m->word, 2, memory_order_acquire);
-  while (c != 0) {
-    /* Wake up now and then to notice an owner process that died. */
-    if (cc_futex_wait(&m->word, 2, cc_now_ns() + 100000000) == CC_ETIMEOUT &&
-        owner_dead(m)) {
-      int32_t dead = atomic_load(&m->owner_pid);
-      if (atomic_compare_exchange_strong(&m->owner_pid, &dead, cc_pid)) {
-        atomic_store_explicit(&m->word, 2, memory_order_release);
-        atomic_thread_fence(memory_order_acquire);
-        return 1;
-      }
+  for (;;) {
+    c = atomic_load_explicit(&m->word, memory_order_relaxed);
+    if (c == 0) {
+      /* We cannot know whether others are parked: keep the bit. */
+      if (cas(m, 0, me | WAITERS)) return 0;
+      continue;
     }
-    c = atomic_exchange_explicit(&m->word, 2, memory_order_acquire);
+    if (!(c & WAITERS)) {
+      if (!cas(m, c, c | WAITERS)) continue;
+      c |= WAITERS;
+    }
+    if (cc_futex_wait(&m->word, c, cc_now_ns() + POLL_NS) == CC_ETIMEOUT &&
+        owner_dead((int32_t)(c & ~WAITERS)) && cas(m, c, me | WAITERS))
+      return 1;
   }
-owned:
-  atomic_store_explicit(&m->owner_pid, my_pid(), memory_order_relaxed);
-  return 0;
 }
 
 void cc_mutex_unlock(cc_mutex_t *m) {
-  atomic_store_explicit(&m->owner_pid, 0, memory_order_relaxed);
-  if (atomic_exchange_explicit(&m->word, 0, memory_order_release) == 2)
+  if (atomic_exchange_explicit(&m->word, 0, memory_order_release) & WAITERS)
     cc_futex_wake(&m->word, 1);
 }

@@ -110,6 +110,13 @@ void cc_thread_wait_nondaemon(void) {
     cc_futex_wait(&nondaemon_running, n, CC_FOREVER);
 }
 
+void cc_thread_count_nondaemon(int delta) {
+  if (delta > 0)
+    atomic_fetch_add(&nondaemon_running, (uint32_t)delta);
+  else if (delta < 0 && atomic_fetch_sub(&nondaemon_running, (uint32_t)-delta) == (uint32_t)-delta)
+    cc_futex_wake(&nondaemon_running, INT32_MAX);
+}
+
 /* ---- worker pool ------------------------------------------------------ */
 
 typedef struct worker {

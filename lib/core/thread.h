@@ -87,8 +87,13 @@ void cc_thread_foreach(int (*fn)(cc_thread_t *t, void *ud), void *ud);
 void cc_thread_register(cc_thread_t *t);
 void cc_thread_unregister(cc_thread_t *t);
 
-/* Waits for every running non-daemon thread started by this process. */
+/* Waits for every running non-daemon thread started by this process (and
+ * every non-daemon child process it forked: see process.h). */
 void cc_thread_wait_nondaemon(void);
+/* Counts delta (+1 / -1) more non-daemon activities that
+ * cc_thread_wait_nondaemon waits for; the process module counts its
+ * non-daemon children with it. */
+void cc_thread_count_nondaemon(int delta);
 
 /* Set by the host's SIGINT handler: interruptible waits of the main thread
  * return CC_EINTR when it is non-zero. */

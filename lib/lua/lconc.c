@@ -24,7 +24,7 @@ static int obj_gc(lua_State *L) {
   if (u && u->obj) {
     cc_obj_t *o = u->obj;
     u->obj = NULL;
-    cc_obj_unref(o);
+    if (u->pid == cc_pid) cc_obj_unref(o); /* else the parent process's reference */
   }
   return 0;
 }
@@ -168,9 +168,49 @@ static void push_obj(lua_State *L, cc_obj_t *o, int owned) {
   lua_setmetatable(L, -2);
   if (!owned) cc_obj_ref(o);
   u->obj = o;
+  u->pid = cc_pid;
   lua_pushvalue(L, -1);
   lua_rawsetp(L, -3, o);
   lua_remove(L, -2);
+}
+
+/* Calls fn on every conc userdata of L's object cache that holds a
+ * reference of process `pid`. Allocates nothing once the cache exists. */
+static void each_held_by(lua_State *L, int32_t pid, void (*fn)(conc_ud *u)) {
+  push_cache(L);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    conc_ud *u = lua_touserdata(L, -1);
+    if (u && u->obj && u->pid == pid) fn(u);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static void ref_for_child(conc_ud *u) {
+  cc_obj_ref(u->obj);
+}
+
+static void unref_for_child(conc_ud *u) {
+  cc_obj_unref(u->obj);
+}
+
+static void adopt(conc_ud *u) {
+  u->pid = cc_pid;
+}
+
+void conc_adopt_prepare(lua_State *L) {
+  push_cache(L); /* made now if ever: nothing allocates after this */
+  lua_pop(L, 1);
+  each_held_by(L, cc_pid, ref_for_child);
+}
+
+void conc_adopt_cancel(lua_State *L) {
+  each_held_by(L, cc_pid, unref_for_child);
+}
+
+void conc_adopt_after_fork(lua_State *L, int32_t parent) {
+  each_held_by(L, parent, adopt);
 }
 
 void conc_push(lua_State *L, cc_obj_t *o) {
@@ -277,6 +317,7 @@ int luaopen_conc(lua_State *L) {
   conc_open_queue(L);
   conc_open_shared(L);
   conc_open_process(L);
+  conc_open_pipe(L);
   conc_open_codec(L);
   lua_pushliteral(L, CONCLUA_VERSION);
   lua_setfield(L, -2, "version");

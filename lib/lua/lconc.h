@@ -18,6 +18,7 @@
 
 typedef struct conc_ud {
   cc_obj_t *obj; /* NULL once closed */
+  int32_t pid;   /* the process whose reference this is (see conc_adopt_after_fork) */
 } conc_ud;
 
 /* Registers metatable "conc.<type->name>" with __index (the `methods` plus,
@@ -63,6 +64,19 @@ int conc_raise(lua_State *L, int err, const char *what);
  * (timeout, closed). */
 int conc_fail(lua_State *L, int err);
 
+/* Forking a lua_State (conc.process). The child's copy of L holds copies of
+ * the parent's userdata, whose references the parent owns and may drop at
+ * any moment after the fork. So, in the parent, right before fork() and with
+ * no Lua allocation in between, conc_adopt_prepare takes one reference for
+ * the child per conc userdata of L's object cache (conc_adopt_cancel gives
+ * them back if the fork fails); in the child, conc_adopt_after_fork makes
+ * the same userdata the owners of those references. A userdata that was not
+ * in the cache (one waiting for its finalizer) stays the parent's: collected
+ * in the child, it drops nothing. */
+void conc_adopt_prepare(lua_State *L);
+void conc_adopt_cancel(lua_State *L);
+void conc_adopt_after_fork(lua_State *L, int32_t parent);
+
 /* The default object name: "file:line" of the Lua code calling the
  * constructor (level 1), or "?" */
 void conc_where(lua_State *L, char *buf, size_t n);
@@ -76,6 +90,7 @@ void conc_open_lock(lua_State *L);
 void conc_open_queue(lua_State *L);
 void conc_open_shared(lua_State *L);
 void conc_open_process(lua_State *L);
+void conc_open_pipe(lua_State *L);
 /* conc._encode / conc._decode (lcodec.c): debug entries for tests. */
 void conc_open_codec(lua_State *L);
 

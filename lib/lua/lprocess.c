@@ -1,6 +1,283 @@
-/* lprocess.c - placeholder until the process binding lands. */
+/*
+ * lprocess.c - conc.process, conc.pid, conc.ppid (the core is
+ * lib/core/process.c; docs/PROCESSES.md).
+ *
+ * conc.process forks. The child runs fn(...) in its own copy of the calling
+ * lua_State (its globals are the parent's at fork time), with the function
+ * and arguments copied through the codec as for a thread, and never returns
+ * to the parent's code: it stores its results or error in the arena and
+ * _exits. The parent gets a Process object at once.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "codec.h"
 #include "lconc.h"
+#include "process.h"
+
+#define PROCESS_T (&cc_process_type)
+
+static cc_process_t *checkp(lua_State *L, int idx) {
+  return (cc_process_t *)conc_check(L, idx, PROCESS_T);
+}
+
+/* ---- the child ------------------------------------------------------------ */
+
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* In protected mode: decode the job, call it, encode the results into the
+ * arena; leaves the block and its length as two light values. */
+static int child_protected(lua_State *L) {
+  cc_process_t *p = lua_touserdata(L, 1);
+  conc_wbuf_t b;
+  int n, base = lua_gettop(L);
+  void *data;
+  size_t len;
+  n = conc_decode(L, p->t.job, p->t.job_len);
+  cc_process_drop_job(p);
+  lua_call(L, n - 1, LUA_MULTRET);
+  n = lua_gettop(L) - base;
+  conc_wbuf_init(&b, 1);
+  conc_encode(L, base + 1, n, &b, "result");
+  data = conc_wbuf_take(&b, &len);
+  lua_settop(L, 0);
+  lua_pushlightuserdata(L, data);
+  lua_pushinteger(L, (lua_Integer)len);
+  return 2;
+}
+
+static void *store_text(const char *s, size_t len, size_t *outlen) {
+  char *p = cc_alloc(len + 1);
+  if (p) {
+    memcpy(p, s, len);
+    p[len] = '\0';
+  }
+  *outlen = p ? len : 0;
+  return p;
+}
+
+/* Flushes L's default output file (io.output()) when it is not stdout: the
+ * core flushes stdout and stderr itself. Allocates nothing. */
+static void flush_default_output(lua_State *L) {
+  luaL_Stream *s;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_IO_output");
+  s = luaL_testudata(L, -1, LUA_FILEHANDLE);
+  if (s && s->closef && s->f && s->f != stdout) fflush(s->f);
+  lua_pop(L, 1);
+}
+
+/* os.exit in a child: C's exit() would run the parent's atexit handlers
+ * (and a sanitizer's leak check over the parent's memory) in the child.
+ * Flushes stdio and _exits instead, without reporting: the parent's join
+ * sees the exit status. The state is not closed (the `close` argument is
+ * ignored): it is the parent's copy. */
+static int child_os_exit(lua_State *L) {
+  int code;
+  if (lua_isboolean(L, 1))
+    code = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+  else
+    code = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+  flush_default_output(L);
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code);
+}
+
+static void replace_os_exit(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "os") == LUA_TTABLE) {
+    lua_pushcfunction(L, child_os_exit);
+    lua_setfield(L, -2, "exit");
+  }
+  lua_pop(L, 2);
+}
+
+/* Runs in the child, on the C stack of the parent's conc.process call. The
+ * job runs in a new coroutine of L: same globals, but a traceback that ends
+ * where the job starts instead of going on into the parent's frames. */
+static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
+  size_t len = 0;
+  lua_State *co;
+  int rc;
+  conc_adopt_after_fork(L, p->ppid);
+  lua_settop(L, 0);
+  replace_os_exit(L);
+  co = lua_newthread(L); /* stays on L's stack: never collected */
+  lua_pushcfunction(co, msghandler);
+  lua_pushcfunction(co, child_protected);
+  lua_pushlightuserdata(co, p);
+  rc = lua_pcall(co, 1, 2, 1);
+  flush_default_output(L);
+  if (rc == LUA_OK) {
+    void *data = lua_touserdata(co, -2);
+    len = (size_t)lua_tointeger(co, -1);
+    cc_process_exit(p, CC_T_OK, data, len);
+  } else {
+    size_t mlen;
+    const char *m = lua_tolstring(co, -1, &mlen);
+    void *text;
+    if (!m) m = "?", mlen = 1;
+    text = store_text(m, mlen, &len);
+    cc_process_exit(p, CC_T_ERROR, text, len);
+  }
+}
+
+/* ---- hooks ----------------------------------------------------------------- */
+
+static void print_unobserved(cc_process_t *p) {
+  fprintf(stderr, "conclua: error in process '%s' (pid %d, started at %s), never joined:\n%s\n",
+          p->t.h.name, (int)p->t.pid, p->t.spawn_site,
+          p->t.result ? (const char *)p->t.result : "?");
+  fflush(stderr);
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static void install_hooks(void) {
+  static const cc_process_hooks_t h = {conc_codec_release, print_unobserved};
+  cc_process_set_hooks(&h);
+}
+
+/* ---- Lua API ------------------------------------------------------------------ */
+
+static int l_process(lua_State *L) {
+  int fidx = 1, daemon = 0, n, pid;
+  const char *name = NULL;
+  conc_wbuf_t b;
+  cc_process_t *p;
+  if (lua_istable(L, 1)) {
+    fidx = 2;
+    if (lua_getfield(L, 1, "name") != LUA_TNIL) name = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "daemon");
+    daemon = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  luaL_checktype(L, fidx, LUA_TFUNCTION);
+  n = lua_gettop(L) - fidx + 1;
+  conc_wbuf_init(&b, 1);
+  conc_encode(L, fidx, n, &b, "argument");
+  p = cc_process_new(name, daemon);
+  if (!p) {
+    conc_wbuf_free(&b);
+    return luaL_error(L, "conc.process: %s", cc_strerror(CC_ENOMEM));
+  }
+  conc_where(L, p->t.spawn_site, sizeof p->t.spawn_site);
+  p->t.job = conc_wbuf_take(&b, &p->t.job_len);
+  flush_default_output(L);
+  conc_adopt_prepare(L); /* no Lua allocation from here to the fork */
+  pid = cc_process_fork(p);
+  if (pid == 0) run_child(L, p);
+  if (pid < 0) {
+    conc_adopt_cancel(L);
+    cc_obj_unref(&p->t.h); /* frees the job */
+    return luaL_error(L, "conc.process: cannot fork: %s", cc_strerror(pid));
+  }
+  conc_push_owned(L, &p->t.h);
+  return 1;
+}
+
+static int l_join(lua_State *L) {
+  cc_process_t *p = checkp(L, 1);
+  cc_deadline_t d = conc_opt_deadline(L, 2);
+  int rc;
+  if (cc_self()->thread == &p->t.h) return luaL_error(L, "cannot join the current process");
+  rc = cc_process_join(p, d);
+  if (rc == CC_ETIMEOUT) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (rc != 0) return conc_raise(L, rc, "join");
+  if (p->t.status == CC_T_ERROR) {
+    const char *msg = p->t.result ? (const char *)p->t.result : "?";
+    atomic_store(&p->t.observed, 1);
+    if (p->how == CC_PROC_REPORTED) return luaL_error(L, "process '%s': %s", p->t.h.name, msg);
+    lua_pushstring(L, msg); /* already names the process */
+    return lua_error(L);
+  }
+  lua_pushboolean(L, 1);
+  if (!p->t.result) return 1;
+  return 1 + conc_decode(L, p->t.result, p->t.result_len);
+}
+
+static int l_alive(lua_State *L) {
+  lua_pushboolean(L, cc_thread_alive(&checkp(L, 1)->t));
+  return 1;
+}
+
+static int l_kill(lua_State *L) {
+  cc_process_t *p = checkp(L, 1);
+  int sig = SIGTERM, rc;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    sig = cc_signal_number(lua_tostring(L, 2));
+    luaL_argcheck(L, sig > 0, 2, "unknown signal name");
+  } else if (!lua_isnoneornil(L, 2)) {
+    lua_Integer s = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, s >= 0 && s < NSIG, 2, "signal number out of range");
+    sig = (int)s;
+  }
+  rc = cc_process_kill(p, sig);
+  lua_pushboolean(L, rc == 0);
+  return 1;
+}
+
+static int process_index(lua_State *L) {
+  cc_process_t *p = checkp(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (!k) return 0;
+  if (strcmp(k, "pid") == 0) {
+    lua_pushinteger(L, p->t.pid);
+  } else if (strcmp(k, "exitcode") == 0) {
+    if (atomic_load_explicit(&p->t.done, memory_order_acquire))
+      lua_pushinteger(L, cc_process_exitcode(p));
+    else
+      lua_pushnil(L);
+  } else if (strcmp(k, "name") == 0) {
+    lua_pushstring(L, p->t.h.name);
+  } else if (strcmp(k, "id") == 0) {
+    lua_pushinteger(L, (lua_Integer)p->t.tid);
+  } else if (strcmp(k, "daemon") == 0) {
+    lua_pushboolean(L, p->t.daemon);
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+static int l_pid(lua_State *L) {
+  lua_pushinteger(L, cc_pid);
+  return 1;
+}
+
+static int l_ppid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getppid());
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"join", l_join}, {"alive", l_alive}, {"kill", l_kill}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+    {"process", l_process}, {"pid", l_pid}, {"ppid", l_ppid}, {NULL, NULL}};
 
 void conc_open_process(lua_State *L) {
-  (void)L;
+  pthread_once(&hooks_once, install_hooks);
+  conc_newtype(L, PROCESS_T, methods, NULL, process_index);
+  luaL_setfuncs(L, funcs, 0);
 }

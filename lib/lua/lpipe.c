@@ -1,0 +1,94 @@
+/*
+ * lpipe.c - conc.pipe (the core is lib/core/pipe.c).
+ *
+ * Misuse raises: sending nil, sending on a closed end or to a closed other
+ * end, receiving on a closed end, using a one-way end the wrong way.
+ * Expected outcomes return fail values: recv -> nil, "timeout" and, once
+ * the other end is closed and everything it sent has been received,
+ * nil, "closed" (plus the code name).
+ */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lconc.h"
+#include "lvalue.h"
+#include "pipe.h"
+
+#define PIPE_T (&cc_pipe_type)
+
+static cc_pipe_t *checkend(lua_State *L, int idx) {
+  return (cc_pipe_t *)conc_check(L, idx, PIPE_T);
+}
+
+static int l_pipe(lua_State *L) {
+  int duplex = lua_isnoneornil(L, 1) ? 1 : lua_toboolean(L, 1);
+  char name[CC_NAME_MAX];
+  cc_pipe_t *a, *b;
+  conc_where(L, name, sizeof name);
+  if (cc_pipe_new(duplex, name, &a, &b) != 0)
+    return luaL_error(L, "conc.pipe: %s", cc_strerror(CC_ENOMEM));
+  conc_push_owned(L, &a->h);
+  conc_push_owned(L, &b->h);
+  return 2;
+}
+
+static int l_send(lua_State *L) {
+  cc_pipe_t *e = checkend(L, 1);
+  cc_item_t it;
+  int rc;
+  luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "non-nil value");
+  if (!e->out) return luaL_error(L, "pipe:send: this end only receives");
+  if (cc_pipe_closed(e)) return luaL_error(L, "pipe:send: this end is closed");
+  conc_item_from_lua(L, 2, &it, "message");
+  rc = cc_pipe_send(e, &it);
+  if (cc_likely(rc == 0)) return 0;
+  cc_item_clear(&it);
+  if (rc == CC_ECLOSED)
+    return luaL_error(L, cc_pipe_closed(e) ? "pipe:send: this end is closed"
+                                           : "pipe:send: the other end is closed");
+  return conc_raise(L, rc, "pipe:send");
+}
+
+static int l_recv(lua_State *L) {
+  cc_pipe_t *e = checkend(L, 1);
+  cc_deadline_t d = conc_opt_deadline(L, 2);
+  cc_item_t it;
+  int rc;
+  if (!e->in) return luaL_error(L, "pipe:recv: this end only sends");
+  rc = cc_pipe_recv(e, &it, d);
+  if (cc_likely(rc == 0)) {
+    conc_item_push(L, &it);
+    cc_item_clear(&it);
+    return 1;
+  }
+  if (cc_pipe_closed(e)) return luaL_error(L, "pipe:recv: this end is closed");
+  return conc_fail(L, rc);
+}
+
+static int l_poll(lua_State *L) {
+  cc_pipe_t *e = checkend(L, 1);
+  lua_pushboolean(L, cc_pipe_pending(e) > 0);
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  cc_pipe_close(checkend(L, 1));
+  return 0;
+}
+
+static int l_closed(lua_State *L) {
+  lua_pushboolean(L, cc_pipe_closed(checkend(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg methods[] = {{"send", l_send},   {"recv", l_recv},
+                                   {"poll", l_poll},   {"close", l_close},
+                                   {"closed", l_closed}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {{"pipe", l_pipe}, {NULL, NULL}};
+
+void conc_open_pipe(lua_State *L) {
+  conc_item_init();
+  conc_newtype(L, PIPE_T, methods, NULL, NULL);
+  luaL_setfuncs(L, funcs, 0);
+}
