@@ -14,6 +14,7 @@
 #include <lua.h>
 
 #include "arena.h"
+#include "codec.h"
 #include "cc.h"
 
 typedef struct conc_ud {
@@ -80,6 +81,17 @@ void conc_adopt_after_fork(lua_State *L, int32_t parent);
 /* The default object name: "file:line" of the Lua code calling the
  * constructor (level 1), or "?" */
 void conc_where(lua_State *L, char *buf, size_t n);
+
+/* The arguments of conc.thread and conc.process: `[opts,] fn, ...` with
+ * opts = {name=, daemon=}. Checks them and encodes fn and its arguments
+ * into `job` (in the arena; raises on an uncopyable value). `name` points
+ * into the options table, which stays on the stack. */
+typedef struct conc_spawn {
+  const char *name;
+  int daemon;
+  conc_wbuf_t job;
+} conc_spawn_t;
+void conc_spawn_args(lua_State *L, conc_spawn_t *s);
 
 /* Openers of each binding file, called by luaopen_conc: each registers its
  * metatables and sets its functions into the module table at the top of

@@ -157,29 +157,17 @@ static void install_hooks(void) {
 /* ---- Lua API ------------------------------------------------------------------ */
 
 static int l_process(lua_State *L) {
-  int fidx = 1, daemon = 0, n, pid;
-  const char *name = NULL;
-  conc_wbuf_t b;
+  int pid;
+  conc_spawn_t s;
   cc_process_t *p;
-  if (lua_istable(L, 1)) {
-    fidx = 2;
-    if (lua_getfield(L, 1, "name") != LUA_TNIL) name = luaL_checkstring(L, -1);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "daemon");
-    daemon = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
-  luaL_checktype(L, fidx, LUA_TFUNCTION);
-  n = lua_gettop(L) - fidx + 1;
-  conc_wbuf_init(&b, 1);
-  conc_encode(L, fidx, n, &b, "argument");
-  p = cc_process_new(name, daemon);
+  conc_spawn_args(L, &s);
+  p = cc_process_new(s.name, s.daemon);
   if (!p) {
-    conc_wbuf_free(&b);
+    conc_wbuf_free(&s.job);
     return luaL_error(L, "conc.process: %s", cc_strerror(CC_ENOMEM));
   }
   conc_where(L, p->t.spawn_site, sizeof p->t.spawn_site);
-  p->t.job = conc_wbuf_take(&b, &p->t.job_len);
+  p->t.job = conc_wbuf_take(&s.job, &p->t.job_len);
   flush_default_output(L);
   conc_adopt_prepare(L); /* no Lua allocation from here to the fork */
   pid = cc_process_fork(p);

@@ -121,30 +121,35 @@ static void install_hooks(void) {
 
 /* ---- Lua API ---------------------------------------------------------- */
 
-static int l_thread(lua_State *L) {
-  int fidx = 1, daemon = 0, n, rc;
-  const char *name = NULL;
-  conc_wbuf_t b;
-  cc_thread_t *t;
+void conc_spawn_args(lua_State *L, conc_spawn_t *s) {
+  int fidx = 1;
+  s->name = NULL;
+  s->daemon = 0;
   if (lua_istable(L, 1)) {
     fidx = 2;
-    if (lua_getfield(L, 1, "name") != LUA_TNIL) name = luaL_checkstring(L, -1);
-    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "name") != LUA_TNIL) s->name = luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the string stays anchored in the options table */
     lua_getfield(L, 1, "daemon");
-    daemon = lua_toboolean(L, -1);
+    s->daemon = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
   luaL_checktype(L, fidx, LUA_TFUNCTION);
-  n = lua_gettop(L) - fidx + 1;
-  conc_wbuf_init(&b, 1);
-  conc_encode(L, fidx, n, &b, "argument");
-  t = cc_thread_new(name, daemon);
+  conc_wbuf_init(&s->job, 1);
+  conc_encode(L, fidx, lua_gettop(L) - fidx + 1, &s->job, "argument");
+}
+
+static int l_thread(lua_State *L) {
+  int rc;
+  conc_spawn_t s;
+  cc_thread_t *t;
+  conc_spawn_args(L, &s);
+  t = cc_thread_new(s.name, s.daemon);
   if (!t) {
-    conc_wbuf_free(&b);
+    conc_wbuf_free(&s.job);
     return luaL_error(L, "conc.thread: %s", cc_strerror(CC_ENOMEM));
   }
   conc_where(L, t->spawn_site, sizeof t->spawn_site);
-  t->job = conc_wbuf_take(&b, &t->job_len);
+  t->job = conc_wbuf_take(&s.job, &t->job_len);
   conc_push_owned(L, &t->h);
   rc = cc_thread_start(t);
   if (rc != 0) return luaL_error(L, "conc.thread: cannot start a thread: %s", cc_strerror(rc));
