@@ -12,7 +12,8 @@ static void pipe_destroy(cc_obj_t *o) {
 
 const cc_type_t cc_pipe_type = {"pipe", pipe_destroy, NULL, NULL};
 
-static cc_pipe_t *new_end(const char *name, const char *side, cc_queue_t *in, cc_queue_t *out) {
+static cc_pipe_t *new_end(const char *name, const char *side, cc_queue_t *in,
+                          cc_queue_t *out) {
   char full[CC_NAME_MAX];
   cc_pipe_t *e;
   snprintf(full, sizeof full, "%.*s%s", CC_NAME_MAX - 5, name ? name : "", side);
@@ -77,5 +78,6 @@ void cc_pipe_close(cc_pipe_t *e) {
   if (e->out) cc_queue_close(e->out);
   /* Nobody will ever receive these: free them now. */
   if (e->in)
-    while (cc_queue_get(e->in, &it, CC_NOW) == 0) cc_item_clear(&it);
+    while (cc_queue_get(e->in, &it, CC_NOW) == 0)
+      cc_item_clear(&it);
 }

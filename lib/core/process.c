@@ -7,7 +7,10 @@
  * thread and its eventfd. reap_mu guards the list; it is a leaf lock (only
  * waitpid, kill and list operations run under it) and it is held across
  * fork() by an atfork prepare handler, so a child always finds the list
- * whole and can drop it.
+ * whole and can drop it. The list nodes and the reaper's poll array come
+ * from the arena, not malloc: the reaper never enters malloc, so it cannot
+ * hold a malloc lock that a fork would leave locked (glibc guards its own
+ * around fork(); some sanitizer runtimes do not).
  *
  * Lifetimes: the forker's caller holds one reference to a Process; the
  * reaper holds another from the fork until the child is reaped and the
@@ -49,12 +52,14 @@ static const struct {
   int sig;
   const char *name;
 } signames[] = {
-    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},     {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
-    {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},   {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
-    {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},   {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
-    {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},   {SIGTERM, "SIGTERM"}, {SIGCHLD, "SIGCHLD"},
-    {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},   {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
-    {SIGTTOU, "SIGTTOU"}, {SIGXCPU, "SIGXCPU"},   {SIGXFSZ, "SIGXFSZ"}, {SIGWINCH, "SIGWINCH"},
+    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+    {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+    {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+    {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+    {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+    {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},
+    {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"},
+    {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"}, {SIGWINCH, "SIGWINCH"},
     {SIGSYS, "SIGSYS"},
 };
 #define NSIGNAMES (sizeof signames / sizeof signames[0])
@@ -86,8 +91,8 @@ static void drop_job(cc_process_t *p) {
 
 static void process_destroy(cc_obj_t *o) {
   cc_process_t *p = (cc_process_t *)o;
-  if (atomic_load(&p->t.done) && p->t.status == CC_T_ERROR && !atomic_load(&p->t.observed) &&
-      hooks.on_unobserved_error)
+  if (atomic_load(&p->t.done) && p->t.status == CC_T_ERROR &&
+      !atomic_load(&p->t.observed) && hooks.on_unobserved_error)
     hooks.on_unobserved_error(p);
   drop_job(p);
   if (p->t.result && p->t.status == CC_T_OK && hooks.release_payload)
@@ -137,7 +142,8 @@ static void release_holds(cc_actor_t *a, const char *verb) {
   int32_t n = atomic_load(&a->nheld);
   char who[128];
   if (n > CC_MAX_HELD) n = CC_MAX_HELD;
-  for (int32_t i = 0; i < n; i++) held[i] = atomic_load(&a->held[i]);
+  for (int32_t i = 0; i < n; i++)
+    held[i] = atomic_load(&a->held[i]);
   for (int32_t i = n - 1; i >= 0; i--) {
     cc_obj_t *o = held[i];
     if (!cc_obj_valid(o) || !o->type->abandon) continue;
@@ -196,8 +202,8 @@ static void finish_orphan_threads(int32_t pid) {
       cc_thread_t *t = o.t[i];
       cc_thread_unregister(t);
       if (!atomic_load(&t->done)) {
-        snprintf(text, sizeof text, "thread '%s' died with its process (pid %d)", t->h.name,
-                 (int)pid);
+        snprintf(text, sizeof text, "thread '%s' died with its process (pid %d)",
+                 t->h.name, (int)pid);
         set_text(t, text);
         t->status = CC_T_ERROR;
         t->actor = NULL;
@@ -258,13 +264,14 @@ static int settle(cc_process_t *p, int how, int value) {
     p->how = how;
     p->t.status = CC_T_ERROR;
     if (how == CC_PROC_KILLED) {
-      snprintf(text, sizeof text, "process '%s' was killed by signal %d (%s)", p->t.h.name,
-               value, cc_signal_name(value, sb, sizeof sb));
+      snprintf(text, sizeof text, "process '%s' was killed by signal %d (%s)",
+               p->t.h.name, value, cc_signal_name(value, sb, sizeof sb));
     } else if (how == CC_PROC_EXITED && value == 0) {
       p->t.status = CC_T_OK; /* os.exit(true) and the like: no results */
       text[0] = '\0';
     } else if (how == CC_PROC_EXITED) {
-      snprintf(text, sizeof text, "process '%s' exited with status %d", p->t.h.name, value);
+      snprintf(text, sizeof text, "process '%s' exited with status %d", p->t.h.name,
+               value);
     } else {
       p->t.exitcode = -SIGKILL;
       snprintf(text, sizeof text, "process '%s' was lost: its parent process %d died",
@@ -289,7 +296,7 @@ static int settle(cc_process_t *p, int how, int value) {
 typedef struct child {
   cc_process_t *p; /* the reaper's reference */
   pid_t pid;
-  int pidfd; /* -1: found by polling waitpid */
+  int pidfd;   /* -1: found by polling waitpid */
   int wstatus; /* once reaped */
   struct child *next;
 } child_t;
@@ -319,15 +326,12 @@ static void reap_parent(void) {
 }
 
 /* In a child: the list (whole, thanks to reap_prepare) belongs to the
- * parent, whose reaper holds the references: forget it, close its fds. */
+ * parent, whose reaper goes on using it (its nodes are in the shared arena)
+ * and holds the references: close the fds this process got copies of, and
+ * forget the list. */
 static void reap_child(void) {
-  child_t *c = children;
-  while (c) {
-    child_t *next = c->next;
+  for (child_t *c = children; c; c = c->next)
     if (c->pidfd >= 0) close(c->pidfd);
-    free(c);
-    c = next;
-  }
   children = NULL;
   nchildren = 0;
   if (wake_fd >= 0) close(wake_fd);
@@ -359,7 +363,7 @@ static void reaped(child_t *c) {
   else
     settle(p, CC_PROC_EXITED, WEXITSTATUS(c->wstatus));
   if (c->pidfd >= 0) close(c->pidfd);
-  free(c);
+  cc_free(c);
   cc_obj_unref(&p->t.h); /* may destroy p (and report an unobserved error) */
   /* Last: the program may end as soon as no non-daemon child is left. */
   if (!daemon) cc_thread_count_nondaemon(-1);
@@ -378,7 +382,8 @@ static void reap_some(const struct pollfd *fds, int nfds, int all) {
     child_t *c = *pp;
     int ready = all || c->pidfd < 0;
     for (int i = 1; i < nfds && !ready; i++)
-      if (fds[i].fd == c->pidfd && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) ready = 1;
+      if (fds[i].fd == c->pidfd && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        ready = 1;
     if (ready && waitpid(c->pid, &status, WNOHANG) == c->pid) {
       *pp = c->next;
       nchildren--;
@@ -410,8 +415,9 @@ static void *reaper_main(void *arg) {
     pthread_mutex_lock(&reap_mu);
     if (nchildren + 1 > cap) {
       int ncap = (nchildren + 1) * 2;
-      struct pollfd *nf = realloc(fds, (size_t)ncap * sizeof *nf);
+      struct pollfd *nf = cc_alloc((size_t)ncap * sizeof *nf);
       if (nf) {
+        cc_free(fds);
         fds = set = nf;
         cap = ncap;
       }
@@ -480,10 +486,9 @@ out:
   return rc;
 }
 
-/* Hands the child to the reaper (with the reference taken for it). */
-static void reaper_add(cc_process_t *p, pid_t pid) {
-  child_t *c = malloc(sizeof *c);
-  if (!c) cc_panic("out of memory registering child process %d", (int)pid);
+/* Hands the child to the reaper (with the reference taken for it), in the
+ * node `c` allocated before the fork. */
+static void reaper_add(child_t *c, cc_process_t *p, pid_t pid) {
   c->p = p;
   c->pid = pid;
   c->pidfd = -1;
@@ -535,7 +540,8 @@ static void watch_parent(pid_t parent, int by_main_thread) {
   if (getppid() != parent) kill(getpid(), SIGKILL);
 }
 
-static void child_setup(cc_process_t *p, cc_actor_t *a, pid_t parent, int by_main_thread) {
+static void child_setup(cc_process_t *p, cc_actor_t *a, pid_t parent,
+                        int by_main_thread) {
   sigset_t none;
   watch_parent(parent, by_main_thread);
   a->pid = cc_pid;
@@ -551,12 +557,17 @@ static void child_setup(cc_process_t *p, cc_actor_t *a, pid_t parent, int by_mai
 
 int cc_process_fork(cc_process_t *p) {
   cc_actor_t *a;
+  child_t *c;
   pid_t parent = cc_pid, pid;
   int by_main_thread = syscall(SYS_gettid) == parent;
   int rc = reaper_start();
   if (rc != 0) return rc;
+  if (!(c = cc_alloc(sizeof *c))) return CC_ENOMEM;
   a = cc_actor_new(p->t.h.name, p->t.tid, CC_ACTOR_PROCESS);
-  if (!a) return CC_EAGAIN;
+  if (!a) {
+    cc_free(c);
+    return CC_EAGAIN;
+  }
   a->thread = &p->t.h;
   p->t.actor = a;
   p->ppid = parent;
@@ -570,14 +581,15 @@ int cc_process_fork(cc_process_t *p) {
     p->t.actor = NULL;
     cc_actor_free(a);
     cc_obj_unref(&p->t.h);
+    cc_free(c);
     return CC_EAGAIN;
   }
-  if (pid == 0) {
+  if (pid == 0) { /* `c` is the parent's: the arena is shared */
     child_setup(p, a, parent, by_main_thread);
     return 0;
   }
   p->t.pid = pid; /* the child writes its actor's pid itself */
-  reaper_add(p, pid);
+  reaper_add(c, p, pid);
   return pid;
 }
 
@@ -611,7 +623,8 @@ int cc_process_join(cc_process_t *p, cc_deadline_t deadline) {
   cc_wait_begin(&p->t.h, CC_WAIT_JOIN, deadline);
   while (!atomic_load_explicit(&p->t.done, memory_order_acquire)) {
     cc_deadline_t until = deadline;
-    if (!forker && cc_now_ns() + ORPHAN_POLL_NS < deadline) until = cc_now_ns() + ORPHAN_POLL_NS;
+    if (!forker && cc_now_ns() + ORPHAN_POLL_NS < deadline)
+      until = cc_now_ns() + ORPHAN_POLL_NS;
     rc = cc_futex_wait(&p->t.done, 0, until);
     if (rc == CC_EINTR) break;
     if (rc == CC_ETIMEOUT) {

@@ -41,12 +41,12 @@ enum cc_process_how {
 };
 
 typedef struct cc_process {
-  cc_thread_t t;            /* first: a Process is a Thread (is_process = 1) */
-  int32_t ppid;             /* the forker's pid: only it can reap the child */
-  int32_t how;              /* cc_process_how, valid once t.done */
-  int32_t termsig;          /* CC_PROC_KILLED: the signal */
-  _Atomic uint32_t reported;/* the child stored its outcome (status, result) */
-  _Atomic uint32_t settled; /* set once by whoever finishes the object */
+  cc_thread_t t;             /* first: a Process is a Thread (is_process = 1) */
+  int32_t ppid;              /* the forker's pid: only it can reap the child */
+  int32_t how;               /* cc_process_how, valid once t.done */
+  int32_t termsig;           /* CC_PROC_KILLED: the signal */
+  _Atomic uint32_t reported; /* the child stored its outcome (status, result) */
+  _Atomic uint32_t settled;  /* set once by whoever finishes the object */
 } cc_process_t;
 
 extern const cc_type_t cc_process_type; /* "process" */

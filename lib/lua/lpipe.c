@@ -81,8 +81,8 @@ static int l_closed(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {{"send", l_send},   {"recv", l_recv},
-                                   {"poll", l_poll},   {"close", l_close},
+static const luaL_Reg methods[] = {{"send", l_send},     {"recv", l_recv},
+                                   {"poll", l_poll},     {"close", l_close},
                                    {"closed", l_closed}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"pipe", l_pipe}, {NULL, NULL}};

@@ -142,7 +142,8 @@ static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
 /* ---- hooks ----------------------------------------------------------------- */
 
 static void print_unobserved(cc_process_t *p) {
-  fprintf(stderr, "conclua: error in process '%s' (pid %d, started at %s), never joined:\n%s\n",
+  fprintf(stderr,
+          "conclua: error in process '%s' (pid %d, started at %s), never joined:\n%s\n",
           p->t.h.name, (int)p->t.pid, p->t.spawn_site,
           p->t.result ? (const char *)p->t.result : "?");
   fflush(stderr);
@@ -185,7 +186,8 @@ static int l_join(lua_State *L) {
   cc_process_t *p = checkp(L, 1);
   cc_deadline_t d = conc_opt_deadline(L, 2);
   int rc;
-  if (cc_self()->thread == &p->t.h) return luaL_error(L, "cannot join the current process");
+  if (cc_self()->thread == &p->t.h)
+    return luaL_error(L, "cannot join the current process");
   rc = cc_process_join(p, d);
   if (rc == CC_ETIMEOUT) {
     lua_pushboolean(L, 0);
@@ -195,7 +197,8 @@ static int l_join(lua_State *L) {
   if (p->t.status == CC_T_ERROR) {
     const char *msg = p->t.result ? (const char *)p->t.result : "?";
     atomic_store(&p->t.observed, 1);
-    if (p->how == CC_PROC_REPORTED) return luaL_error(L, "process '%s': %s", p->t.h.name, msg);
+    if (p->how == CC_PROC_REPORTED)
+      return luaL_error(L, "process '%s': %s", p->t.h.name, msg);
     lua_pushstring(L, msg); /* already names the process */
     return lua_error(L);
   }
