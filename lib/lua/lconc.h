@@ -93,6 +93,15 @@ typedef struct conc_spawn {
 } conc_spawn_t;
 void conc_spawn_args(lua_State *L, conc_spawn_t *s);
 
+/* The body of a thread's or a process's job, for lua_pcall with the
+ * cc_thread_t (a Process's embedded one) as a light userdata: decodes the
+ * job (then releases and frees it), calls it, encodes the results into the
+ * arena and returns that block and its length as two values. */
+int conc_run_job(lua_State *L);
+/* A NUL-terminated arena copy of s[0..len) (error texts); NULL and *outlen
+ * 0 when the arena is full. */
+void *conc_store_text(const char *s, size_t len, size_t *outlen);
+
 /* Openers of each binding file, called by luaopen_conc: each registers its
  * metatables and sets its functions into the module table at the top of
  * the stack. */

@@ -42,37 +42,6 @@ static int msghandler(lua_State *L) {
   return 1;
 }
 
-/* In protected mode: decode the job, call it, encode the results into the
- * arena; leaves the block and its length as two light values. */
-static int child_protected(lua_State *L) {
-  cc_process_t *p = lua_touserdata(L, 1);
-  conc_wbuf_t b;
-  int n, base = lua_gettop(L);
-  void *data;
-  size_t len;
-  n = conc_decode(L, p->t.job, p->t.job_len);
-  cc_process_drop_job(p);
-  lua_call(L, n - 1, LUA_MULTRET);
-  n = lua_gettop(L) - base;
-  conc_wbuf_init(&b, 1);
-  conc_encode(L, base + 1, n, &b, "result");
-  data = conc_wbuf_take(&b, &len);
-  lua_settop(L, 0);
-  lua_pushlightuserdata(L, data);
-  lua_pushinteger(L, (lua_Integer)len);
-  return 2;
-}
-
-static void *store_text(const char *s, size_t len, size_t *outlen) {
-  char *p = cc_alloc(len + 1);
-  if (p) {
-    memcpy(p, s, len);
-    p[len] = '\0';
-  }
-  *outlen = p ? len : 0;
-  return p;
-}
-
 /* Flushes L's default output file (io.output()) when it is not stdout: the
  * core flushes stdout and stderr itself. Allocates nothing. */
 static void flush_default_output(lua_State *L) {
@@ -121,8 +90,8 @@ static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
   replace_os_exit(L);
   co = lua_newthread(L); /* stays on L's stack: never collected */
   lua_pushcfunction(co, msghandler);
-  lua_pushcfunction(co, child_protected);
-  lua_pushlightuserdata(co, p);
+  lua_pushcfunction(co, conc_run_job);
+  lua_pushlightuserdata(co, &p->t);
   rc = lua_pcall(co, 1, 2, 1);
   flush_default_output(L);
   if (rc == LUA_OK) {
@@ -134,7 +103,7 @@ static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
     const char *m = lua_tolstring(co, -1, &mlen);
     void *text;
     if (!m) m = "?", mlen = 1;
-    text = store_text(m, mlen, &len);
+    text = conc_store_text(m, mlen, &len);
     cc_process_exit(p, CC_T_ERROR, text, len);
   }
 }

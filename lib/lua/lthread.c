@@ -33,16 +33,16 @@ static int msghandler(lua_State *L) {
   return 1;
 }
 
-/* In protected mode: decode the job, call it, encode the results into the
- * arena, and leave the block and its length as two light values. */
-static int run_protected(lua_State *L) {
+int conc_run_job(lua_State *L) {
   cc_thread_t *t = lua_touserdata(L, 1);
   conc_wbuf_t b;
   int n, base = lua_gettop(L);
   void *data;
   size_t len;
   n = conc_decode(L, t->job, t->job_len);
-  cc_thread_drop_job(t);
+  conc_codec_release(t->job, t->job_len);
+  cc_free(t->job);
+  t->job = NULL;
   lua_call(L, n - 1, LUA_MULTRET);
   n = lua_gettop(L) - base;
   conc_wbuf_init(&b, 1);
@@ -54,7 +54,7 @@ static int run_protected(lua_State *L) {
   return 2;
 }
 
-static void *store_text(const char *s, size_t len, size_t *outlen) {
+void *conc_store_text(const char *s, size_t len, size_t *outlen) {
   char *p = cc_alloc(len + 1);
   if (p) {
     memcpy(p, s, len);
@@ -76,11 +76,11 @@ static void thread_run(void *ctx, cc_thread_t *t) {
   if (!L) {
     const char *m = "cannot create a Lua state for the thread";
     cc_thread_drop_job(t);
-    cc_thread_finish(t, CC_T_ERROR, store_text(m, strlen(m), &len), len);
+    cc_thread_finish(t, CC_T_ERROR, conc_store_text(m, strlen(m), &len), len);
     return;
   }
   lua_pushcfunction(L, msghandler);
-  lua_pushcfunction(L, run_protected);
+  lua_pushcfunction(L, conc_run_job);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, 2, 1) == LUA_OK) {
     void *data = lua_touserdata(L, -2);
@@ -92,7 +92,7 @@ static void thread_run(void *ctx, cc_thread_t *t) {
     const char *m = lua_tolstring(L, -1, &mlen);
     void *text;
     if (!m) m = "?", mlen = 1;
-    text = store_text(m, mlen, &len);
+    text = conc_store_text(m, mlen, &len);
     lua_settop(L, 0);
     cc_thread_drop_job(t);
     cc_thread_finish(t, CC_T_ERROR, text, len);
