@@ -133,13 +133,27 @@ static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static worker_t *idle_head;
 static int nidle;
 static int prewarmed;
+static int stopping; /* under pool_mu: cc_thread_stop_workers is running */
+/* Futex word: worker pthreads that are not running a daemon job (idle,
+ * preparing, or running a non-daemon job). cc_thread_stop_workers waits for
+ * it to reach 0. */
+static _Atomic uint32_t nworkers;
 
 static void pool_after_fork(void) {
   pthread_mutex_init(&pool_mu, NULL);
   idle_head = NULL;
   nidle = 0;
   prewarmed = 0;
+  stopping = 0;
+  atomic_store(&nworkers, 0);
   atomic_store(&nondaemon_running, 0);
+}
+
+static void workers_add(int delta) {
+  if (delta > 0)
+    atomic_fetch_add(&nworkers, 1);
+  else if (atomic_fetch_sub(&nworkers, 1) == 1)
+    cc_futex_wake(&nworkers, INT32_MAX);
 }
 
 __attribute__((constructor)) static void pool_atfork(void) {
@@ -184,13 +198,39 @@ void cc_thread_finish(cc_thread_t *t, int status, void *result, size_t len) {
 
 static void run_job(worker_t *w, cc_thread_t *t) {
   int daemon = t->daemon;
+  /* A daemon job may outlive cc_thread_stop_workers: it does not count. */
+  if (daemon) workers_add(-1);
   cc_set_self(t->actor);
   hooks.run(w->ctx, t);
   if (!atomic_load(&t->done)) cc_panic("thread job ended without finishing");
   cc_set_self(NULL);
   cc_obj_unref(&t->h);
+  if (daemon) workers_add(1);
   if (!daemon && atomic_fetch_sub(&nondaemon_running, 1) == 1)
     cc_futex_wake(&nondaemon_running, INT32_MAX);
+}
+
+static int pool_stopping(void) {
+  int s;
+  pthread_mutex_lock(&pool_mu);
+  s = stopping;
+  pthread_mutex_unlock(&pool_mu);
+  return s;
+}
+
+/* Parks w among the idle workers, or returns 0 when the pool is full or
+ * stopping (the worker then ends). */
+static int park_idle(worker_t *w) {
+  pthread_mutex_lock(&pool_mu);
+  if (nidle >= MAX_IDLE || stopping) {
+    pthread_mutex_unlock(&pool_mu);
+    return 0;
+  }
+  w->next = idle_head;
+  idle_head = w;
+  nidle++;
+  pthread_mutex_unlock(&pool_mu);
+  return 1;
 }
 
 static void *worker_main(void *arg) {
@@ -204,27 +244,46 @@ static void *worker_main(void *arg) {
       if (hooks.discard) hooks.discard(w->ctx);
       w->ctx = NULL;
     }
+    if (pool_stopping()) break;
     w->ctx = hooks.prepare ? hooks.prepare() : NULL;
     atomic_store_explicit(&w->go, 0, memory_order_relaxed);
-    pthread_mutex_lock(&pool_mu);
-    if (nidle >= MAX_IDLE) {
-      pthread_mutex_unlock(&pool_mu);
-      break;
-    }
-    w->next = idle_head;
-    idle_head = w;
-    nidle++;
-    pthread_mutex_unlock(&pool_mu);
-    /* Park until a spawner hands over a job. No spinning here, nor in
-     * join: on two CPUs a spinning idle worker or joiner takes the CPU that
-     * the running job and the next fresh state need (measured: 86 us per
-     * spawn+join with spinning, 31 us without). */
+    if (!park_idle(w)) break;
+    /* Park until a spawner hands over a job (or cc_thread_stop_workers
+     * wakes it with none). No spinning here, nor in join: on two CPUs a
+     * spinning idle worker or joiner takes the CPU that the running job and
+     * the next fresh state need (measured: 86 us per spawn+join with
+     * spinning, 31 us without). */
     while (!atomic_load_explicit(&w->go, memory_order_acquire))
       cc_futex_wait(&w->go, 0, CC_FOREVER);
+    if (!w->job) break;
   }
   if (hooks.discard && w->ctx) hooks.discard(w->ctx);
   free(w);
+  workers_add(-1);
   return NULL;
+}
+
+void cc_thread_stop_workers(void) {
+  worker_t *list;
+  uint32_t n;
+  pthread_mutex_lock(&pool_mu);
+  stopping = 1;
+  list = idle_head;
+  idle_head = NULL;
+  nidle = 0;
+  pthread_mutex_unlock(&pool_mu);
+  while (list) {
+    worker_t *w = list;
+    list = w->next;
+    w->job = NULL;
+    atomic_store_explicit(&w->go, 1, memory_order_release);
+    cc_futex_wake(&w->go, 1); /* w may be freed from here on */
+  }
+  while ((n = atomic_load(&nworkers)) != 0) cc_futex_wait(&nworkers, n, CC_FOREVER);
+  pthread_mutex_lock(&pool_mu);
+  stopping = 0;
+  prewarmed = 0;
+  pthread_mutex_unlock(&pool_mu);
 }
 
 /* Creates a detached worker with all asynchronous signals blocked (SIGINT
@@ -246,10 +305,12 @@ static int spawn_worker(cc_thread_t *job) {
   sigdelset(&all, SIGFPE);
   sigdelset(&all, SIGILL);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  workers_add(1);
   rc = pthread_create(&th, &attr, worker_main, w);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    workers_add(-1);
     free(w);
     return CC_EAGAIN;
   }

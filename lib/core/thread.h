@@ -90,6 +90,11 @@ void cc_thread_unregister(cc_thread_t *t);
 /* Waits for every running non-daemon thread started by this process (and
  * every non-daemon child process it forked: see process.h). */
 void cc_thread_wait_nondaemon(void);
+/* Stops this process's worker pthreads in order: wakes the idle ones, which
+ * discard their prepared contexts and end, and waits until every worker not
+ * running a daemon job has ended. Call after cc_thread_wait_nondaemon, when
+ * the state that opened the runtime closes. Later starts work as before. */
+void cc_thread_stop_workers(void);
 /* Counts delta (+1 / -1) more non-daemon activities that
  * cc_thread_wait_nondaemon waits for; the process module counts its
  * non-daemon children with it. */

@@ -292,10 +292,13 @@ static const char runtime_state_key = 'r';
 
 /* __gc of a sentinel in a host's state: closing the state that opened conc
  * (stock lua5.4 at exit, or a host) waits for non-daemon threads, as the
- * conclua program and Python do. Runtime-made states have no sentinel. */
+ * conclua program and Python do, then stops the idle workers so that none
+ * runs while the host tears down (their code stays mapped: the module is
+ * linked with -z nodelete). Runtime-made states have no sentinel. */
 static int wait_at_close(lua_State *L) {
   (void)L;
   cc_thread_wait_nondaemon();
+  cc_thread_stop_workers();
   return 0;
 }
 
