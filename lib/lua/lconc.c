@@ -322,6 +322,7 @@ int luaopen_conc(lua_State *L) {
   conc_open_process(L);
   conc_open_pipe(L);
   conc_open_codec(L);
+  conc_open_print(L);
   lua_pushliteral(L, CONCLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

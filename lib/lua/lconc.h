@@ -112,6 +112,9 @@ void conc_open_queue(lua_State *L);
 void conc_open_shared(lua_State *L);
 void conc_open_process(lua_State *L);
 void conc_open_pipe(lua_State *L);
+/* Replaces the global print (if it is a C function) with one that writes
+ * each whole line in one write(2) (lprint.c). */
+void conc_open_print(lua_State *L);
 /* conc._encode / conc._decode (lcodec.c): debug entries for tests. */
 void conc_open_codec(lua_State *L);
 
