@@ -19,36 +19,57 @@ static _Thread_local cc_actor_t *self;
 static _Thread_local char deadlock_msg[1024];
 cc_observer_fn cc_observer;
 
-static cc_actor_t *table(void) {
-  cc_globals_t *g = cc_globals();
-  /* Double-checked: the unlocked read pairs with the release store below. */
-  if (cc_unlikely(!__atomic_load_n(&g->actors, __ATOMIC_ACQUIRE))) {
-    cc_mutex_lock(&g->actors_lock);
-    if (!g->actors) {
-      cc_actor_t *t = cc_calloc(sizeof(cc_actor_t) * CC_MAX_ACTORS);
-      if (!t) cc_panic("no memory for the actor table");
-      for (uint32_t i = 0; i < CC_MAX_ACTORS; i++) {
-        t[i].index = i;
-        t[i].next_free = i + 1 < CC_MAX_ACTORS ? &t[i + 1] : NULL;
-      }
-      g->actor_free = &t[0];
-      __atomic_store_n(&g->actors, (void *)t, __ATOMIC_RELEASE);
-    }
-    cc_mutex_unlock(&g->actors_lock);
+static _Thread_local int actor_err;
+
+/* With actors_lock held and the free list empty: allocates, numbers and
+ * links the next chunk, then publishes it (chunk pointer, then count, both
+ * release). A process killed in between leaves at worst a chunk whose slots
+ * nobody hands out; the table itself stays consistent. */
+static cc_actor_t *grow_locked(cc_globals_t *g) {
+  uint32_t n = atomic_load_explicit(&g->nactors, memory_order_relaxed);
+  uint32_t c = n / CC_ACTORS_PER_CHUNK;
+  cc_actor_t *t;
+  if (c >= CC_ACTOR_CHUNKS) {
+    actor_err = CC_EAGAIN;
+    return NULL;
   }
-  return __atomic_load_n(&g->actors, __ATOMIC_ACQUIRE);
+  if (!(t = cc_calloc(sizeof(cc_actor_t) * CC_ACTORS_PER_CHUNK))) {
+    actor_err = CC_ENOMEM;
+    return NULL;
+  }
+  for (uint32_t i = 0; i < CC_ACTORS_PER_CHUNK; i++) {
+    t[i].index = n + i;
+    t[i].next_free = i + 1 < CC_ACTORS_PER_CHUNK ? &t[i + 1] : NULL;
+  }
+  atomic_store_explicit(&g->actor_chunks[c], (void *)t, memory_order_release);
+  atomic_store_explicit(&g->nactors, n + CC_ACTORS_PER_CHUNK, memory_order_release);
+  g->actor_free = &t[0];
+  return &t[0];
+}
+
+uint32_t cc_actor_count(void) {
+  return atomic_load_explicit(&cc_globals()->nactors, memory_order_acquire);
 }
 
 cc_actor_t *cc_actor_at(uint32_t index) {
-  return index < CC_MAX_ACTORS ? &table()[index] : NULL;
+  cc_globals_t *g = cc_globals();
+  cc_actor_t *chunk;
+  if (index >= atomic_load_explicit(&g->nactors, memory_order_acquire)) return NULL;
+  chunk = atomic_load_explicit(&g->actor_chunks[index / CC_ACTORS_PER_CHUNK],
+                               memory_order_acquire);
+  return &chunk[index % CC_ACTORS_PER_CHUNK];
+}
+
+int cc_actor_error(void) {
+  return actor_err;
 }
 
 cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind) {
   cc_globals_t *g = cc_globals();
   cc_actor_t *a;
-  table();
   cc_mutex_lock(&g->actors_lock);
   a = g->actor_free;
+  if (!a) a = grow_locked(g);
   if (a) g->actor_free = a->next_free;
   cc_mutex_unlock(&g->actors_lock);
   if (!a) return NULL;
@@ -94,7 +115,11 @@ cc_actor_t *cc_self(void) {
     else
       snprintf(name, sizeof name, "thread-%lld", (long long)id);
     self = cc_actor_new(name, id, CC_ACTOR_THREAD);
-    if (!self) cc_panic("too many threads (limit %d)", CC_MAX_ACTORS);
+    /* Only a thread the runtime did not start gets here (conc threads and
+     * processes get their actor before they run, and fail cleanly): the
+     * main thread, on its first use of the arena, or a host's thread. */
+    if (!self)
+      cc_panic("no room for this thread's actor record: %s", cc_strerror(actor_err));
   }
   return self;
 }

@@ -20,7 +20,6 @@
 #include "arena.h"
 #include "cc.h"
 
-#define CC_MAX_ACTORS 4096
 #define CC_MAX_HELD 32
 
 enum cc_actor_kind { CC_ACTOR_THREAD = 0, CC_ACTOR_PROCESS = 1 };
@@ -60,14 +59,32 @@ typedef struct cc_actor {
   struct cc_actor *next_free;
 } cc_actor_t;
 
-/* Claims a free actor slot (NULL when all CC_MAX_ACTORS are taken). */
+/* The actor table grows by chunks of CC_ACTORS_PER_CHUNK slots allocated
+ * from the arena (a chunk fills one 32 KiB block), up to CC_ACTOR_CHUNKS
+ * chunks (arena.h): over 300,000 actors, far beyond what the OS allows in
+ * threads. Chunks are never moved or freed, so actor pointers and indexes
+ * (which lock words hold) stay valid in every process of the family. */
+#define CC_ACTORS_PER_CHUNK ((32768u - 64u) / (uint32_t)sizeof(cc_actor_t))
+#define CC_ACTORS_LIMIT (CC_ACTORS_PER_CHUNK * (uint32_t)CC_ACTOR_CHUNKS)
+
+/* Claims a free actor slot, growing the table when none is free. NULL when
+ * the arena has no room for another chunk (CC_ENOMEM) or the table is at
+ * CC_ACTORS_LIMIT (CC_EAGAIN): cc_actor_error() tells which. */
 cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind);
+/* Why the calling thread's last cc_actor_new returned NULL. */
+int cc_actor_error(void);
 /* Returns the slot. The actor must hold nothing (see cc_actor_release_all). */
 void cc_actor_free(cc_actor_t *a);
+/* Slots in the table now: cc_actor_at(i) is valid for every i below it.
+ * Only grows. Callers that scan the table loop up to this. */
+uint32_t cc_actor_count(void);
+/* Kept for scans written against the fixed table: the current size. */
+#define CC_MAX_ACTORS cc_actor_count()
 /* The calling thread's actor; created lazily (named "main" for the first
  * thread of the process family, "thread-<id>" otherwise). */
 cc_actor_t *cc_self(void);
 void cc_set_self(cc_actor_t *a);
+/* The actor with this index, or NULL beyond cc_actor_count(). */
 cc_actor_t *cc_actor_at(uint32_t index);
 
 /* Records that the caller is about to block on `o`. For CC_WAIT_LOCK waits

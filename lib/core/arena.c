@@ -11,10 +11,13 @@
  */
 #include "arena.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "cc.h"
 
@@ -51,26 +54,92 @@ static cc_arena_hdr_t *arena;
 static char *arena_base, *arena_end;
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 static int arena_err;
+static char arena_errmsg[192];
 
+#define DEFAULT_MB 4096u
+#define MAX_MB ((size_t)1 << 20) /* 1 TiB: far below any 64-bit address space */
+#define MIN_MB 1u
+
+/* Test hook (cc_arena_fail_in): the allocation that brings this to 0 fails. */
+static _Atomic long fail_countdown;
+/* Bytes this thread has taken from the arena since the last
+ * cc_arena_take_debt(): what its Lua collector is told (lmemory.c). */
+static _Thread_local size_t thread_debt;
+
+/* Parses CONCLUA_ARENA_MB: a whole number of MiB in [MIN_MB, MAX_MB].
+ * Returns the number, or 0 (and writes the message) when malformed. */
+static size_t parse_mb(const char *env) {
+  size_t mb = 0;
+  const char *c = env;
+  if (*c == '\0') goto bad;
+  for (; *c; c++) {
+    if (*c < '0' || *c > '9') goto bad;
+    mb = mb * 10 + (size_t)(*c - '0');
+    if (mb > MAX_MB) goto bad;
+  }
+  if (mb >= MIN_MB) return mb;
+bad:
+  snprintf(arena_errmsg, sizeof arena_errmsg,
+           "CONCLUA_ARENA_MB='%.40s' is not a whole number of MiB from %u to %zu", env,
+           MIN_MB, MAX_MB);
+  return 0;
+}
+
+/* The address-space limit (ulimit -v) in MiB, or 0 when unlimited. */
+static size_t as_limit_mb(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  return (size_t)(rl.rlim_cur >> 20);
+}
+
+static void *map_region(size_t mb) {
+  void *p = mmap(NULL, mb << 20, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* Reserves the region. An explicit CONCLUA_ARENA_MB is taken as is or
+ * refused with a message; the default is 4 GiB of address space, or a
+ * quarter of an address-space limit (ulimit -v), halved while the kernel
+ * refuses, so that a limited process still starts with room left for its
+ * Lua heaps and thread stacks. */
 static void arena_map(void) {
-  size_t mb = 4096;
   const char *env = getenv("CONCLUA_ARENA_MB");
+  size_t mb, lim = as_limit_mb();
   void *p;
-  if (env && atol(env) > 0) mb = (size_t)atol(env);
-  size_t size = mb << 20;
-  p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-           MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    arena_err = CC_ENOMEM;
-    return;
+  if (env) {
+    if (!(mb = parse_mb(env))) {
+      arena_err = CC_EINVAL;
+      return;
+    }
+    if (!(p = map_region(mb))) {
+      int e = errno;
+      snprintf(arena_errmsg, sizeof arena_errmsg,
+               "cannot reserve CONCLUA_ARENA_MB=%zu MiB of address space: %s%s", mb,
+               strerror(e), lim ? " (ulimit -v is lower)" : "");
+      arena_err = CC_ENOMEM;
+      return;
+    }
+  } else {
+    mb = DEFAULT_MB;
+    if (lim && lim / 4 < mb) mb = lim / 4 > MIN_MB ? lim / 4 : MIN_MB;
+    while (!(p = map_region(mb)) && mb > MIN_MB)
+      mb /= 2;
+    if (!p) {
+      snprintf(arena_errmsg, sizeof arena_errmsg,
+               "cannot reserve even %u MiB of address space for the shared arena: %s",
+               MIN_MB, strerror(errno));
+      arena_err = CC_ENOMEM;
+      return;
+    }
   }
   arena = p;
   arena->magic = 0x636f6e636c756121ull;
-  arena->size = size;
+  arena->size = mb << 20;
   atomic_store(&arena->bump, (sizeof(cc_arena_hdr_t) + 63) & ~(size_t)63);
   atomic_store(&arena->globals.next_id, 1);
   arena_base = p;
-  arena_end = arena_base + size;
+  arena_end = arena_base + arena->size;
 }
 
 int cc_arena_init(void) {
@@ -78,9 +147,13 @@ int cc_arena_init(void) {
   return arena_err;
 }
 
+const char *cc_arena_error(void) {
+  cc_arena_init();
+  return arena_err ? arena_errmsg : NULL;
+}
+
 cc_globals_t *cc_globals(void) {
-  if (cc_unlikely(!arena) && cc_arena_init() != 0)
-    cc_panic("cannot map the shared arena");
+  if (cc_unlikely(!arena) && cc_arena_init() != 0) cc_panic("%s", arena_errmsg);
   return &arena->globals;
 }
 
@@ -106,6 +179,9 @@ void *cc_alloc(size_t n) {
   size_t bytes, off;
   if (cc_unlikely(!arena) && cc_arena_init() != 0) return NULL;
   if (n > ((size_t)1 << 40)) return NULL;
+  if (cc_unlikely(atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0) &&
+      atomic_fetch_sub(&fail_countdown, 1) == 1)
+    return NULL;
   cls = size_class(n);
   if (cls >= NCLASSES) return NULL;
   bytes = class_bytes(cls);
@@ -126,7 +202,18 @@ void *cc_alloc(size_t n) {
   b->h.magic = BLOCK_MAGIC;
   atomic_fetch_add_explicit(&arena->live, bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&arena->nblocks, 1, memory_order_relaxed);
+  thread_debt += bytes;
   return (char *)b + sizeof(block_hdr_t);
+}
+
+size_t cc_arena_take_debt(void) {
+  size_t d = thread_debt;
+  thread_debt = 0;
+  return d;
+}
+
+void cc_arena_fail_in(long n) {
+  atomic_store(&fail_countdown, n > 0 ? n : 0);
 }
 
 void *cc_calloc(size_t n) {

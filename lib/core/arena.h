@@ -18,9 +18,15 @@
 #include "mutex.h"
 
 /* Maps the arena if not mapped yet. Thread-safe, idempotent; called from
- * every entry point. The size comes from CONCLUA_ARENA_MB (default 4096).
- * Returns 0 or CC_ENOMEM. */
+ * every entry point. The size comes from CONCLUA_ARENA_MB (MiB, 1 to
+ * 1048576); by default 4096, or a quarter of an address-space limit
+ * (ulimit -v). Returns 0, CC_EINVAL (a malformed CONCLUA_ARENA_MB) or
+ * CC_ENOMEM (the kernel refused the reservation); cc_arena_error() then
+ * says why. */
 int cc_arena_init(void);
+/* Why cc_arena_init failed (a sentence naming the setting or the limit),
+ * or NULL when the arena is mapped. */
+const char *cc_arena_error(void);
 
 /* Allocation from the arena. NULL when the arena is exhausted. Memory is
  * 16-byte aligned; cc_calloc zeroes. Safe from any thread or process. */
@@ -39,6 +45,16 @@ typedef struct cc_arena_stats {
   size_t nblocks;   /* live blocks */
 } cc_arena_stats_t;
 void cc_arena_stats(cc_arena_stats_t *st);
+
+/* Bytes the calling thread has allocated since its previous call (0 on the
+ * first), for the Lua binding to tell its garbage collector: memory that a
+ * Lua object keeps alive in the arena is invisible to the collector
+ * otherwise. Thread-local; never blocks. */
+size_t cc_arena_take_debt(void);
+
+/* Fault injection for tests: the n-th allocation from now (any thread or
+ * process of the family) returns NULL; 0 cancels. */
+void cc_arena_fail_in(long n);
 
 /* ---- objects ---------------------------------------------------------- */
 
@@ -90,12 +106,17 @@ int64_t cc_next_id(void);
 /* ---- arena-wide globals ------------------------------------------------
  * State that must be shared by every process lives here, at the start of
  * the arena. Modules add their own fields. */
+#define CC_ACTOR_CHUNKS 4096 /* chunks of the actor table: see actor.h */
+
 typedef struct cc_globals {
   _Atomic int64_t next_id;
   cc_mutex_t graph_lock; /* wait-for graph: see actor.c */
   cc_mutex_t registry_lock; /* live threads/processes list: see thread.c */
   void *registry_head;
-  void *actors;          /* actor table, see actor.c */
+  /* The actor table (actor.c): chunks allocated as it grows, never moved
+   * or freed, so an actor's address and index stay valid in every process. */
+  _Atomic(void *) actor_chunks[CC_ACTOR_CHUNKS];
+  _Atomic uint32_t nactors; /* slots in published chunks */
   cc_mutex_t actors_lock;
   void *actor_free;
 } cc_globals_t;

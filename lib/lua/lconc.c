@@ -303,7 +303,7 @@ static int wait_at_close(lua_State *L) {
 }
 
 int luaopen_conc(lua_State *L) {
-  if (cc_arena_init() != 0) return luaL_error(L, "conc: cannot map the shared arena");
+  if (cc_arena_init() != 0) return luaL_error(L, "conc: %s", cc_arena_error());
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_state_key) == LUA_TNIL) {
     lua_newuserdatauv(L, 0, 0);
     lua_newtable(L);
