@@ -4,8 +4,9 @@
  * non-daemon conc thread when the main chunk ends.
  *
  * Shaped like lua.c: everything runs inside one protected call (pmain), and
- * the SIGINT handler only sets a hook (plus the cc_interrupt flag, so that
- * conc waits of the main thread return). The REPL lives in repl.c.
+ * the SIGINT handler only calls conclua_interrupt (a hook, plus the flag
+ * that makes conc waits of the main thread return). It uses the public
+ * header only, like any host. The REPL lives in repl.c.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +18,6 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "thread.h" /* cc_interrupt, cc_thread_set_interruptible */
 #include "cli.h"
 #include "conclua.h"
 
@@ -81,21 +81,12 @@ static void print_usage(FILE *f, const char *badoption, int needs_arg) {
 /* The state the SIGINT handler interrupts (set before the handler is). */
 static lua_State *volatile sig_state;
 
-/* The hook the handler installs: raises at the next Lua event. */
-static void stop_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
-}
-
 /* Installed with SA_RESETHAND: a second SIGINT gets the disposition of the
  * default action and ends the process, as in lua. Without SA_RESTART, so a
  * blocked futex wait or read returns EINTR. */
 static void on_sigint_in_chunk(int sig) {
-  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   (void)sig;
-  cc_interrupt = 1;
-  lua_sethook(sig_state, stop_hook, mask, 1);
+  conclua_interrupt(sig_state);
 }
 
 static int msghandler(lua_State *L) {
@@ -122,10 +113,8 @@ int cli_docall(lua_State *L, int narg, int nres) {
   sigaction(SIGINT, &sa, &old);
   status = lua_pcall(L, narg, nres, base);
   sigaction(SIGINT, &old, NULL);
-  /* An interrupt that a C function turned into its own error (a conc wait)
-   * leaves the hook behind: it must not fire in the next chunk. */
-  if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
-  cc_interrupt = 0;
+  /* An interrupt that arrived as the chunk ended must not reach the next. */
+  conclua_interrupt_reset(L);
   lua_remove(L, base);
   return status;
 }
@@ -455,7 +444,7 @@ int main(int argc, char **argv) {
     cli_message(PROGNAME, "cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
-  cc_thread_set_interruptible(1);
+  conclua_set_interruptible(1);
   lua_gc(L, LUA_GCSTOP); /* no collection while the state is being built */
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);

@@ -17,16 +17,7 @@
 #include "futex.h"
 #include "mutex.h"
 
-volatile int cc_interrupt;
-static _Thread_local int interruptible;
 static cc_thread_hooks_t hooks;
-
-void cc_thread_set_interruptible(int on) {
-  interruptible = on;
-}
-int cc_thread_interruptible(void) {
-  return interruptible;
-}
 
 void cc_thread_set_hooks(const cc_thread_hooks_t *h) {
   hooks = *h;

@@ -18,6 +18,7 @@
 
 #include "actor.h"
 #include "arena.h"
+#include "interrupt.h" /* cc_thread_set_interruptible */
 
 enum cc_thread_status { CC_T_RUNNING = 0, CC_T_OK = 1, CC_T_ERROR = 2 };
 
@@ -100,11 +101,5 @@ void cc_thread_stop_workers(void);
  * non-daemon children with it. */
 void cc_thread_count_nondaemon(int delta);
 
-/* Set by the host's SIGINT handler: interruptible waits of the main thread
- * return CC_EINTR when it is non-zero. */
-extern volatile int cc_interrupt;
-/* Marks the calling thread as the one SIGINT interrupts. */
-void cc_thread_set_interruptible(int on);
-int cc_thread_interruptible(void);
 
 #endif

@@ -57,6 +57,23 @@ CONCLUA_API int conclua_dofile(lua_State *L, const char *path);
  * conclua program does when its main chunk ends. */
 CONCLUA_API void conclua_wait_threads(void);
 
+/* ---- Ctrl-C ------------------------------------------------------------
+ * One thread per process is interruptible: its blocking conc calls end
+ * with the error "interrupted!" when an interrupt arrives. */
+
+/* Makes the calling thread the interruptible one (on != 0), or not. */
+CONCLUA_API void conclua_set_interruptible(int on);
+
+/* Async-signal-safe: meant for a SIGINT handler running on the
+ * interruptible thread. The blocking conc call that thread is in, or else
+ * the next Lua instruction run in L, raises "interrupted!", once: the error
+ * can be caught, and the cleanup code after it runs undisturbed. */
+CONCLUA_API void conclua_interrupt(lua_State *L);
+
+/* Drops an interrupt that no call consumed (call it when the protected
+ * call it was meant for has returned). Not async-signal-safe. */
+CONCLUA_API void conclua_interrupt_reset(lua_State *L);
+
 #ifdef __cplusplus
 }
 #endif

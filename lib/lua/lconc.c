@@ -264,7 +264,7 @@ cc_deadline_t conc_opt_deadline(lua_State *L, int idx) {
 int conc_raise(lua_State *L, int err, const char *what) {
   if (err == CC_EDEADLOCK) return luaL_error(L, "%s", cc_deadlock_message());
   if (err == CC_EINTR) {
-    cc_interrupt = 0;
+    conc_interrupt_consumed();
     return luaL_error(L, "interrupted!");
   }
   return luaL_error(L, "%s: %s", what, cc_strerror(err));
@@ -311,6 +311,7 @@ int luaopen_conc(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_state_key);
+    conc_chain_sigint(L);
   }
   lua_pop(L, 1);
   lua_newtable(L);

@@ -102,6 +102,14 @@ int conc_run_job(lua_State *L);
  * 0 when the arena is full. */
 void *conc_store_text(const char *s, size_t len, size_t *outlen);
 
+/* Ctrl-C (linterrupt.c). conc_interrupt_consumed: a wait returned CC_EINTR
+ * and is raising it: drop the pending interrupt and its hook. In a host's
+ * own state with a SIGINT handler installed (stock lua5.4 running a chunk),
+ * conc_chain_sigint puts a handler in front of it that interrupts conc
+ * waits of the calling thread and passes every other Ctrl-C on. */
+void conc_interrupt_consumed(void);
+void conc_chain_sigint(lua_State *L);
+
 /* Openers of each binding file, called by luaopen_conc: each registers its
  * metatables and sets its functions into the module table at the top of
  * the stack. */
