@@ -5,6 +5,25 @@
  * Open addressing with linear probing over a power-of-two slot array; a
  * deleted key leaves a tombstone; the array is rebuilt when live keys plus
  * tombstones pass 3/4 of it (and shrinks when it gets sparse).
+ *
+ * Kill-safety (docs/PROCESSES.md). A process may be SIGKILLed between any
+ * two instructions while it holds the internal mutex; the stores it made
+ * stay, in program order, and the next locker takes the mutex over. So
+ * every change a reader can see is one final store, made after everything
+ * it publishes is written:
+ *   - an insert fills a free slot (key, hash, value), then stores ktype;
+ *   - an erase stores ktype = tombstone (the value is freed after unlock);
+ *   - a replacement fills a fresh free slot with the key and the new value,
+ *     stores its ktype, then tombstones the old slot. In between, two slots
+ *     hold the key and find() returns the first in probe order, so a
+ *     reader sees either the old or the new value, never a torn one;
+ *   - a rebuild fills a new array and publishes it (with its size) by one
+ *     pointer store.
+ * The counters (live, tombs, border) are updated after the publishing
+ * store. A locker that takes the mutex over from a dead process (repair())
+ * tombstones the shadowed copy a replacement may have left and recounts
+ * them from the slots. A kill therefore loses at most the write in progress
+ * and leaks at most its blocks.
  */
 #include "shared.h"
 
@@ -61,15 +80,36 @@ static int key_eq(const cc_sentry_t *e, uint32_t hash, const cc_skey_t *k) {
 
 /* ---- table (internal mutex held) ------------------------------------------- */
 
+static int live_slot(const cc_sentry_t *e) {
+  return e->ktype != 0 && e->ktype != SLOT_TOMB;
+}
+
+/* Makes a slot visible (ktype) or deleted (SLOT_TOMB) with one store, after
+ * every store before it: only the compiler could reorder them (a killed
+ * process leaves exactly the stores it executed). */
+static void publish(cc_sentry_t *e, uint8_t ktype) {
+  atomic_signal_fence(memory_order_seq_cst);
+  e->ktype = ktype;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+
+static cc_sslots_t *slots_new(uint32_t cap) {
+  cc_sslots_t *a = cc_calloc(sizeof *a + (size_t)cap * sizeof(cc_sentry_t));
+  if (a) a->cap = cap;
+  return a;
+}
+
 static void shared_destroy(cc_obj_t *o) {
   cc_shared_t *s = (cc_shared_t *)o;
-  for (uint32_t i = 0; i < s->cap; i++) {
-    cc_sentry_t *e = &s->slots[i];
-    if (e->ktype == 0 || e->ktype == SLOT_TOMB) continue;
-    if (e->ktype == CC_SK_STR && e->klen > CC_SKEY_INLINE) cc_free(e->k.p);
-    cc_item_clear(&e->val);
+  if (s->slots) {
+    for (uint32_t i = 0; i < s->slots->cap; i++) {
+      cc_sentry_t *e = &s->slots->e[i];
+      if (!live_slot(e)) continue;
+      if (e->ktype == CC_SK_STR && e->klen > CC_SKEY_INLINE) cc_free(e->k.p);
+      cc_item_clear(&e->val);
+    }
+    cc_free(s->slots);
   }
-  cc_free(s->slots);
   if (s->ulock) cc_obj_unref(s->ulock);
 }
 
@@ -79,42 +119,60 @@ cc_shared_t *cc_shared_new(const char *name) {
   cc_shared_t *s = cc_obj_new(&cc_shared_type, sizeof *s, name);
   if (!s) return NULL;
   cc_mutex_init(&s->lock);
-  s->slots = cc_calloc(MIN_CAP * sizeof(cc_sentry_t));
+  s->slots = slots_new(MIN_CAP);
   s->ulock = cc_lock_new(name, 1);
   if (!s->slots || !s->ulock) {
     cc_obj_unref(&s->h);
     return NULL;
   }
-  s->cap = MIN_CAP;
   return s;
 }
 
-/* Slot of key k, or -1. */
+/* Slot of key k (the first in probe order), or -1. */
 static int64_t find(const cc_shared_t *s, uint32_t hash, const cc_skey_t *k) {
-  uint32_t mask = s->cap - 1;
+  const cc_sslots_t *a = s->slots;
+  uint32_t mask = a->cap - 1;
   for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
-    const cc_sentry_t *e = &s->slots[i];
+    const cc_sentry_t *e = &a->e[i];
     if (e->ktype == 0) return -1;
     if (key_eq(e, hash, k)) return i;
   }
 }
 
-static int rebuild(cc_shared_t *s, uint32_t ncap) {
-  cc_sentry_t *old = s->slots, *n = cc_calloc((size_t)ncap * sizeof *n);
-  uint32_t ocap = s->cap;
-  if (!n) return CC_ENOMEM;
-  for (uint32_t i = 0; i < ocap; i++) {
-    uint32_t j;
-    if (old[i].ktype == 0 || old[i].ktype == SLOT_TOMB) continue;
-    for (j = old[i].hash & (ncap - 1); n[j].ktype != 0; j = (j + 1) & (ncap - 1)) {
-    }
-    n[j] = old[i];
+/* The first free (empty or deleted) slot on the probe path of `hash`. */
+static uint32_t free_slot(const cc_sslots_t *a, uint32_t hash) {
+  uint32_t mask = a->cap - 1, i;
+  for (i = hash & mask; live_slot(&a->e[i]); i = (i + 1) & mask) {
   }
+  return i;
+}
+
+/* Copies the live entries into a new array of ncap slots and publishes it.
+ * A process killed before the publishing store leaks the new array; after
+ * it, the old one. */
+static int rebuild(cc_shared_t *s, uint32_t ncap) {
+  cc_sslots_t *old = s->slots, *n = slots_new(ncap);
+  if (!n) return CC_ENOMEM;
+  for (uint32_t i = 0; i < old->cap; i++) {
+    if (!live_slot(&old->e[i])) continue;
+    n->e[free_slot(n, old->e[i].hash)] = old->e[i];
+  }
+  atomic_signal_fence(memory_order_seq_cst);
   s->slots = n;
-  s->cap = ncap;
+  atomic_signal_fence(memory_order_seq_cst);
   s->tombs = 0;
   cc_free(old);
   return 0;
+}
+
+/* Makes room for one more used slot (live + tombstones stay under 3/4). */
+static int reserve(cc_shared_t *s) {
+  uint32_t cap = s->slots->cap, ncap = cap;
+  if ((uint64_t)(s->live + s->tombs + 1) * 4 <= (uint64_t)cap * 3) return 0;
+  while ((uint64_t)(s->live + 1) * 2 > ncap && ncap < MAX_CAP)
+    ncap *= 2;
+  if ((uint64_t)(s->live + 1) * 4 > (uint64_t)ncap * 3) return CC_ENOMEM;
+  return rebuild(s, ncap);
 }
 
 static int key_present(const cc_shared_t *s, int64_t i) {
@@ -122,86 +180,166 @@ static int key_present(const cc_shared_t *s, int64_t i) {
   return find(s, key_hash(&k), &k) >= 0;
 }
 
+/* After keys 1..border+1 may have become present. */
+static void extend_border(cc_shared_t *s) {
+  while (s->border < INT64_MAX && key_present(s, s->border + 1))
+    s->border++;
+}
+
+/* Writes the key and value into the free slot `i`, then publishes it. */
+static void fill(cc_shared_t *s, uint32_t i, const cc_sentry_t *key, const cc_item_t *val) {
+  cc_sentry_t *e = &s->slots->e[i];
+  uint8_t was = e->ktype;
+  e->hash = key->hash;
+  e->klen = key->klen;
+  e->k = key->k;
+  e->val = *val;
+  publish(e, key->ktype);
+  if (was == SLOT_TOMB) s->tombs--;
+}
+
 /* Inserts a key known to be absent. */
 static int insert(cc_shared_t *s, uint32_t hash, const cc_skey_t *k, cc_item_t *val) {
-  uint32_t mask, i;
-  cc_sentry_t *e;
+  cc_sentry_t key;
   char *p = NULL;
-  if ((uint64_t)(s->live + s->tombs + 1) * 4 > (uint64_t)s->cap * 3) {
-    uint32_t ncap = s->cap;
-    while ((uint64_t)(s->live + 1) * 2 > ncap && ncap < MAX_CAP)
-      ncap *= 2;
-    if ((uint64_t)(s->live + 1) * 4 > (uint64_t)ncap * 3) return CC_ENOMEM;
-    if (rebuild(s, ncap) != 0) return CC_ENOMEM;
-  }
+  if (reserve(s) != 0) return CC_ENOMEM;
   if (k->type == CC_SK_STR && k->len > CC_SKEY_INLINE) {
     if (k->len > UINT32_MAX || !(p = cc_alloc(k->len))) return CC_ENOMEM;
     memcpy(p, k->u.s, k->len);
   }
-  mask = s->cap - 1;
-  for (i = hash & mask; s->slots[i].ktype != 0 && s->slots[i].ktype != SLOT_TOMB;
-       i = (i + 1) & mask) {
-  }
-  e = &s->slots[i];
-  if (e->ktype == SLOT_TOMB) s->tombs--;
-  e->hash = hash;
-  e->ktype = (uint8_t)k->type;
-  e->klen = 0;
+  memset(&key, 0, sizeof key);
+  key.hash = hash;
+  key.ktype = (uint8_t)k->type;
   if (k->type == CC_SK_STR) {
-    e->klen = (uint32_t)k->len;
+    key.klen = (uint32_t)k->len;
     if (p)
-      e->k.p = p;
+      key.k.p = p;
     else
-      memcpy(e->k.s, k->u.s, k->len);
+      memcpy(key.k.s, k->u.s, k->len);
   } else if (k->type == CC_SK_FLOAT) {
-    e->k.f = k->u.f;
+    key.k.f = k->u.f;
   } else {
-    e->k.i = k->u.i;
+    key.k.i = k->u.i;
   }
-  e->val = *val;
+  fill(s, free_slot(s->slots, hash), &key, val);
   s->live++;
-  if (k->type == CC_SK_INT && k->u.i == s->border + 1) {
-    s->border++;
-    while (s->border < INT64_MAX && key_present(s, s->border + 1))
-      s->border++;
+  if (k->type == CC_SK_INT && k->u.i == s->border + 1) extend_border(s);
+  return 0;
+}
+
+/* Replaces the value of the entry at slot i (see the top of the file); the
+ * old value goes to *old. */
+static int replace(cc_shared_t *s, uint32_t i, uint32_t hash, const cc_skey_t *k,
+                   cc_item_t *val, cc_item_t *old) {
+  cc_sentry_t *e;
+  if ((uint64_t)(s->live + s->tombs + 1) * 4 > (uint64_t)s->slots->cap * 3) {
+    int64_t j;
+    if (reserve(s) != 0) return CC_ENOMEM;
+    j = find(s, hash, k); /* the rebuild moved it */
+    if (j < 0) cc_panic("shared table: a key vanished in a rebuild");
+    i = (uint32_t)j;
   }
+  e = &s->slots->e[i];
+  fill(s, free_slot(s->slots, e->hash), e, val);
+  *old = e->val;
+  publish(e, SLOT_TOMB);
+  s->tombs++;
   return 0;
 }
 
 /* Removes the entry at slot i; its value goes to *old and a long string
  * key's block to *oldkey (both freed by the caller after unlocking). */
 static void erase(cc_shared_t *s, uint32_t i, cc_item_t *old, void **oldkey) {
-  cc_sentry_t *e = &s->slots[i];
+  cc_sentry_t *e = &s->slots->e[i];
+  int cut = e->ktype == CC_SK_INT && e->k.i >= 1 && e->k.i <= s->border;
   *old = e->val;
   if (e->ktype == CC_SK_STR && e->klen > CC_SKEY_INLINE) *oldkey = e->k.p;
-  if (e->ktype == CC_SK_INT && e->k.i >= 1 && e->k.i <= s->border) s->border = e->k.i - 1;
-  e->ktype = SLOT_TOMB;
+  publish(e, SLOT_TOMB);
+  if (cut) s->border = e->k.i - 1;
   s->tombs++;
   s->live--;
   /* Shrinking never fails the delete: on ENOMEM the big array stays. */
-  if (s->cap > 64 && (uint64_t)s->live * 8 < s->cap) rebuild(s, s->cap / 4);
+  if (s->slots->cap > 64 && (uint64_t)s->live * 8 < s->slots->cap) rebuild(s, s->slots->cap / 4);
+}
+
+static cc_skey_t entry_key(const cc_sentry_t *e) {
+  cc_skey_t k;
+  k.type = e->ktype;
+  k.len = e->klen;
+  if (e->ktype == CC_SK_STR)
+    k.u.s = entry_str(e);
+  else if (e->ktype == CC_SK_FLOAT)
+    k.u.f = e->k.f;
+  else
+    k.u.i = e->k.i;
+  return k;
+}
+
+/* After taking the mutex over from a process that died holding it: a
+ * replacement it left half done has two slots for one key; the one find()
+ * does not reach is not visible: tombstone it and hand its value to *junk
+ * (the two share a long key's block, which stays). Then recount. Kill-safe
+ * itself: every step can be redone. */
+static void repair(cc_shared_t *s, cc_item_t *junk) {
+  cc_sslots_t *a = s->slots;
+  uint32_t live = 0, tombs = 0;
+  for (uint32_t i = 0; i < a->cap; i++) {
+    cc_sentry_t *e = &a->e[i];
+    if (live_slot(e)) {
+      cc_skey_t k = entry_key(e);
+      if (find(s, e->hash, &k) != (int64_t)i) {
+        if (!junk->flags && !junk->kind) *junk = e->val; /* one at most */
+        publish(e, SLOT_TOMB);
+      }
+    }
+    live += live_slot(e);
+    tombs += e->ktype == SLOT_TOMB;
+  }
+  s->live = live;
+  s->tombs = tombs;
+  s->border = 0;
+  extend_border(s);
+  atomic_fetch_add_explicit(&s->repairs, 1, memory_order_relaxed);
+}
+
+/* Takes the internal mutex (repairing after a dead holder). What the repair
+ * dropped goes to *junk, to be cleared after unlocking. */
+static void lock_table(cc_shared_t *s, cc_item_t *junk) {
+  if (cc_unlikely(cc_mutex_lock(&s->lock) != 0)) repair(s, junk);
 }
 
 /* ---- the user lock ------------------------------------------------------------ */
 
+/* One single operation's bracket: whether it took the user rlock, and what
+ * a repair dropped (cleared after unlocking). */
+typedef struct op {
+  int took;
+  cc_item_t junk;
+} op_t;
+
 /* Starts a single operation: returns 0 with the internal mutex held and
- * *took set when the user rlock was taken for it (see shared.h). */
-static int enter(cc_shared_t *s, int *took) {
+ * o->took set when the user rlock was taken for it (see shared.h). */
+static int enter(cc_shared_t *s, op_t *o) {
   int rc;
-  *took = 0;
+  o->took = 0;
+  o->junk.flags = 0;
+  o->junk.kind = 0;
   if (cc_likely(atomic_load_explicit(&s->held, memory_order_relaxed) == 0)) {
-    cc_mutex_lock(&s->lock);
+    lock_table(s, &o->junk);
     if (cc_likely(atomic_load_explicit(&s->held, memory_order_relaxed) == 0)) return 0;
     if (cc_lock_held_by_me(s->ulock)) return 0;
     cc_mutex_unlock(&s->lock);
   } else if (cc_lock_held_by_me(s->ulock)) {
-    cc_mutex_lock(&s->lock);
+    lock_table(s, &o->junk);
     return 0;
   }
   rc = cc_lock_acquire(s->ulock, CC_FOREVER);
-  if (rc) return rc;
-  *took = 1;
-  cc_mutex_lock(&s->lock);
+  if (rc) {
+    cc_item_clear(&o->junk);
+    return rc;
+  }
+  o->took = 1;
+  lock_table(s, &o->junk);
   /* We have the rlock, so no live holder exists: a set flag is stale. */
   if (atomic_load_explicit(&s->held, memory_order_relaxed)) {
     atomic_store_explicit(&s->held, 0, memory_order_relaxed);
@@ -210,28 +348,33 @@ static int enter(cc_shared_t *s, int *took) {
   return 0;
 }
 
-static void leave(cc_shared_t *s, int took) {
+static void leave(cc_shared_t *s, op_t *o) {
   cc_mutex_unlock(&s->lock);
-  if (took) cc_lock_release(s->ulock);
+  if (o->took) cc_lock_release(s->ulock);
+  cc_item_clear(&o->junk);
 }
 
 int cc_shared_hold(cc_shared_t *s, cc_deadline_t deadline) {
   int fresh = !cc_lock_held_by_me(s->ulock);
+  cc_item_t junk = {0};
   int rc = cc_lock_acquire(s->ulock, deadline);
   if (rc) return rc;
-  cc_mutex_lock(&s->lock);
+  lock_table(s, &junk);
   if (fresh) s->depth = 0; /* a holder that died may have left a count */
   if (s->depth++ == 0) atomic_store_explicit(&s->held, 1, memory_order_relaxed);
   cc_mutex_unlock(&s->lock);
+  cc_item_clear(&junk);
   return 0;
 }
 
 int cc_shared_unhold(cc_shared_t *s) {
+  cc_item_t junk = {0};
   if (!cc_lock_held_by_me(s->ulock)) return CC_ENOTOWNER;
-  cc_mutex_lock(&s->lock);
+  lock_table(s, &junk);
   if (s->depth > 0 && --s->depth == 0)
     atomic_store_explicit(&s->held, 0, memory_order_relaxed);
   cc_mutex_unlock(&s->lock);
+  cc_item_clear(&junk);
   return cc_lock_release(s->ulock);
 }
 
@@ -240,17 +383,18 @@ int cc_shared_unhold(cc_shared_t *s) {
 int cc_shared_get(cc_shared_t *s, const cc_skey_t *k, cc_item_t *out) {
   uint32_t hash = key_hash(k);
   int64_t i;
-  int took, rc = enter(s, &took);
+  op_t o;
+  int rc = enter(s, &o);
   if (rc) return rc;
   i = find(s, hash, k);
   if (i >= 0) {
-    cc_item_share(&s->slots[i].val, out);
+    cc_item_share(&s->slots->e[i].val, out);
   } else {
     out->len = 0;
     out->flags = 0;
     out->kind = 0;
   }
-  leave(s, took);
+  leave(s, &o);
   return 0;
 }
 
@@ -259,20 +403,19 @@ int cc_shared_set(cc_shared_t *s, const cc_skey_t *k, cc_item_t *val) {
   cc_item_t old = {0};
   void *oldkey = NULL;
   int64_t i;
-  int took, rc = enter(s, &took);
+  op_t o;
+  int rc = enter(s, &o);
   if (rc) return rc;
   i = find(s, hash, k);
   if (i >= 0) {
-    if (val->kind == 0) {
+    if (val->kind == 0)
       erase(s, (uint32_t)i, &old, &oldkey);
-    } else {
-      old = s->slots[i].val;
-      s->slots[i].val = *val;
-    }
+    else
+      rc = replace(s, (uint32_t)i, hash, k, val, &old);
   } else if (val->kind != 0) {
     rc = insert(s, hash, k, val);
   }
-  leave(s, took);
+  leave(s, &o);
   if (rc) return rc;
   val->kind = 0;
   val->len = 0;
@@ -283,36 +426,41 @@ int cc_shared_set(cc_shared_t *s, const cc_skey_t *k, cc_item_t *val) {
 }
 
 int cc_shared_len(cc_shared_t *s, int64_t *n) {
-  int took, rc = enter(s, &took);
+  op_t o;
+  int rc = enter(s, &o);
   if (rc) return rc;
   *n = s->border;
-  leave(s, took);
+  leave(s, &o);
   return 0;
 }
 
 int cc_shared_count(cc_shared_t *s, uint32_t *n) {
-  int took, rc = enter(s, &took);
+  op_t o;
+  int rc = enter(s, &o);
   if (rc) return rc;
   *n = s->live;
-  leave(s, took);
+  leave(s, &o);
   return 0;
 }
 
 int64_t cc_shared_snapshot(cc_shared_t *s, void *buf, size_t cap) {
   size_t need = 0;
   unsigned char *p = buf;
-  int took, rc = enter(s, &took);
+  const cc_sslots_t *a;
+  op_t o;
+  int rc = enter(s, &o);
   if (rc) return rc;
-  for (uint32_t i = 0; i < s->cap; i++) {
-    const cc_sentry_t *e = &s->slots[i];
-    if (e->ktype == 0 || e->ktype == SLOT_TOMB) continue;
+  a = s->slots;
+  for (uint32_t i = 0; i < a->cap; i++) {
+    const cc_sentry_t *e = &a->e[i];
+    if (!live_slot(e)) continue;
     need += 5 + (e->ktype == CC_SK_STR ? e->klen : 8);
   }
   if (need <= cap) {
-    for (uint32_t i = 0; i < s->cap; i++) {
-      const cc_sentry_t *e = &s->slots[i];
+    for (uint32_t i = 0; i < a->cap; i++) {
+      const cc_sentry_t *e = &a->e[i];
       uint32_t len = e->ktype == CC_SK_STR ? e->klen : 8;
-      if (e->ktype == 0 || e->ktype == SLOT_TOMB) continue;
+      if (!live_slot(e)) continue;
       *p++ = e->ktype;
       memcpy(p, &len, 4);
       p += 4;
@@ -320,6 +468,6 @@ int64_t cc_shared_snapshot(cc_shared_t *s, void *buf, size_t cap) {
       p += len;
     }
   }
-  leave(s, took);
+  leave(s, &o);
   return (int64_t)need;
 }

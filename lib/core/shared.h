@@ -22,6 +22,11 @@
  * flag left set by a holder that died is noticed and cleared by the next
  * actor that gets the rlock (a live holder would still have it).
  *
+ * Kill-safety: every change a reader could see is made by one final store
+ * (see shared.c), so a process killed inside an operation leaves the table
+ * as it was before or after it; the next actor to take the internal mutex
+ * over from the dead process drops a half-done replacement and recounts.
+ *
  * Lock order: user rlock, then the internal mutex, then arena allocator
  * locks. The internal mutex is never held while calling out (no Lua, no
  * object destructors: replaced values are cleared after unlocking).
@@ -69,19 +74,33 @@ typedef struct cc_sentry {
   cc_item_t val;
 } cc_sentry_t;
 
+/* The slot array and its size, published together by one pointer store. */
+typedef struct cc_sslots {
+  uint32_t cap; /* power of two */
+  uint32_t spare[3];
+  cc_sentry_t e[];
+} cc_sslots_t;
+
 typedef struct cc_shared {
   cc_obj_t h;
   cc_mutex_t lock;
   _Atomic uint32_t held; /* a holder is in its critical section */
   uint32_t depth;        /* the holder's nesting (holder only) */
   cc_obj_t *ulock;       /* the user rlock */
-  /* Guarded by lock. */
-  cc_sentry_t *slots;
-  uint32_t cap;   /* power of two */
+  /* Guarded by lock. live, tombs and border are recounted from the slots
+   * when the lock is taken over from a process that died holding it. */
+  cc_sslots_t *slots;
   uint32_t live;  /* keys present */
   uint32_t tombs; /* deleted slots */
   int64_t border; /* keys 1..border present, border+1 absent */
+  _Atomic uint32_t repairs; /* takeovers from a dead writer (for tests) */
 } cc_shared_t;
+
+/* Writes are kill-safe: a process SIGKILLed at any instruction of an
+ * operation loses at most that operation (and may leak a block); see
+ * shared.c and docs/PROCESSES.md. Tests enable their killed-writer rounds
+ * with this. */
+#define CC_SHARED_KILL_SAFE 1
 
 extern const cc_type_t cc_shared_type;
 

@@ -257,4 +257,53 @@ if conc.process then
   assert(s.child == "written by the child" and s.list == 1)
 end
 
+-- a writer process SIGKILLed at random moments while it writes long strings
+-- (boxed values, long string keys, grow and shrink): every value stays
+-- whole, pairs and # agree with what is there, and the arena keeps working
+-- for the parent (docs/PROCESSES.md, "a child killed in the middle").
+if conc.process then
+  local rounds = tonumber(os.getenv("CONCLUA_KILL_ROUNDS")) or 40
+  local s, n = conc.shared(), conc.atomic(0)
+  local function key(i)
+    local k = i % 60
+    return k < 30 and k + 1 or ("a long string key, number %d of the test"):format(k)
+  end
+  local function val(i)
+    return ("%d:"):format(i) .. string.rep(string.char(65 + i % 26), 100 + i % 200)
+  end
+  local function whole(v)
+    local i, rest = v:match("^(%d+):(.*)$")
+    return i and rest == string.rep(string.char(65 + i % 26), 100 + i % 200)
+  end
+  math.randomseed(7)
+  for round = 1, rounds do
+    n:set(0)
+    local p = conc.process(function()
+      for i = round * 100000, math.huge do
+        if (i // 500) % 2 == 0 or i % 4 == 0 then s[key(i)] = val(i) else s[key(i)] = nil end
+        n:add(1)
+      end
+    end)
+    local target, t0 = math.random(1, 3000), conc.now()
+    while n:get() < target and p:alive() do
+      assert(conc.now() - t0 < 30, "the writer made no progress")
+    end
+    p:kill("SIGKILL")
+    local ok, err = pcall(p.join, p, 30)
+    assert(not ok and tostring(err):find("killed by signal 9", 1, true), tostring(err))
+    local count = 0
+    for k, v in pairs(s) do
+      count = count + 1
+      assert(whole(v), ("round %d: key %s holds a torn value"):format(round, tostring(k)))
+    end
+    local border = 0
+    while s[border + 1] ~= nil do border = border + 1 end
+    assert(#s == border, ("round %d: # is %d, keys 1..%d are present"):format(round, #s, border))
+    local q = conc.process(function() return string.rep("z", 1000) end) -- allocates
+    local okq, r = q:join(30)
+    assert(okq and r == string.rep("z", 1000))
+    assert(count <= 60)
+  end
+end
+
 print("test_shared: ok")
