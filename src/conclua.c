@@ -24,6 +24,7 @@
 #define PROGNAME "conclua"
 
 /* NULL while the REPL runs: interactive errors carry no prefix, as in lua. */
+static const char *program = PROGNAME; /* argv[0], as lua.c names itself */
 static const char *progname = PROGNAME;
 
 /* ---- messages --------------------------------------------------------- */
@@ -44,20 +45,21 @@ int cli_report(lua_State *L, int status, const char *pname) {
 }
 
 void cli_print_version(void) {
-  fputs(PROGNAME " " CONCLUA_VERSION " (" LUA_COPYRIGHT ")\n", stdout);
+  /* lua's line as it is (tools match its end), then conclua's own. */
+  fputs(LUA_COPYRIGHT "\nconclua " CONCLUA_VERSION "\n", stdout);
   fflush(stdout);
 }
 
 static void print_usage(FILE *f, const char *badoption, int needs_arg) {
   if (badoption) {
-    fprintf(f, "%s: ", PROGNAME);
+    fprintf(f, "%s: ", program);
     if (needs_arg)
       fprintf(f, "'%s' needs argument\n", badoption);
     else
       fprintf(f, "unrecognized option '%s'\n", badoption);
   }
-  fputs("usage: " PROGNAME " [options] [script [args]]\n"
-        "Available options are:\n"
+  fprintf(f, "usage: %s [options] [script [args]]\n", program);
+  fputs("Available options are:\n"
         "  -e stat   execute string 'stat'\n"
         "  -i        enter interactive mode after executing 'script'\n"
         "  -l mod    require library 'mod' into global 'mod'\n"
@@ -68,10 +70,8 @@ static void print_usage(FILE *f, const char *badoption, int needs_arg) {
         "  --        stop handling options\n"
         "  -         stop handling options and execute stdin\n"
         "conclua options:\n"
-        "  --trace FILE     write a trace-event timeline of the run to FILE\n"
-        "  --timeline FILE  write the timeline as one HTML page to FILE\n"
-        "  --lock-order     warn about locks taken in both orders\n"
-        "  --help           show this message\n",
+        "  -h, --help   show this message\n"
+        "  --version    show version information\n",
         f);
   fflush(f);
 }
@@ -121,9 +121,10 @@ int cli_docall(lua_State *L, int narg, int nres) {
 
 /* While the program waits for its threads, SIGINT ends it at once. */
 static void on_sigint_while_waiting(int sig) {
-  static const char msg[] = PROGNAME ": interrupted while waiting for threads\n";
-  if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-    /* nothing to do: the process ends anyway */
+  static const char msg[] = ": interrupted while waiting for threads\n";
+  /* The process ends anyway: nothing to do if a write fails. */
+  if (write(STDERR_FILENO, program, strlen(program)) >= 0 &&
+      write(STDERR_FILENO, msg, sizeof msg - 1) >= 0) {
   }
   raise(sig); /* the disposition is back to the default (SA_RESETHAND) */
 }
@@ -204,106 +205,6 @@ static int handle_luainit(lua_State *L) {
   if (init == NULL) return LUA_OK;
   if (init[0] == '@') return dofile(L, init + 1);
   return dostring(L, init, name);
-}
-
-/* ---- options ---------------------------------------------------------- */
-
-enum {
-  HAS_ERROR = 1,  /* bad option: print the usage */
-  HAS_I = 2,      /* -i */
-  HAS_V = 4,      /* -v (also implied by -i) */
-  HAS_E = 8,      /* -e */
-  HAS_NOENV = 16, /* -E */
-  HAS_HELP = 32,  /* --help */
-  NEEDS_ARG = 64  /* with HAS_ERROR: the option lacks its argument */
-};
-
-/* The conclua-only options (all parsed; none implemented yet). */
-typedef struct cli_opts {
-  const char *trace_file;
-  const char *timeline_file;
-  int lock_order;
-} cli_opts;
-
-/* --name, --name=value or --name value. Returns the flags to add. */
-static int long_option(char **argv, int *i, cli_opts *o) {
-  const char *a = argv[*i] + 2;
-  static const char *const names[] = {"trace", "timeline"};
-  if (strcmp(a, "lock-order") == 0) {
-    o->lock_order = 1;
-    return 0;
-  }
-  if (strcmp(a, "help") == 0) return HAS_HELP;
-  for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-    size_t n = strlen(names[k]);
-    const char *v;
-    if (strncmp(a, names[k], n) != 0 || (a[n] != '\0' && a[n] != '=')) continue;
-    if (a[n] == '=') {
-      v = a + n + 1;
-    } else {
-      v = argv[*i + 1];
-      if (v == NULL || v[0] == '-') return HAS_ERROR | NEEDS_ARG;
-      (*i)++;
-    }
-    if (*v == '\0') return HAS_ERROR | NEEDS_ARG;
-    if (k == 0)
-      o->trace_file = v;
-    else
-      o->timeline_file = v;
-    return 0;
-  }
-  return HAS_ERROR;
-}
-
-/* Scans the options as lua does. *first becomes the index of the script (0
- * when there is none) or, on error, of the offending option. */
-static int collect_args(char **argv, int *first, cli_opts *o) {
-  int args = 0, i;
-  *first = 0;
-  if (argv[0] == NULL) return 0;
-  for (i = 1; argv[i] != NULL; i++) {
-    *first = i;
-    if (argv[i][0] != '-') return args; /* the script */
-    switch (argv[i][1]) {
-    case '-':
-      if (argv[i][2] == '\0') { /* "--" */
-        *first = argv[i + 1] != NULL ? i + 1 : 0;
-        return args;
-      }
-      args |= long_option(argv, &i, o);
-      if (args & (HAS_ERROR | HAS_HELP)) return args;
-      break;
-    case '\0': /* "-": the script is stdin */
-      return args;
-    case 'E':
-      if (argv[i][2] != '\0') return HAS_ERROR;
-      args |= HAS_NOENV;
-      break;
-    case 'W':
-      if (argv[i][2] != '\0') return HAS_ERROR;
-      break;
-    case 'i':
-      args |= HAS_I; /* -i implies -v */
-      /* FALLTHROUGH */
-    case 'v':
-      if (argv[i][2] != '\0') return HAS_ERROR;
-      args |= HAS_V;
-      break;
-    case 'e':
-      args |= HAS_E;
-      /* FALLTHROUGH */
-    case 'l':
-      if (argv[i][2] == '\0') {
-        if (argv[i + 1] == NULL || argv[i + 1][0] == '-') return HAS_ERROR | NEEDS_ARG;
-        i++;
-      }
-      break;
-    default:
-      return HAS_ERROR;
-    }
-  }
-  *first = 0;
-  return args;
 }
 
 /* Runs -e, -l and -W in command-line order, up to (not including) argv[n]. */
@@ -387,11 +288,16 @@ static int pmain(lua_State *L) {
   const char *todo;
   int script, optlim, args;
   luaL_checkversion(L);
-  args = collect_args(argv, &script, &opts);
+  args = cli_parse_args(argv, &script, &opts);
   optlim = script > 0 ? script : argc;
   if (args & HAS_ERROR) {
     print_usage(stderr, argv[script], args & NEEDS_ARG);
     return 0;
+  }
+  if (args & HAS_VERSION) {
+    cli_print_version();
+    lua_pushboolean(L, 1);
+    return 1;
   }
   if (args & HAS_HELP) {
     print_usage(stdout, NULL, 0);
@@ -399,7 +305,7 @@ static int pmain(lua_State *L) {
     return 1;
   }
   if ((todo = unimplemented_option(&opts)) != NULL) {
-    fprintf(stderr, "%s: option '%s' is not implemented yet\n", PROGNAME, todo);
+    fprintf(stderr, "%s: option '%s' is not implemented yet\n", program, todo);
     return 0;
   }
   if (args & HAS_V) cli_print_version();
@@ -422,13 +328,13 @@ static int pmain(lua_State *L) {
   if (args & HAS_I) {
     progname = NULL;
     cli_repl(L);
-    progname = PROGNAME;
+    progname = program;
   } else if (script < 1 && !(args & (HAS_E | HAS_V))) {
     if (isatty(STDIN_FILENO)) {
       cli_print_version();
       progname = NULL;
       cli_repl(L);
-      progname = PROGNAME;
+      progname = program;
     } else if (dofile(L, NULL) != LUA_OK) {
       return 0; /* lua 5.4 exits with 0 here; an error must not look like success */
     }
@@ -438,10 +344,12 @@ static int pmain(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-  lua_State *L = luaL_newstate();
+  lua_State *L;
   int status, result;
+  if (argv[0] && argv[0][0]) program = progname = argv[0];
+  L = luaL_newstate();
   if (L == NULL) {
-    cli_message(PROGNAME, "cannot create state: not enough memory");
+    cli_message(program, "cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
   conclua_set_interruptible(1);
@@ -452,7 +360,7 @@ int main(int argc, char **argv) {
   status = lua_pcall(L, 2, 1, 0);
   result = lua_toboolean(L, -1);
   cli_report(L, status, progname);
-  progname = PROGNAME;
+  progname = program;
   wait_for_threads();
   lua_close(L);
   /* noenv_path and noenv_cpath stay: an idle worker may still be preparing

@@ -36,7 +36,8 @@ if LUA is None:
                      "interpreter are skipped; conclua's own expected outputs are "
                      "still checked\n")
 
-VERSION_RE = r"conclua \d+\.\d+\.\d+ \(Lua 5\.4\.\d+  Copyright \(C\) 1994-\d+ Lua\.org, PUC-Rio\)"
+# lua's own line as it is (it ends with "PUC-Rio"), then conclua's version.
+VERSION_RE = r"Lua 5\.4\.\d+  Copyright \(C\) 1994-\d+ Lua\.org, PUC-Rio\nconclua \d+\.\d+\.\d+"
 
 ANSI_RE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[=>])")
 

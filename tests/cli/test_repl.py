@@ -224,7 +224,8 @@ class Repl(CliTestCase):
                 p.expect(r"(?m)^>>? ")
             p.send("\x04")
             self.assertEqual(p.wait(), 0)
-            outs.append(re.sub(r"^.*\n", "", p.text, count=1))  # drop the banner
+            # drop the banner (lua's line, then conclua's version line)
+            outs.append(re.sub(r"^(conclua .*\n)?", "", re.sub(r"^.*\n", "", p.text, count=1)))
         self.assertEqual(outs[0], outs[1])
 
 
