@@ -206,8 +206,9 @@ void *cc_alloc(size_t n) {
   return (char *)b + sizeof(block_hdr_t);
 }
 
-size_t cc_arena_take_debt(void) {
+size_t cc_arena_take_debt(size_t min) {
   size_t d = thread_debt;
+  if (cc_likely(d < min)) return 0;
   thread_debt = 0;
   return d;
 }

@@ -46,14 +46,15 @@ typedef struct cc_arena_stats {
 } cc_arena_stats_t;
 void cc_arena_stats(cc_arena_stats_t *st);
 
-/* Bytes the calling thread has allocated since its previous call (0 on the
- * first), for the Lua binding to tell its garbage collector: memory that a
- * Lua object keeps alive in the arena is invisible to the collector
- * otherwise. Thread-local; never blocks. */
-size_t cc_arena_take_debt(void);
+/* The bytes the calling thread has allocated from the arena since they
+ * were last taken, if at least `min` (and then resets the count); else 0.
+ * For the Lua binding to tell its garbage collector: memory that a Lua
+ * object keeps alive in the arena is invisible to the collector otherwise.
+ * Thread-local; never blocks. */
+size_t cc_arena_take_debt(size_t min);
 
-/* Fault injection for tests: the n-th allocation from now (any thread or
- * process of the family) returns NULL; 0 cancels. */
+/* Fault injection for tests: the n-th allocation from now by this process
+ * (any thread) returns NULL; 0 cancels. */
 void cc_arena_fail_in(long n);
 
 /* ---- objects ---------------------------------------------------------- */

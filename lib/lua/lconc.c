@@ -219,6 +219,7 @@ void conc_push(lua_State *L, cc_obj_t *o) {
 
 void conc_push_owned(lua_State *L, cc_obj_t *o) {
   push_obj(L, o, 1);
+  conc_gc_account(L); /* a new object: what it took from the arena */
 }
 
 cc_obj_t *conc_toobj(lua_State *L, int idx) {
@@ -322,6 +323,7 @@ int luaopen_conc(lua_State *L) {
   conc_open_shared(L);
   conc_open_process(L);
   conc_open_pipe(L);
+  conc_open_memory(L);
   conc_open_codec(L);
   conc_open_print(L);
   lua_pushliteral(L, CONCLUA_VERSION);

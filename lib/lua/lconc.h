@@ -110,6 +110,15 @@ void *conc_store_text(const char *s, size_t len, size_t *outlen);
 void conc_interrupt_consumed(void);
 void conc_chain_sigint(lua_State *L);
 
+/* The shared arena and the Lua collector (lmemory.c). conc_gc_account
+ * tells L's collector what the calling thread has allocated in the arena
+ * since (call it after storing something there for Lua code);
+ * conc_reclaim runs a full collection so that dropped objects give their
+ * arena memory back: call it once before reporting CC_ENOMEM, and retry if
+ * it returns 1. */
+void conc_gc_account(lua_State *L);
+int conc_reclaim(lua_State *L);
+
 /* Openers of each binding file, called by luaopen_conc: each registers its
  * metatables and sets its functions into the module table at the top of
  * the stack. */
@@ -120,6 +129,7 @@ void conc_open_queue(lua_State *L);
 void conc_open_shared(lua_State *L);
 void conc_open_process(lua_State *L);
 void conc_open_pipe(lua_State *L);
+void conc_open_memory(lua_State *L);
 /* Replaces the global print (if it is a C function) with one that writes
  * each whole line in one write(2) (lprint.c). */
 void conc_open_print(lua_State *L);

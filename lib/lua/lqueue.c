@@ -38,6 +38,7 @@ static int l_queue(lua_State *L) {
   luaL_argcheck(L, max >= 0 && max <= INT32_MAX, 1, "maxsize out of range");
   conc_where(L, name, sizeof name);
   q = cc_queue_new((uint32_t)max, name);
+  if (!q && conc_reclaim(L)) q = cc_queue_new((uint32_t)max, name);
   if (!q) return luaL_error(L, "conc.queue: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, &q->h);
   return 1;
@@ -50,6 +51,7 @@ static int do_put(lua_State *L, cc_queue_t *q, cc_deadline_t d) {
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "non-nil value");
   conc_item_from_lua(L, 2, &it, "item");
   rc = cc_queue_put(q, &it, d);
+  if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_queue_put(q, &it, d);
   if (cc_likely(rc == 0)) {
     lua_pushboolean(L, 1);
     return 1;
@@ -192,6 +194,7 @@ static int l_select(lua_State *L) {
   for (int i = 0; i < n; i++)
     qs[i] = checkq(L, i + 1);
   rc = cc_queue_select(qs, n, next_start(), &it, &which, d);
+  if (rc == CC_ENOMEM && conc_reclaim(L)) rc = cc_queue_select(qs, n, next_start(), &it, &which, d);
   if (rc == CC_ENOMEM) return conc_raise(L, rc, "conc.select");
   if (rc != 0) return conc_fail(L, rc);
   lua_pushvalue(L, which + 1);

@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "codec.h"
+#include "lconc.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -30,6 +31,9 @@ static void from_codec(lua_State *L, int idx, cc_item_t *it, const char *what) {
   data = conc_wbuf_take(&b, &len);
   rc = cc_item_make(it, data, len, CONC_K_CODEC,
                     CC_ITEM_ADOPT | (objs ? CC_ITEM_OBJS : 0));
+  if (rc == CC_ENOMEM && conc_reclaim(L))
+    rc = cc_item_make(it, data, len, CONC_K_CODEC,
+                      CC_ITEM_ADOPT | (objs ? CC_ITEM_OBJS : 0));
   if (rc) {
     if (objs) conc_codec_release(data, len);
     cc_free(data);
@@ -68,13 +72,15 @@ void conc_item_from_lua(lua_State *L, int idx, cc_item_t *it, const char *what) 
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
     void *p = cc_item_alloc(it, len, CONC_K_STR);
+    if (!p && conc_reclaim(L)) p = cc_item_alloc(it, len, CONC_K_STR);
     if (!p) luaL_error(L, "cannot store %s: %s", what, cc_strerror(CC_ENOMEM));
     memcpy(p, s, len);
-    return;
+    break;
   }
   default:
     from_codec(L, idx, it, what);
   }
+  conc_gc_account(L); /* the item's box, if it has one */
 }
 
 void conc_item_push(lua_State *L, const cc_item_t *it) {
