@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "actor.h"
@@ -167,6 +170,90 @@ static void test_actor_slots_recycled(void **state) {
   assert_null(cc_actor_at(CC_MAX_ACTORS));
 }
 
+
+/* The table grows past its first chunks (it was a fixed 4096 slots): every
+ * actor keeps its address and index while more chunks arrive, and a forked
+ * child sees the same table, grows it, and the parent sees that growth. */
+static void test_table_grows_and_is_shared_across_fork(void **state) {
+  (void)state;
+  enum { N = 5000 };
+  static cc_actor_t *as[N];
+  uint32_t before = cc_actor_count();
+  for (int i = 0; i < N; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "a%d", i);
+    as[i] = cc_actor_new(name, i, CC_ACTOR_THREAD);
+    assert_non_null(as[i]);
+  }
+  assert_true(cc_actor_count() >= before + N - CC_ACTORS_PER_CHUNK);
+  assert_true(cc_actor_count() > 4096);
+  for (int i = 0; i < N; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "a%d", i);
+    assert_ptr_equal(cc_actor_at(as[i]->index), as[i]);
+    assert_string_equal(as[i]->name, name);
+    for (int j = i + 1; j < N && j < i + 3; j++) assert_int_not_equal(as[i]->index, as[j]->index);
+  }
+  assert_null(cc_actor_at(cc_actor_count()));
+
+  uint32_t count = cc_actor_count();
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad |= cc_actor_at(as[i]->index) != as[i];
+    /* Grow the table from the child: one more chunk than there is room. */
+    for (uint32_t i = 0; i < CC_ACTORS_PER_CHUNK + 1; i++)
+      bad |= cc_actor_new("child", -1, CC_ACTOR_THREAD) == NULL;
+    _exit(bad ? 1 : 0);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  assert_true(cc_actor_count() > count); /* the child's chunk, in the shared table */
+  uint32_t seen = 0;
+  for (uint32_t i = 0; i < cc_actor_count(); i++) {
+    cc_actor_t *a = cc_actor_at(i);
+    assert_non_null(a);
+    assert_int_equal(a->index, i);
+    if (atomic_load(&a->state) == CC_ACTOR_RUNNING && strcmp(a->name, "child") == 0) {
+      seen++;
+      cc_actor_free(a);
+    }
+  }
+  assert_int_equal(seen, CC_ACTORS_PER_CHUNK + 1);
+  for (int i = 0; i < N; i++) cc_actor_free(as[i]);
+}
+
+/* A full arena makes cc_actor_new fail cleanly with CC_ENOMEM, and the
+ * table grows again once there is room. */
+static void test_no_room_for_a_chunk(void **state) {
+  (void)state;
+  enum { N = 40000 };
+  static cc_actor_t *as[N];
+  int n = 0, left = -1;
+  /* Take free slots until one call makes a chunk; then take the rest of
+   * that chunk: the free list is empty. */
+  while (left != 0) {
+    uint32_t count = cc_actor_count();
+    assert_true(n < N);
+    as[n] = cc_actor_new("f", n, CC_ACTOR_THREAD);
+    assert_non_null(as[n]);
+    n++;
+    if (left > 0) left--;
+    if (left < 0 && cc_actor_count() != count) left = (int)CC_ACTORS_PER_CHUNK - 1;
+  }
+  cc_arena_fail_in(1);
+  cc_actor_t *x = cc_actor_new("g", 0, CC_ACTOR_THREAD);
+  cc_arena_fail_in(0);
+  assert_null(x);
+  assert_int_equal(cc_actor_error(), CC_ENOMEM);
+  x = cc_actor_new("h", 0, CC_ACTOR_THREAD);
+  assert_non_null(x);
+  cc_actor_free(x);
+  for (int i = 0; i < n; i++) cc_actor_free(as[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_self_deadlock),
@@ -176,6 +263,8 @@ int main(void) {
       cmocka_unit_test(test_holds_tracked_in_order),
       cmocka_unit_test(test_observer_sees_every_event),
       cmocka_unit_test(test_actor_slots_recycled),
+      cmocka_unit_test(test_table_grows_and_is_shared_across_fork),
+      cmocka_unit_test(test_no_room_for_a_chunk),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

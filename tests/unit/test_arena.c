@@ -159,6 +159,45 @@ static void test_shared_across_fork(void **state) {
   cc_free(shared);
 }
 
+
+/* cc_arena_fail_in(n): exactly the n-th allocation fails, then all work. */
+static void test_fault_injection(void **state) {
+  (void)state;
+  void *p[5];
+  cc_arena_fail_in(3);
+  for (int i = 0; i < 5; i++) p[i] = cc_alloc(64);
+  assert_non_null(p[0]);
+  assert_non_null(p[1]);
+  assert_null(p[2]);
+  assert_non_null(p[3]);
+  assert_non_null(p[4]);
+  for (int i = 0; i < 5; i++) cc_free(p[i]);
+  cc_arena_fail_in(2);
+  cc_arena_fail_in(0); /* cancelled */
+  p[0] = cc_alloc(64);
+  p[1] = cc_alloc(64);
+  assert_non_null(p[0]);
+  assert_non_null(p[1]);
+  cc_free(p[0]);
+  cc_free(p[1]);
+}
+
+/* The debt a thread owes its Lua collector: what it allocated, taken only
+ * once it reaches the caller's threshold. */
+static void test_debt_counts_this_threads_allocations(void **state) {
+  (void)state;
+  cc_arena_take_debt(0);
+  void *a = cc_alloc(1000); /* a 1 KiB block */
+  assert_int_equal(cc_arena_take_debt(4096), 0);
+  void *b = cc_alloc(5000); /* an 8 KiB block */
+  size_t d = cc_arena_take_debt(4096);
+  assert_int_equal(d, 1024 + 8192);
+  assert_int_equal(cc_arena_take_debt(0), 0);
+  cc_free(a);
+  cc_free(b);
+  assert_int_equal(cc_arena_take_debt(0), 0); /* frees are not credit */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alloc_sizes_and_alignment),
@@ -169,6 +208,8 @@ int main(void) {
       cmocka_unit_test(test_long_name_truncated),
       cmocka_unit_test(test_threads_hammer_allocator),
       cmocka_unit_test(test_shared_across_fork),
+      cmocka_unit_test(test_fault_injection),
+      cmocka_unit_test(test_debt_counts_this_threads_allocations),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
