@@ -8,6 +8,8 @@
  *                         a Lua error; a crash or a sanitizer report is a
  *                         failure. Deterministic for a given SEED.
  *   codec_fuzz FILE...    decodes each file once (replays a saved input).
+ *   codec_fuzz --samples DIR   writes the encoded samples to DIR/sample-N
+ *                         (the seed corpus in tests/fuzz/corpus/codec).
  *
  * Inputs go through conc_decode_untrusted, the decoder for bytes from
  * outside the program; every input sits in a malloc block of exactly its
@@ -135,6 +137,17 @@ static const char samples_chunk[] =
     "local idx = getmetatable(conc.current()).__index\n"
     "local big = {}\n"
     "for i = 1, 200 do big[i] = i; big['k' .. i] = -i end\n"
+    "local deep, cur = {}, nil\n" /* deeper than CONC_CODEC_INLINE: deferred contents */
+    "cur = deep\n"
+    "for i = 1, 110 do cur.n = {i = i, s = shared}; cur = cur.n end\n"
+    "cur.back = deep\n"
+    "local chain = function() return 0 end\n"
+    "for _ = 1, 105 do local g = chain; chain = function() return g() + count end end\n"
+    "package.preload.fz_pre = function() return {p = 1} end\n"
+    "local pre = require 'fz_pre'\n"
+    "package.loaded.fz_hand = {h = 2}\n"
+    "local hand = package.loaded.fz_hand\n"
+    "local function mods() return pre, hand, str end\n"
     "return {\n"
     "  {n = 1, 1}, {n = 1, -123456789}, {n = 1, 1.5}, {n = 1, 'hello'},\n"
     "  {n = 1, ('x'):rep(100)}, {n = 3, nil, true, false}, {n = 1, t},\n"
@@ -143,6 +156,7 @@ static const char samples_chunk[] =
     "  {n = 1, idx}, {n = 2, idx, idx}, {n = 1, conc.current()},\n"
     "  {n = 1, {[conc.current()] = 1, [true] = false, [-1] = 'neg'}},\n"
     "  {n = 1, big}, {n = 4, 'a', {inc = inc}, {get = get, t = t}, fmt},\n"
+    "  {n = 2, deep, shared}, {n = 2, chain, get}, {n = 1, mods},\n"
     "}\n";
 
 typedef struct sample {
@@ -206,8 +220,8 @@ static size_t below(size_t n) {
 
 /* Bytes the format gives meaning to: tags, small counts, extremes. */
 static const unsigned char interesting[] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
-                                            0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x10,
-                                            0x11, 0x1f, 0x20, 0x3f, 0x7f, 0x80, 0x81, 0xff};
+                                            0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F,
+                                            0x10, 0x11, 0x1f, 0x20, 0x3f, 0x7f, 0x80, 0x81, 0xff};
 
 #define BUF_MAX 65536
 
@@ -350,19 +364,40 @@ static int run_files(lua_State *L, int argc, char **argv) {
   return 0;
 }
 
+static int write_samples(lua_State *L, const char *dir) {
+  sample_t samples[64];
+  int nsamples = make_samples(L, samples, 64);
+  if (nsamples <= 0) return 1;
+  for (int s = 0; s < nsamples; s++) {
+    char path[4096];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/sample-%02d", dir, s + 1);
+    if (!(f = fopen(path, "wb")) || fwrite(samples[s].data, 1, samples[s].len, f) != samples[s].len) {
+      fprintf(stderr, "codec_fuzz: %s: %s\n", path, strerror(errno));
+      return 1;
+    }
+    fclose(f);
+    conc_codec_release(samples[s].data, samples[s].len);
+    free(samples[s].data);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   lua_State *L;
   char *end;
   long n;
   int rc;
   if (argc < 2) {
-    fprintf(stderr, "usage: codec_fuzz N [SEED] | codec_fuzz FILE...\n");
+    fprintf(stderr, "usage: codec_fuzz N [SEED] | codec_fuzz FILE... | codec_fuzz --samples DIR\n");
     return 2;
   }
   L = new_state();
   if (!L) return 1;
   n = strtol(argv[1], &end, 10);
-  if (*end == '\0' && n >= 0)
+  if (argc == 3 && strcmp(argv[1], "--samples") == 0)
+    rc = write_samples(L, argv[2]);
+  else if (*end == '\0' && n >= 0)
     rc = run_mutations(L, n, argc > 2 ? strtoull(argv[2], NULL, 0) : 0);
   else
     rc = run_files(L, argc, argv);
