@@ -89,21 +89,10 @@ static void on_sigint_in_chunk(int sig) {
   conclua_interrupt(sig_state);
 }
 
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      return 1; /* an error object that describes itself: no traceback */
-    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 int cli_docall(lua_State *L, int narg, int nres) {
   struct sigaction sa, old;
   int status, base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, conclua_msghandler);
   lua_insert(L, base);
   sig_state = L;
   memset(&sa, 0, sizeof sa);

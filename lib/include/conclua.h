@@ -53,6 +53,11 @@ CONCLUA_API lua_State *conclua_newstate(void);
  * Returns LUA_OK or an error status with the message on top of the stack. */
 CONCLUA_API int conclua_dofile(lua_State *L, const char *path);
 
+/* The message handler conclua_dofile and the conclua program use (give it
+ * to lua_pcall as msgh): like lua.c's, a string error gets a traceback, an
+ * object with __tostring becomes that string, anything else is described. */
+CONCLUA_API int conclua_msghandler(lua_State *L);
+
 /* Waits for every non-daemon conc thread this process started, as the
  * conclua program does when its main chunk ends. */
 CONCLUA_API void conclua_wait_threads(void);

@@ -102,6 +102,12 @@ int conc_run_job(lua_State *L);
  * 0 when the arena is full. */
 void *conc_store_text(const char *s, size_t len, size_t *outlen);
 
+/* The message handler for the body of a thread, process, pool task or
+ * coroutine task (lua_pcall's msgh): the error as a string with the
+ * traceback of where it was raised. Use this one; do not write another.
+ * (conclua_msghandler in conclua.h is the top level's, as lua.c's.) */
+int conc_job_msghandler(lua_State *L);
+
 /* Ctrl-C (linterrupt.c). conc_interrupt_consumed: a wait returned CC_EINTR
  * and is raising it: drop the pending interrupt and its hook. In a host's
  * own state with a SIGINT handler installed (stock lua5.4 running a chunk),

@@ -1,10 +1,14 @@
 /*
- * host_example.c - a host program that embeds conclua.
+ * hook_host.c - a host that exposes its own C function to every thread.
  *
- * It registers its own C function `host_scale(x)` in every lua_State the
- * runtime creates (through the state hook), opens the libraries in its own
- * state, and runs a script (argv[1], or a built-in chunk) in which threads
- * call the host's function. Exit code 0 when the script succeeds.
+ * It registers `host_scale(x)` in every lua_State the runtime creates
+ * (through the state hook), opens the libraries in its own state, and runs
+ * a script (argv[1], or a built-in chunk) in which threads call the host's
+ * function. Exit code 0 when the script succeeds.
+ *
+ * Build: cc hook_host.c $(pkg-config --cflags --libs conclua), or with
+ * CMake: find_package(conclua) and link conclua::conclua (CMakeLists.txt
+ * in this directory).
  */
 #include <stdio.h>
 #include <stdlib.h>
