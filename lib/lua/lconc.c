@@ -341,10 +341,12 @@ void conclua_set_state_hook(conclua_state_hook hook, void *ud) {
   state_hook_ud = ud;
 }
 
-void conclua_openlibs(lua_State *L) {
+int conclua_openlibs(lua_State *L) {
+  if (!L) return CONCLUA_EINVAL;
   luaL_openlibs(L);
   luaL_requiref(L, "conc", luaopen_conc, 1);
   lua_pop(L, 1);
+  return LUA_OK;
 }
 
 static int prepare_state(lua_State *L) {
@@ -393,8 +395,10 @@ int conc_job_msghandler(lua_State *L) {
   return msghandler(L, 1);
 }
 
-int conclua_dofile(lua_State *L, const char *path) {
-  int base, st = luaL_loadfile(L, path);
+/* Runs the chunk a luaL_load* call left on the stack (status st) as
+ * conclua_dofile documents. */
+static int run_chunk(lua_State *L, int st) {
+  int base;
   if (st != LUA_OK) return st;
   base = lua_gettop(L);
   lua_pushcfunction(L, conclua_msghandler);
@@ -402,6 +406,15 @@ int conclua_dofile(lua_State *L, const char *path) {
   st = lua_pcall(L, 0, LUA_MULTRET, base);
   lua_remove(L, base);
   return st;
+}
+
+int conclua_dofile(lua_State *L, const char *path) {
+  return L ? run_chunk(L, luaL_loadfile(L, path)) : CONCLUA_EINVAL;
+}
+
+int conclua_dostring(lua_State *L, const char *chunk, const char *chunkname) {
+  if (!L || !chunk) return CONCLUA_EINVAL;
+  return run_chunk(L, luaL_loadbuffer(L, chunk, strlen(chunk), chunkname ? chunkname : chunk));
 }
 
 void conclua_wait_threads(void) {
