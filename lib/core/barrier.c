@@ -2,7 +2,7 @@
 #include "barrier.h"
 
 #include "actor.h"
-#include "futex.h"
+#include "wait.h"
 
 #define B(o) ((cc_barrier_t *)(o))
 #define COUNT 0xffffu
@@ -26,7 +26,7 @@ cc_obj_t *cc_barrier_new(const char *name, uint32_t parties) {
  * the last party's exit, and a round costs no wake when nobody resets. */
 static void leave(cc_barrier_t *b) {
   if (atomic_fetch_sub(&b->inside, 1) == 1 && atomic_load(&b->resetters) > 0)
-    cc_futex_wake(&b->inside, INT32_MAX);
+    cc_wake(&b->inside, INT32_MAX);
 }
 
 /* Sets the broken bit unless round `round` is over. Returns 1 if the round
@@ -37,14 +37,38 @@ static int break_round(cc_barrier_t *b, uint32_t round) {
     if ((w & ROUND) != round) return 1;
     if (w & BROKEN) return 0;
   } while (!atomic_compare_exchange_weak(&b->word, &w, w | BROKEN));
-  cc_futex_wake(&b->word, INT32_MAX);
+  cc_wake(&b->word, INT32_MAX);
   return 0;
 }
 
-int cc_barrier_wait(cc_obj_t *o, cc_deadline_t deadline, uint32_t *index) {
+/* ---- the wait's test (wait.h); arg[0] is this party's round ------------- */
+
+static int bw_poll(cc_wait_t *w) {
+  cc_barrier_t *b = B(w->obj);
+  uint32_t v = atomic_load(&b->word);
+  if ((v & ROUND) != (uint32_t)w->arg[0]) return 0;
+  if (v & BROKEN) return CC_ECLOSED;
+  w->addr = &b->word;
+  w->val = v;
+  return CC_WAIT_PARK;
+}
+
+/* Timed out, interrupted or cancelled: this party breaks the barrier,
+ * unless the round completed meanwhile. Then it leaves. */
+static int bw_leave(cc_wait_t *w, int rc) {
+  cc_barrier_t *b = B(w->obj);
+  if ((rc == CC_ETIMEOUT || rc == CC_EINTR || rc == CC_ECANCELLED) &&
+      break_round(b, (uint32_t)w->arg[0]))
+    rc = 0;
+  leave(b);
+  return rc;
+}
+
+static const cc_wait_ops_t wait_ops = {CC_WAIT_BARRIER, 4, bw_poll, NULL, bw_leave};
+
+int cc_barrier_wait_w(cc_wait_t *wt, cc_obj_t *o, cc_deadline_t deadline, uint32_t *index) {
   cc_barrier_t *b = B(o);
-  uint32_t w, round;
-  int rc = 0;
+  uint32_t w;
   atomic_fetch_add(&b->inside, 1);
   w = atomic_load(&b->word);
   for (;;) {
@@ -56,7 +80,7 @@ int cc_barrier_wait(cc_obj_t *o, cc_deadline_t deadline, uint32_t *index) {
     if (n + 1 == b->parties) {
       /* Last one in: next round, count 0. */
       if (atomic_compare_exchange_weak(&b->word, &w, ((w & ROUND) + ROUND_ONE) & ROUND)) {
-        cc_futex_wake(&b->word, INT32_MAX);
+        cc_wake(&b->word, INT32_MAX);
         *index = n;
         leave(b);
         return 0;
@@ -66,45 +90,44 @@ int cc_barrier_wait(cc_obj_t *o, cc_deadline_t deadline, uint32_t *index) {
       break;
     }
   }
-  round = w & ROUND;
-  for (int i = 0; i < cc_spin_count / 4; i++) {
-    cc_cpu_relax();
-    if ((atomic_load_explicit(&b->word, memory_order_acquire) & (ROUND | BROKEN)) != round) break;
-  }
-  cc_wait_begin(o, CC_WAIT_BARRIER, deadline);
-  for (;;) {
-    w = atomic_load(&b->word);
-    if ((w & ROUND) != round) {
-      rc = 0;
-      break;
-    }
-    if (w & BROKEN) {
-      rc = CC_ECLOSED;
-      break;
-    }
-    rc = cc_futex_wait(&b->word, w, deadline);
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) {
-      if (break_round(b, round)) rc = 0;
-      break;
-    }
-  }
-  cc_wait_end(o, rc);
-  leave(b);
-  return rc;
+  cc_wait_init(wt, &wait_ops, o, deadline);
+  wt->arg[0] = w & ROUND;
+  return CC_WAIT_PARK;
+}
+
+int cc_barrier_wait(cc_obj_t *o, cc_deadline_t deadline, uint32_t *index) {
+  cc_wait_t w;
+  int rc = cc_barrier_wait_w(&w, o, deadline, index);
+  return rc == CC_WAIT_PARK ? cc_wait_run(&w) : rc;
 }
 
 void cc_barrier_abort(cc_obj_t *o) {
   cc_barrier_t *b = B(o);
   uint32_t w = atomic_fetch_or(&b->word, BROKEN);
-  if (!(w & BROKEN)) cc_futex_wake(&b->word, INT32_MAX);
+  if (!(w & BROKEN)) cc_wake(&b->word, INT32_MAX);
 }
+
+/* reset() waits for the parties inside to leave. */
+static int drain_poll(cc_wait_t *w) {
+  cc_barrier_t *b = B(w->obj);
+  uint32_t n = atomic_load(&b->inside);
+  if (n == 0) return 0;
+  w->addr = &b->inside;
+  w->val = n;
+  return CC_WAIT_PARK;
+}
+
+static const cc_wait_ops_t drain_ops = {CC_WAIT_BARRIER, 0, drain_poll, NULL, NULL};
 
 void cc_barrier_reset(cc_obj_t *o) {
   cc_barrier_t *b = B(o);
-  uint32_t n, w;
+  cc_wait_t wt;
+  uint32_t w;
   cc_barrier_abort(o);
   atomic_fetch_add(&b->resetters, 1);
-  while ((n = atomic_load(&b->inside)) != 0) cc_futex_wait(&b->inside, n, CC_FOREVER);
+  cc_wait_init(&wt, &drain_ops, o, CC_FOREVER);
+  while (cc_wait_run(&wt) != 0) {
+  }
   atomic_fetch_sub(&b->resetters, 1);
   w = atomic_load(&b->word);
   atomic_store(&b->word, ((w & ROUND) + ROUND_ONE) & ROUND);

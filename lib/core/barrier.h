@@ -39,6 +39,11 @@ cc_obj_t *cc_barrier_new(const char *name, uint32_t parties);
  * CC_ETIMEOUT or CC_EINTR (this party broke the barrier), CC_ECLOSED (the
  * barrier is or became broken). */
 int cc_barrier_wait(cc_obj_t *b, cc_deadline_t deadline, uint32_t *index);
+/* For callers that may be tasks (wait.h): arrives (*index set when it
+ * did) and returns the result at once, or CC_WAIT_PARK with *w set up for
+ * cc_wait_run. */
+struct cc_wait;
+int cc_barrier_wait_w(struct cc_wait *w, cc_obj_t *b, cc_deadline_t deadline, uint32_t *index);
 /* Breaks the barrier: current and later waits fail with CC_ECLOSED. */
 void cc_barrier_abort(cc_obj_t *b);
 /* Back to a fresh round, not broken. Parties waiting now fail with

@@ -27,6 +27,8 @@
   X(BUSY, "busy")                                                              \
   X(AGAIN, "resource temporarily unavailable")                                \
   X(INTR, "interrupted")                                                       \
+  X(CANCELLED, "cancelled")                                                    \
+  X(PARKED, "parked")                                                          \
   X(SYS, "system error")
 
 enum {

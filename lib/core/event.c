@@ -2,7 +2,7 @@
 #include "event.h"
 
 #include "actor.h"
-#include "futex.h"
+#include "wait.h"
 
 #define E(o) ((cc_event_t *)(o))
 
@@ -19,7 +19,7 @@ void cc_event_set(cc_obj_t *o) {
   do {
     if (w & 1) return;
   } while (!atomic_compare_exchange_weak(&e->word, &w, (w + 2) | 1));
-  if (atomic_load(&e->waiters) > 0) cc_futex_wake(&e->word, INT32_MAX);
+  if (atomic_load(&e->waiters) > 0) cc_wake(&e->word, INT32_MAX);
 }
 
 void cc_event_clear(cc_obj_t *o) {
@@ -30,35 +30,47 @@ int cc_event_is_set(cc_obj_t *o) {
   return atomic_load_explicit(&E(o)->word, memory_order_acquire) & 1;
 }
 
-int cc_event_wait(cc_obj_t *o, cc_deadline_t deadline) {
-  cc_event_t *e = E(o);
-  uint32_t w = atomic_load_explicit(&e->word, memory_order_acquire), now;
-  int rc = 0, set = 0;
-  if (w & 1) return 1;
+/* ---- wait: the wait's test (wait.h); arg[0] is the word seen first ------- */
+
+/* Bits above the flag change only on set(); clear() leaves them as they
+ * are: a set that happened and was cleared again still counts. */
+static int changed(cc_event_t *e, uint32_t w0) {
+  uint32_t now = atomic_load(&e->word);
+  return (now & 1) || (now >> 1) != (w0 >> 1);
+}
+
+static int ev_poll(cc_wait_t *w) {
+  cc_event_t *e = E(w->obj);
+  if (changed(e, (uint32_t)w->arg[0])) return 1;
+  w->addr = &e->word;
+  w->val = (uint32_t)w->arg[0];
+  return CC_WAIT_PARK;
+}
+
+static void ev_enter(cc_wait_t *w) {
+  atomic_fetch_add(&E(w->obj)->waiters, 1); /* pairs with set's load, see sem.c */
+}
+
+/* 1 set, 0 timed out, or CC_EINTR / CC_ECANCELLED unless it was set. */
+static int ev_leave(cc_wait_t *w, int rc) {
+  if (w->parked) atomic_fetch_sub(&E(w->obj)->waiters, 1);
+  if (rc < 0 && changed(E(w->obj), (uint32_t)w->arg[0])) return 1;
+  return rc == CC_ETIMEOUT ? 0 : rc;
+}
+
+static const cc_wait_ops_t wait_ops = {CC_WAIT_EVENT, 4, ev_poll, ev_enter, ev_leave};
+
+int cc_event_wait_w(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline) {
+  uint32_t w0 = atomic_load_explicit(&E(o)->word, memory_order_acquire);
+  if (w0 & 1) return 1;
   if (deadline == CC_NOW) return 0;
-  for (int i = 0; i < cc_spin_count / 4; i++) {
-    cc_cpu_relax();
-    if (atomic_load_explicit(&e->word, memory_order_acquire) != w) return 1;
-  }
-  cc_wait_begin(o, CC_WAIT_EVENT, deadline);
-  atomic_fetch_add(&e->waiters, 1); /* pairs with set's load, see sem.c */
-  for (;;) {
-    /* Bits above the flag change only on set(); clear() leaves w as is. */
-    now = atomic_load(&e->word);
-    if ((now & 1) || (now >> 1) != (w >> 1)) {
-      set = 1;
-      break;
-    }
-    rc = cc_futex_wait(&e->word, w, deadline);
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
-    rc = 0;
-  }
-  atomic_fetch_sub(&e->waiters, 1);
-  if (!set) {
-    now = atomic_load(&e->word);
-    set = (now & 1) || (now >> 1) != (w >> 1);
-  }
-  cc_wait_end(o, set ? 0 : rc);
-  if (set) return 1;
-  return rc == CC_EINTR ? CC_EINTR : 0;
+  cc_wait_init(w, &wait_ops, o, deadline);
+  w->arg[0] = w0;
+  return CC_WAIT_PARK;
+}
+
+int cc_event_wait(cc_obj_t *o, cc_deadline_t deadline) {
+  cc_wait_t w;
+  int rc = cc_event_wait_w(&w, o, deadline);
+  return rc == CC_WAIT_PARK ? cc_wait_run(&w) : rc;
 }

@@ -30,5 +30,9 @@ void cc_event_clear(cc_obj_t *e);
 int cc_event_is_set(cc_obj_t *e);
 /* 1 when the event was (or became) set, 0 on timeout, or CC_EINTR. */
 int cc_event_wait(cc_obj_t *e, cc_deadline_t deadline);
+/* For callers that may be tasks (wait.h): the result at once, or
+ * CC_WAIT_PARK with *w set up for cc_wait_run. */
+struct cc_wait;
+int cc_event_wait_w(struct cc_wait *w, cc_obj_t *e, cc_deadline_t deadline);
 
 #endif

@@ -4,6 +4,7 @@
 #include "interrupt.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -12,7 +13,9 @@
 int cc_spin_count = 2000;
 
 __attribute__((constructor)) static void spin_init(void) {
+  const char *e = getenv("CONCLUA_SPIN");
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) cc_spin_count = 0;
+  if (e && *e >= '0' && *e <= '9') cc_spin_count = atoi(e);
 }
 
 int cc_futex_wait(_Atomic uint32_t *addr, uint32_t val, cc_deadline_t deadline) {

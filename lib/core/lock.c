@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "futex.h"
 #include "mutex.h"
-#include "thread.h"
+#include "interrupt.h"
+#include "wait.h"
 
 #define MASK CC_LOCK_OWNER_MASK
 #define WAITERS CC_LOCK_WAITERS
@@ -42,7 +42,7 @@ static void abandon_hook(cc_obj_t *o, cc_actor_t *a) {
     if ((w & MASK) != a->index + 1) return;
   } while (!atomic_compare_exchange_weak_explicit(&l->word, &w, 0, memory_order_release,
                                                   memory_order_relaxed));
-  if (w & WAITERS) cc_futex_wake(&l->word, 1);
+  if (w & WAITERS) cc_wake(&l->word, 1);
   cc_obj_unref(o); /* the holder's reference */
 }
 
@@ -126,34 +126,26 @@ static int take_over(cc_lock_t *l, uint32_t w, uint32_t me) {
   return 1;
 }
 
-/* ---- acquire ------------------------------------------------------------ */
+/* ---- acquire: the wait's test (wait.h); arg[0] is our tag ---------------- */
 
-/* Leaving a parked wait without the lock (rc: timeout or interrupt). A wake
- * meant for the next waiter may have been spent on us: a free lock is taken
- * (timeout) or its wake passed on (interrupt); a held one keeps WAITERS set
- * so its release wakes whoever is still parked. */
-static int leave(cc_lock_t *l, uint32_t me, int rc) {
-  for (;;) {
-    uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
-    if ((w & MASK) == 0) {
-      if (rc == CC_ETIMEOUT) {
-        if (try_take(l, w, me | WAITERS)) return 0;
-        continue;
-      }
-      cc_futex_wake(&l->word, 1);
-      return rc;
-    }
-    if ((w & WAITERS) || try_take(l, w, w | WAITERS)) return rc;
-  }
+/* Before parking: only a free lock is taken (without the waiters bit). */
+static int spin_poll(cc_lock_t *l, uint32_t me, cc_wait_t *wt) {
+  uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+  if (w == 0 && try_take(l, 0, me)) return 0;
+  wt->addr = &l->word;
+  wt->val = w;
+  return CC_WAIT_PARK;
 }
 
-/* Parks until the lock is ours or the deadline passes; polls now and then
- * for an owner process that died. */
-static int park(cc_lock_t *l, uint32_t me, cc_deadline_t deadline) {
+/* Parked: a waiter that takes the lock sets the waiters bit, since it
+ * cannot know whether it was the last one parked; one that parks makes sure
+ * the bit is set. After a tick, an owner process that died is taken over. */
+static int acq_poll(cc_wait_t *wt) {
+  cc_lock_t *l = L(wt->obj);
+  uint32_t me = (uint32_t)wt->arg[0];
+  if (!wt->parked) return spin_poll(l, me, wt);
   for (;;) {
     uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
-    int64_t slice;
-    int rc;
     if ((w & MASK) == 0) {
       if (try_take(l, w, me | WAITERS)) return 0;
       continue;
@@ -162,38 +154,43 @@ static int park(cc_lock_t *l, uint32_t me, cc_deadline_t deadline) {
       if (!try_take(l, w, w | WAITERS)) continue;
       w |= WAITERS;
     }
-    slice = cc_now_ns() + CC_LOCK_POLL_NS;
-    if (slice > deadline) slice = deadline;
-    rc = cc_futex_wait(&l->word, w, slice);
-    if (rc == CC_EINTR) return leave(l, me, rc);
-    if (rc == CC_ETIMEOUT) {
-      if (deadline != CC_FOREVER && cc_now_ns() >= deadline) return leave(l, me, rc);
-      if ((w & MASK) != me && take_over(l, w, me)) return 0;
-    }
+    if (wt->ticked && (w & MASK) != me && take_over(l, w, me)) return 0;
+    wt->addr = &l->word;
+    wt->val = w;
+    return CC_WAIT_PARK;
   }
 }
 
-static int acquire_slow(cc_lock_t *l, uint32_t me, cc_deadline_t deadline) {
-  uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
-  int rc;
-  if (deadline == CC_NOW) return CC_ETIMEOUT;
-  /* Spinning on a lock we hold ourselves is pointless: go straight to the
-   * wait, where an untimed one is reported as a deadlock. */
-  if ((w & MASK) != me) {
-    for (int i = 0; i < cc_spin_count; i++) {
-      cc_cpu_relax();
-      w = atomic_load_explicit(&l->word, memory_order_relaxed);
-      if (w == 0 && try_take(l, 0, me)) return got_it(l);
+/* Leaving a parked wait without the lock (timeout, interrupt, cancel). A
+ * wake meant for the next waiter may have been spent on us: a free lock is
+ * taken (timeout) or its wake passed on; a held one keeps WAITERS set so its
+ * release wakes whoever is still parked. */
+static int give_up(cc_lock_t *l, uint32_t me, int rc) {
+  for (;;) {
+    uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+    if ((w & MASK) == 0) {
+      if (rc == CC_ETIMEOUT) {
+        if (try_take(l, w, me | WAITERS)) return 0;
+        continue;
+      }
+      cc_wake(&l->word, 1);
+      return rc;
     }
+    if ((w & WAITERS) || try_take(l, w, w | WAITERS)) return rc;
   }
-  rc = cc_wait_begin(&l->h, CC_WAIT_LOCK, deadline);
-  if (rc != 0) return rc;
-  rc = park(l, me, deadline);
-  cc_wait_end(&l->h, rc);
+}
+
+static int acq_leave(cc_wait_t *wt, int rc) {
+  cc_lock_t *l = L(wt->obj);
+  if (rc != 0 && wt->parked &&
+      (rc == CC_ETIMEOUT || rc == CC_EINTR || rc == CC_ECANCELLED))
+    rc = give_up(l, (uint32_t)wt->arg[0], rc);
   return rc == 0 ? got_it(l) : rc;
 }
 
-int cc_lock_acquire(cc_obj_t *o, cc_deadline_t deadline) {
+static const cc_wait_ops_t acquire_ops = {CC_WAIT_LOCK, 1, acq_poll, NULL, acq_leave};
+
+int cc_lock_acquire_w(cc_wait_t *wt, cc_obj_t *o, cc_deadline_t deadline) {
   cc_lock_t *l = L(o);
   uint32_t me = cc_self()->index + 1, w = 0;
   if (cc_likely(atomic_compare_exchange_strong_explicit(&l->word, &w, me, memory_order_acquire,
@@ -205,7 +202,17 @@ int cc_lock_acquire(cc_obj_t *o, cc_deadline_t deadline) {
     atomic_store_explicit(&l->depth, n + 1, memory_order_relaxed);
     return 0;
   }
-  return acquire_slow(l, me, deadline);
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  cc_wait_init(wt, &acquire_ops, o, deadline);
+  wt->tick_ns = CC_LOCK_POLL_NS;
+  wt->arg[0] = me;
+  return CC_WAIT_PARK;
+}
+
+int cc_lock_acquire(cc_obj_t *o, cc_deadline_t deadline) {
+  cc_wait_t wt;
+  int rc = cc_lock_acquire_w(&wt, o, deadline);
+  return cc_likely(rc != CC_WAIT_PARK) ? rc : cc_wait_run(&wt);
 }
 
 /* ---- release ------------------------------------------------------------ */
@@ -214,7 +221,7 @@ static void unlock_word(cc_lock_t *l) {
   atomic_store_explicit(&l->depth, 0, memory_order_relaxed);
   cc_unhold(&l->h);
   if (atomic_exchange_explicit(&l->word, 0, memory_order_release) & WAITERS)
-    cc_futex_wake(&l->word, 1);
+    cc_wake(&l->word, 1);
   cc_obj_unref(&l->h); /* the holder's reference: may free l */
 }
 

@@ -13,7 +13,7 @@
  * 0 when free, else the owner actor's index + 1, with CC_LOCK_WAITERS set when
  * someone may be parked on it. Uncontended acquire is one CAS, release one
  * exchange (plus a futex wake only when the waiters bit was set). A contended
- * acquire spins briefly (cc_spin_count), then parks.
+ * acquire spins briefly, then parks, through the one wait primitive (wait.h).
  *
  * Before parking without a deadline, the acquirer asks cc_wait_begin
  * (CC_WAIT_LOCK) whether the wait closes a cycle of lock waits; if so (a
@@ -64,6 +64,10 @@ cc_obj_t *cc_lock_new(const char *name, int recursive);
  * wait that could never end: cc_deadlock_message() says why); CC_EINTR
  * (interrupted main thread); CC_EOVERFLOW (rlock depth beyond 2^31). */
 int cc_lock_acquire(cc_obj_t *l, cc_deadline_t deadline);
+/* For callers that may be tasks (wait.h): the result at once (the fast
+ * path), or CC_WAIT_PARK with *w set up for cc_wait_run. */
+struct cc_wait;
+int cc_lock_acquire_w(struct cc_wait *w, cc_obj_t *l, cc_deadline_t deadline);
 /* Releases one level. 0, or CC_ENOTOWNER when the caller does not hold l.
  * Never blocks. */
 int cc_lock_release(cc_obj_t *l);

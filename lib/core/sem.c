@@ -2,7 +2,7 @@
 #include "sem.h"
 
 #include "actor.h"
-#include "futex.h"
+#include "wait.h"
 
 #define S(o) ((cc_sem_t *)(o))
 
@@ -32,38 +32,47 @@ static int try_take(cc_sem_t *s) {
   return 0;
 }
 
-int cc_sem_acquire(cc_obj_t *o, cc_deadline_t deadline) {
-  cc_sem_t *s = S(o);
-  int rc = 0;
-  if (cc_likely(try_take(s))) return 0;
-  if (deadline == CC_NOW) return CC_ETIMEOUT;
-  for (int i = 0; i < cc_spin_count; i++) {
-    cc_cpu_relax();
-    if (atomic_load_explicit(&s->value, memory_order_relaxed) > 0 && try_take(s)) return 0;
-  }
-  cc_wait_begin(o, CC_WAIT_SEM, deadline);
-  /* waiters++ then re-reading the value pairs with release's value += k then
-   * reading waiters (both sequentially consistent): one of them sees the
-   * other, so a release never misses a parked acquirer. */
-  atomic_fetch_add(&s->waiters, 1);
-  for (;;) {
-    if (try_take(s)) {
-      rc = 0;
-      break;
-    }
-    rc = cc_futex_wait(&s->value, 0, deadline);
-    if (rc == CC_ETIMEOUT && try_take(s)) {
-      rc = 0; /* the last attempt got a unit: done (looping would take two) */
-      break;
-    }
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
-  }
+/* ---- acquire: the wait's test (wait.h) ------------------------------------ */
+
+static int acq_poll(cc_wait_t *w) {
+  cc_sem_t *s = S(w->obj);
+  if (try_take(s)) return 0;
+  w->addr = &s->value;
+  w->val = 0;
+  return CC_WAIT_PARK;
+}
+
+/* waiters++ then re-reading the value (the next poll) pairs with release's
+ * value += k then reading waiters (both sequentially consistent): one of
+ * them sees the other, so a release never misses a parked acquirer. */
+static void acq_enter(cc_wait_t *w) {
+  atomic_fetch_add(&S(w->obj)->waiters, 1);
+}
+
+/* A waiter leaving without a unit may have spent a wake meant for another. */
+static int acq_leave(cc_wait_t *w, int rc) {
+  cc_sem_t *s = S(w->obj);
+  if (!w->parked) return rc;
   atomic_fetch_sub(&s->waiters, 1);
-  /* An interrupted waiter may have spent a wake meant for another one. */
-  if (rc == CC_EINTR && atomic_load(&s->value) > 0 && atomic_load(&s->waiters) > 0)
-    cc_futex_wake(&s->value, 1);
-  cc_wait_end(o, rc);
+  if ((rc == CC_EINTR || rc == CC_ECANCELLED) && atomic_load(&s->value) > 0 &&
+      atomic_load(&s->waiters) > 0)
+    cc_wake(&s->value, 1);
   return rc;
+}
+
+static const cc_wait_ops_t acquire_ops = {CC_WAIT_SEM, 1, acq_poll, acq_enter, acq_leave};
+
+int cc_sem_acquire_wait(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline) {
+  if (cc_likely(try_take(S(o)))) return 0;
+  cc_wait_init(w, &acquire_ops, o, deadline);
+  return CC_WAIT_PARK;
+}
+
+int cc_sem_acquire(cc_obj_t *o, cc_deadline_t deadline) {
+  cc_wait_t w;
+  if (cc_likely(try_take(S(o)))) return 0;
+  cc_wait_init(&w, &acquire_ops, o, deadline);
+  return cc_wait_run(&w);
 }
 
 int cc_sem_release(cc_obj_t *o, uint32_t k) {
@@ -73,6 +82,6 @@ int cc_sem_release(cc_obj_t *o, uint32_t k) {
   do {
     if (k > max || v > max - k) return CC_EOVERFLOW;
   } while (!atomic_compare_exchange_weak(&s->value, &v, v + k));
-  if (atomic_load(&s->waiters) > 0) cc_futex_wake(&s->value, k > INT32_MAX ? INT32_MAX : (int)k);
+  if (atomic_load(&s->waiters) > 0) cc_wake(&s->value, k > INT32_MAX ? INT32_MAX : (int)k);
   return 0;
 }

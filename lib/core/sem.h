@@ -34,6 +34,10 @@ extern const cc_type_t cc_sem_type; /* "semaphore" */
 cc_obj_t *cc_sem_new(const char *name, uint32_t value, int bounded);
 /* Takes one unit, blocking until `deadline`. 0, CC_ETIMEOUT, CC_EINTR. */
 int cc_sem_acquire(cc_obj_t *s, cc_deadline_t deadline);
+/* For callers that may be tasks (wait.h): 0 when a unit was taken at once,
+ * else CC_WAIT_PARK with *w set up for cc_wait_run. */
+struct cc_wait;
+int cc_sem_acquire_wait(struct cc_wait *w, cc_obj_t *s, cc_deadline_t deadline);
 /* Adds k (>= 1) units. 0, or CC_EOVERFLOW (past the bound or CC_SEM_MAX;
  * nothing changed). Never blocks. */
 int cc_sem_release(cc_obj_t *s, uint32_t k);
