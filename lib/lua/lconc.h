@@ -135,6 +135,9 @@ void conc_open_queue(lua_State *L);
 void conc_open_shared(lua_State *L);
 void conc_open_process(lua_State *L);
 void conc_open_pipe(lua_State *L);
+/* conc.pool and Futures (lpool.c): after conc_open_thread and
+ * conc_open_process, whose functions it takes from the module table. */
+void conc_open_pool(lua_State *L);
 void conc_open_memory(lua_State *L);
 /* Replaces the global print (if it is a C function) with one that writes
  * each whole line in one write(2) (lprint.c). */
