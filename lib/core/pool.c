@@ -22,6 +22,7 @@
 #include "actor.h"
 #include "futex.h"
 #include "process.h"
+#include "wait.h"
 
 static void (*release_payload)(const void *data, size_t len);
 
@@ -93,7 +94,7 @@ cc_future_t *cc_future_new(cc_pool_t *p, int kind, cc_fnbox_t *fn, void *args,
  * with the owner's announcement in cc_pool_wait_event. */
 static void poke_owner(cc_pool_t *p) {
   atomic_fetch_add(&p->notify, 1);
-  if (atomic_load(&p->owner_waiting)) cc_futex_wake(&p->notify, 1);
+  if (atomic_load(&p->owner_waiting)) cc_wake(&p->notify, 1);
 }
 
 static void queue_callback(cc_pool_t *p, cc_future_t *f) {
@@ -129,7 +130,7 @@ static void publish(cc_future_t *f, int status, void *result, size_t len) {
   f->result_len = len;
   if (atomic_compare_exchange_strong(&f->cb, &want, 2)) queue_callback(p, f);
   atomic_store(&f->state, (uint32_t)status); /* seq_cst: pairs with waiters */
-  if (atomic_load(&f->waiters)) cc_futex_wake(&f->state, INT32_MAX);
+  if (atomic_load(&f->waiters)) cc_wake(&f->state, INT32_MAX);
   atomic_fetch_sub(&p->unfinished, 1);
   poke_owner(p);
 }
@@ -179,26 +180,84 @@ cc_future_t *cc_pool_take_callbacks(cc_pool_t *p) {
   return f;
 }
 
+/* ---- waits: tests for the one wait primitive (wait.h) ---------------------- */
+
+static int fw_poll(cc_wait_t *w) {
+  cc_future_t *f = (cc_future_t *)w->obj;
+  uint32_t st = atomic_load(&f->state);
+  if (st >= CC_F_OK) return 0;
+  w->addr = &f->state;
+  w->val = st;
+  return CC_WAIT_PARK;
+}
+
+static void fw_enter(cc_wait_t *w) {
+  atomic_fetch_add(&((cc_future_t *)w->obj)->waiters, 1); /* pairs with publish */
+}
+
+static int fw_leave(cc_wait_t *w, int rc) {
+  cc_future_t *f = (cc_future_t *)w->obj;
+  if (w->parked) atomic_fetch_sub(&f->waiters, 1);
+  return rc < 0 && cc_future_done(f) ? 0 : rc;
+}
+
+static const cc_wait_ops_t future_ops = {CC_WAIT_JOIN, 4, fw_poll, fw_enter, fw_leave};
+
 int cc_future_wait(cc_future_t *f, cc_deadline_t deadline) {
-  int rc = 0;
-  uint32_t s;
-  for (int i = 0; i < cc_spin_count / 4; i++) {
-    if (cc_future_done(f)) return 0;
-    cc_cpu_relax();
-  }
+  cc_wait_t w;
   if (cc_future_done(f)) return 0;
   if (deadline == CC_NOW) return CC_ETIMEOUT;
-  cc_wait_begin(&f->h, CC_WAIT_JOIN, deadline);
-  atomic_fetch_add(&f->waiters, 1);
-  while ((s = atomic_load(&f->state)) < CC_F_OK) {
-    rc = cc_futex_wait(&f->state, s, deadline);
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
-    rc = 0;
-  }
-  atomic_fetch_sub(&f->waiters, 1);
-  if (rc == CC_ETIMEOUT && cc_future_done(f)) rc = 0;
-  cc_wait_end(&f->h, rc);
-  return rc;
+  cc_wait_init(&w, &future_ops, &f->h, deadline);
+  return cc_wait_run(&w);
+}
+
+/* The owner's wait: arg[0] is the pool, arg[1] the notify value seen. */
+static int ow_poll(cc_wait_t *w) {
+  cc_pool_t *p = (cc_pool_t *)w->arg[0];
+  if (atomic_load(&p->notify) != (uint32_t)w->arg[1]) return 0;
+  w->addr = &p->notify;
+  w->val = (uint32_t)w->arg[1];
+  return CC_WAIT_PARK;
+}
+
+static void ow_enter(cc_wait_t *w) {
+  atomic_store(&((cc_pool_t *)w->arg[0])->owner_waiting, 1); /* pairs with poke_owner */
+}
+
+static int ow_leave(cc_wait_t *w, int rc) {
+  cc_pool_t *p = (cc_pool_t *)w->arg[0];
+  if (w->parked) atomic_store(&p->owner_waiting, 0);
+  return rc < 0 && atomic_load(&p->notify) != (uint32_t)w->arg[1] ? 0 : rc;
+}
+
+static const cc_wait_ops_t owner_ops = {CC_WAIT_JOIN, 1, ow_poll, ow_enter, ow_leave};
+
+int cc_pool_wait_event(cc_pool_t *p, uint32_t seen, cc_obj_t *on, cc_deadline_t deadline) {
+  cc_wait_t w;
+  if (atomic_load(&p->notify) != seen) return 0;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  cc_wait_init(&w, &owner_ops, on, deadline);
+  w.arg[0] = (uintptr_t)p;
+  w.arg[1] = seen;
+  return cc_wait_run(&w);
+}
+
+static int mw_poll(cc_wait_t *w) {
+  cc_pool_t *p = (cc_pool_t *)w->obj;
+  uint32_t n = atomic_load(&p->monitors);
+  if (n == 0) return 0;
+  w->addr = &p->monitors;
+  w->val = n;
+  return CC_WAIT_PARK;
+}
+
+static const cc_wait_ops_t monitors_ops = {CC_WAIT_JOIN, 0, mw_poll, NULL, NULL};
+
+int cc_pool_wait_monitors(cc_pool_t *p, cc_deadline_t deadline) {
+  cc_wait_t w;
+  if (atomic_load(&p->monitors) == 0) return 0;
+  cc_wait_init(&w, &monitors_ops, &p->h, deadline);
+  return cc_wait_run(&w);
 }
 
 /* ---- pools ---------------------------------------------------------------- */
@@ -318,22 +377,6 @@ void cc_pool_terminate(cc_pool_t *p) {
   }
 }
 
-int cc_pool_wait_event(cc_pool_t *p, uint32_t seen, cc_obj_t *on, cc_deadline_t deadline) {
-  int rc = 0;
-  for (int i = 0; i < cc_spin_count; i++) {
-    if (atomic_load_explicit(&p->notify, memory_order_acquire) != seen) return 0;
-    cc_cpu_relax();
-  }
-  if (deadline == CC_NOW) return CC_ETIMEOUT;
-  cc_wait_begin(on, CC_WAIT_JOIN, deadline);
-  atomic_store(&p->owner_waiting, 1);
-  if (atomic_load(&p->notify) == seen) rc = cc_futex_wait(&p->notify, seen, deadline);
-  atomic_store(&p->owner_waiting, 0);
-  if (rc == CC_ETIMEOUT && atomic_load(&p->notify) != seen) rc = 0;
-  cc_wait_end(on, rc);
-  return rc;
-}
-
 /* ---- worker slots and monitors --------------------------------------------- */
 
 void cc_pool_slot_live(cc_pool_t *p, int i) {
@@ -428,7 +471,7 @@ static void *monitor_main(void *arg) {
   if (me) cc_actor_free(me);
   cc_obj_unref(&m.w->t.h);
   /* Our reference keeps the count valid across the wake. */
-  if (atomic_fetch_sub(&m.p->monitors, 1) == 1) cc_futex_wake(&m.p->monitors, INT32_MAX);
+  if (atomic_fetch_sub(&m.p->monitors, 1) == 1) cc_wake(&m.p->monitors, INT32_MAX);
   cc_obj_unref(&m.p->h);
   return NULL;
 }
@@ -468,19 +511,4 @@ int cc_pool_watch(cc_pool_t *p, int i, cc_obj_t *proc) {
     return CC_EAGAIN;
   }
   return 0;
-}
-
-int cc_pool_wait_monitors(cc_pool_t *p, cc_deadline_t deadline) {
-  uint32_t n;
-  int rc = 0;
-  if (atomic_load(&p->monitors) == 0) return 0;
-  cc_wait_begin(&p->h, CC_WAIT_JOIN, deadline);
-  while ((n = atomic_load(&p->monitors)) != 0) {
-    rc = cc_futex_wait(&p->monitors, n, deadline);
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
-    rc = 0;
-  }
-  if (rc == CC_ETIMEOUT && atomic_load(&p->monitors) == 0) rc = 0;
-  cc_wait_end(&p->h, rc);
-  return rc;
 }

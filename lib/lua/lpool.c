@@ -459,7 +459,7 @@ static int l_map(lua_State *L) {
   if (n == 0) {
     lua_pushnil(L);
     if (lua_next(L, 3))
-      return luaL_argerror(L, 2, "sequence expected, got a table with other keys");
+      return luaL_argerror(L, 3, "sequence expected, got a table with other keys");
   }
   if (lua_isnoneornil(L, 4)) {
     lua_Integer per = (lua_Integer)p->nworkers * 4;
@@ -467,7 +467,7 @@ static int l_map(lua_State *L) {
     if (cs < 1) cs = 1;
   } else {
     cs = luaL_checkinteger(L, 4);
-    luaL_argcheck(L, cs >= 1, 3, "chunksize must be at least 1");
+    luaL_argcheck(L, cs >= 1, 4, "chunksize must be at least 1");
   }
   lua_settop(L, 4);
   service(L, 1, p);
