@@ -139,7 +139,8 @@ do
   local p <close> = conc.pool(2, {name = "cbs"})
   local me = conc.current()
   local log = {}
-  local f = p:submit(id, 1, 2)
+  local gate = conc.event()
+  local f = p:submit(function(e) e:wait() return 1, 2 end, gate)
   f:on_done(function(ok, a, b)
     assert(conc.current() == me, "callback ran in another thread")
     log[#log + 1] = ("first %s %s %s"):format(ok, a, b)
@@ -147,6 +148,7 @@ do
   f:on_done(function(ok) log[#log + 1] = "second " .. tostring(ok) end)
   -- wait for the task without calling into the pool or the future: a
   -- thread's join of a thread that waits on the future
+  gate:set()
   conc.thread(function(fut) assert(fut:wait()) end, f):join()
   assert(#log == 0, "a callback ran outside a call into the pool")
   assert(f:done()) -- a call into a future of the pool
