@@ -1,4 +1,5 @@
--- parallel.lua: CPU-bound work on 1 thread, 2 threads and 2 processes.
+-- parallel.lua: CPU-bound work on 1 thread, 2 threads, 2 processes and a
+-- pool of 2 workers.
 -- From the seed's "GIL" section. In Python a global interpreter lock lets
 -- one thread run Python code at a time, so two threads doing arithmetic take
 -- as long as one doing all of it. In conclua each thread and each process
@@ -41,5 +42,16 @@ local procs = timed("2 processes", function()
   return select(2, a:join()) + select(2, b:join())
 end)
 
+-- The same split handed to a pool of 2 worker threads, as Python's
+-- Pool(2).map would do with processes (started before the clock).
+local pool <close> = conc.pool(2, {name = "parallel"})
+pool:apply(count, 1, 1) -- both workers are up once one has answered
+local pooled = timed("pool of 2 workers", function()
+  local r = pool:map(function(range) return count(range[1], range[2]) end,
+                     {{1, half}, {half + 1, n}}, 1)
+  return r[1] + r[2]
+end)
+
 print(("speed-up with 2 threads:   %.2fx"):format(one / two))
 print(("speed-up with 2 processes: %.2fx"):format(one / procs))
+print(("speed-up with a pool of 2: %.2fx"):format(one / pooled))
