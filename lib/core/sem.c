@@ -62,7 +62,7 @@ static int acq_leave(cc_wait_t *w, int rc) {
 
 static const cc_wait_ops_t acquire_ops = {CC_WAIT_SEM, 1, acq_poll, acq_enter, acq_leave};
 
-int cc_sem_acquire_wait(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline) {
+int cc_sem_acquire_w(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline) {
   if (cc_likely(try_take(S(o)))) return 0;
   cc_wait_init(w, &acquire_ops, o, deadline);
   return CC_WAIT_PARK;

@@ -37,7 +37,7 @@ int cc_sem_acquire(cc_obj_t *s, cc_deadline_t deadline);
 /* For callers that may be tasks (wait.h): 0 when a unit was taken at once,
  * else CC_WAIT_PARK with *w set up for cc_wait_run. */
 struct cc_wait;
-int cc_sem_acquire_wait(struct cc_wait *w, cc_obj_t *s, cc_deadline_t deadline);
+int cc_sem_acquire_w(struct cc_wait *w, cc_obj_t *s, cc_deadline_t deadline);
 /* Adds k (>= 1) units. 0, or CC_EOVERFLOW (past the bound or CC_SEM_MAX;
  * nothing changed). Never blocks. */
 int cc_sem_release(cc_obj_t *s, uint32_t k);

@@ -139,6 +139,11 @@ void conc_open_pipe(lua_State *L);
  * conc_open_process, whose functions it takes from the module table. */
 void conc_open_pool(lua_State *L);
 void conc_open_memory(lua_State *L);
+/* conc.run, conc.task, conc.gather, conc.sleep (ltask.c): after
+ * conc_open_thread, whose conc.sleep it replaces with one that suspends a
+ * task; conc.tcp (ltcp.c). */
+void conc_open_task(lua_State *L);
+void conc_open_tcp(lua_State *L);
 /* Replaces the global print (if it is a C function) with one that writes
  * each whole line in one write(2) (lprint.c). */
 void conc_open_print(lua_State *L);

@@ -7,6 +7,7 @@
 
 #include "cond.h"
 #include "lock.h"
+#include "wait.h"
 #include "lsync.h"
 
 #define GUARD_T "conc.guard"
@@ -50,6 +51,7 @@ int sync_notowner(lua_State *L, cc_obj_t *o, const char *verb) {
 typedef struct guard {
   cc_obj_t *obj;
   const sync_ops_t *ops;
+  const sync_ops_t *want; /* while acquiring */
 } guard_t;
 
 static int guard_close(lua_State *L) {
@@ -93,6 +95,7 @@ static guard_t *push_guard(lua_State *L, cc_obj_t *o) {
   guard_t *g = lua_newuserdatauv(L, sizeof *g, 1);
   g->obj = o;
   g->ops = NULL;
+  g->want = NULL;
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_setmetatable(L, -2);
   lua_pushvalue(L, 1);
@@ -106,14 +109,24 @@ static int with_done(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 2; /* above the guard and self */
 }
 
-int sync_with(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
-  guard_t *g;
-  int rc, nargs;
-  luaL_checkany(L, 2);
-  g = push_guard(L, o);
-  rc = ops->acquire(o, CC_FOREVER);
+int sync_acquire(lua_State *L, cc_obj_t *o,
+                 int (*acquire_w)(cc_wait_t *, cc_obj_t *, cc_deadline_t),
+                 cc_deadline_t deadline, conc_wait_done_fn done) {
+  cc_wait_t local, *w = conc_wait_slot(L);
+  int rc;
+  if (cc_likely(w == NULL)) w = &local;
+  rc = acquire_w(w, o, deadline);
+  if (cc_unlikely(rc == CC_WAIT_PARK)) return conc_wait(L, w, done);
+  return done(L, rc, w);
+}
+
+/* with(): the guard is on top of the stack while acquiring. */
+static int with_acquired(lua_State *L, int rc, cc_wait_t *w) {
+  guard_t *g = lua_touserdata(L, -1);
+  int nargs;
+  (void)w;
   if (rc != 0) return sync_raise(L, rc, "with");
-  g->ops = ops;
+  g->ops = g->want;
   /* guard, self, fn, args...: the guard's slot releases on return or error,
    * and an error keeps its own traceback. */
   lua_insert(L, 1);
@@ -123,14 +136,28 @@ int sync_with(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
   return with_done(L, LUA_OK, 0);
 }
 
+int sync_with(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
+  guard_t *g;
+  luaL_checkany(L, 2);
+  g = push_guard(L, o);
+  g->want = ops;
+  return sync_acquire(L, o, ops->acquire_w, CC_FOREVER, with_acquired);
+}
+
+static int hold_acquired(lua_State *L, int rc, cc_wait_t *w) {
+  guard_t *g = lua_touserdata(L, -1);
+  (void)w;
+  if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
+  if (rc != 0) return sync_raise(L, rc, "hold");
+  g->ops = g->want;
+  return 1;
+}
+
 int sync_hold(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
   cc_deadline_t d = sync_deadline(L, 2);
   guard_t *g = push_guard(L, o);
-  int rc = ops->acquire(o, d);
-  if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
-  if (rc != 0) return sync_raise(L, rc, "hold");
-  g->ops = ops;
-  return 1;
+  g->want = ops;
+  return sync_acquire(L, o, ops->acquire_w, d, hold_acquired);
 }
 
 void sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods) {
@@ -149,7 +176,7 @@ void sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods) 
 
 /* ---- lock and rlock ------------------------------------------------------ */
 
-static const sync_ops_t lock_ops = {cc_lock_acquire, cc_lock_release};
+static const sync_ops_t lock_ops = {cc_lock_acquire_w, cc_lock_release};
 
 static int lock_result(lua_State *L, int rc) {
   if (cc_likely(rc == 0)) {
@@ -163,9 +190,15 @@ static int lock_result(lua_State *L, int rc) {
   return sync_raise(L, rc, "acquire");
 }
 
+static int lock_done(lua_State *L, int rc, cc_wait_t *w) {
+  (void)w;
+  return lock_result(L, rc);
+}
+
 static int l_acquire(lua_State *L) {
   cc_obj_t *o = sync_self(L);
-  return lock_result(L, cc_lock_acquire(o, lua_gettop(L) < 2 ? CC_FOREVER : sync_deadline(L, 2)));
+  return sync_acquire(L, o, cc_lock_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : sync_deadline(L, 2),
+                      lock_done);
 }
 
 static int l_release(lua_State *L) {
@@ -223,7 +256,7 @@ static const luaL_Reg lock_methods[] = {
 
 static int c_acquire(lua_State *L) {
   cc_obj_t *l = cc_cond_lock(sync_self(L));
-  return lock_result(L, cc_lock_acquire(l, sync_deadline(L, 2)));
+  return sync_acquire(L, l, cc_lock_acquire_w, sync_deadline(L, 2), lock_done);
 }
 
 static int c_release(lua_State *L) {

@@ -9,6 +9,7 @@
 #include "event.h"
 #include "lsync.h"
 #include "sem.h"
+#include "wait.h"
 
 /* Optional name in field `name` of an options table at idx, else the
  * caller's file:line. */
@@ -30,16 +31,21 @@ static int sem_release1(cc_obj_t *o) {
   return cc_sem_release(o, 1);
 }
 
-static const sync_ops_t sem_ops = {cc_sem_acquire, sem_release1};
+static const sync_ops_t sem_ops = {cc_sem_acquire_w, sem_release1};
 
-static int s_acquire(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
-  int rc = cc_sem_acquire(o, lua_gettop(L) < 2 ? CC_FOREVER : sync_deadline(L, 2));
+static int s_acquired(lua_State *L, int rc, cc_wait_t *w) {
+  (void)w;
   if (rc == 0 || rc == CC_ETIMEOUT) {
     lua_pushboolean(L, rc == 0);
     return 1;
   }
   return sync_raise(L, rc, "semaphore:acquire");
+}
+
+static int s_acquire(lua_State *L) {
+  cc_obj_t *o = sync_self(L);
+  return sync_acquire(L, o, cc_sem_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : sync_deadline(L, 2),
+                      s_acquired);
 }
 
 static int s_release(lua_State *L) {
@@ -108,12 +114,16 @@ static int e_is_set(lua_State *L) {
   return 1;
 }
 
-static int e_wait(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
-  int rc = cc_event_wait(o, sync_deadline(L, 2));
+static int e_waited(lua_State *L, int rc, cc_wait_t *w) {
+  (void)w;
   if (rc < 0) return sync_raise(L, rc, "event:wait");
   lua_pushboolean(L, rc);
   return 1;
+}
+
+static int e_wait(lua_State *L) {
+  cc_obj_t *o = sync_self(L);
+  return sync_acquire(L, o, cc_event_wait_w, sync_deadline(L, 2), e_waited);
 }
 
 static int l_event(lua_State *L) {
@@ -135,12 +145,25 @@ static const luaL_Reg event_methods[] = {
 
 /* ---- barrier -------------------------------------------------------------- */
 
+static int b_waited(lua_State *L, int rc, cc_wait_t *w);
+
 static int b_wait(lua_State *L) {
   cc_obj_t *o = sync_self(L);
   uint32_t index = 0;
-  int rc = cc_barrier_wait(o, sync_deadline(L, 2), &index);
+  cc_wait_t local, *w = conc_wait_slot(L);
+  int rc;
+  if (!w) w = &local;
+  rc = cc_barrier_wait_w(w, o, sync_deadline(L, 2), &index);
+  w->obj = o;
+  w->arg[3] = index;
+  if (rc == CC_WAIT_PARK) return conc_wait(L, w, b_waited);
+  return b_waited(L, rc, w);
+}
+
+static int b_waited(lua_State *L, int rc, cc_wait_t *w) {
+  cc_obj_t *o = w->obj;
   if (rc == 0) {
-    lua_pushinteger(L, index);
+    lua_pushinteger(L, (lua_Integer)w->arg[3]);
     return 1;
   }
   if (rc == CC_ETIMEOUT) return conc_fail(L, rc);

@@ -11,12 +11,19 @@
 #define LSYNC_H
 
 #include "lconc.h"
+#include "ltask.h"
 
 /* How a guard acquires and releases its object (lock, semaphore, ...). */
 typedef struct sync_ops {
-  int (*acquire)(cc_obj_t *o, cc_deadline_t deadline);
+  /* The fast path, or CC_WAIT_PARK with *w ready for conc_wait (ltask.h). */
+  int (*acquire_w)(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline);
   int (*release)(cc_obj_t *o);
 } sync_ops_t;
+
+/* Acquires through ops as a blocking call (a task suspends) and returns
+ * done(L, rc, w). */
+int sync_acquire(lua_State *L, cc_obj_t *o, int (*acquire_w)(cc_wait_t *, cc_obj_t *, cc_deadline_t),
+                 cc_deadline_t deadline, conc_wait_done_fn done);
 
 /* Registers `type` (conc_newtype) with `methods` as described above. */
 void sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods);

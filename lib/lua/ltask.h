@@ -1,0 +1,70 @@
+/*
+ * ltask.h - coroutine tasks on a libuv loop, and how a blocking binding
+ * suspends a task instead of its thread (docs/TASKS.md).
+ *
+ * Every thread has at most one loop (conc_loop_t), created on first use:
+ * conc.run runs it until its main task ends; a TCP call in a plain thread
+ * runs it until that call completes. Callbacks of libuv never call Lua:
+ * they only mark tasks ready, and the loop resumes ready tasks in order.
+ *
+ * A blocking binding does:
+ *
+ *   cc_wait_t local, *w = conc_wait_slot(L);   (the task's slot, or NULL)
+ *   if (!w) w = &local;
+ *   rc = cc_sem_acquire_w(w, o, deadline);     (fast path, or CC_WAIT_PARK)
+ *   if (rc == CC_WAIT_PARK) return conc_wait(L, w, done);
+ *   return done(L, rc, w);
+ *
+ * In a plain thread conc_wait blocks the thread (cc_wait_run); in a task it
+ * suspends the task and calls done when the wait ends, from a continuation.
+ * Inside a task the calling actor (cc_self) is the task's own, so a lock
+ * acquired in a task is owned by that task.
+ */
+#ifndef LTASK_H
+#define LTASK_H
+
+#include <uv.h>
+
+#include "lconc.h"
+#include "wait.h"
+
+typedef struct conc_task conc_task_t;
+typedef struct conc_loop conc_loop_t;
+
+/* Pushes a wait's results (or raises); rc is the wait's result. */
+typedef int (*conc_wait_done_fn)(lua_State *L, int rc, cc_wait_t *w);
+
+/* The wait slot of the task running L when L can suspend (a task's own
+ * coroutine, yieldable), else NULL: the caller then waits as a thread.
+ * Raises "cancelled" when the task has a cancel pending. */
+cc_wait_t *conc_wait_slot(lua_State *L);
+/* Runs the prepared wait *w (see above) and returns done(L, rc, w). */
+int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done);
+
+/* ---- for I/O bindings (ltcp.c) ------------------------------------------ */
+
+/* The calling thread's loop, created on first use (NULL, with a Lua error
+ * raised, never: raises when libuv cannot make one). */
+conc_loop_t *conc_loop_get(lua_State *L);
+uv_loop_t *conc_loop_uv(conc_loop_t *lp);
+/* The task running L if L can suspend, else NULL. */
+conc_task_t *conc_task_of(lua_State *L);
+
+/* One step of an I/O call: returns the number of results pushed, or -1
+ * for "not yet" (the libuv operation it started will call conc_io_wake). */
+typedef int (*conc_io_step_fn)(lua_State *L);
+/* Runs step until it completes: a task suspends between steps (woken by
+ * conc_io_wake, or by the deadline: then timeout(L) gives the results);
+ * a plain thread runs its loop once between steps. `cancel` (may be NULL)
+ * undoes a started operation when the task is cancelled or times out. */
+int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
+            cc_deadline_t deadline);
+/* The handle of the task (or thread) waiting in conc_io, for the callback. */
+void *conc_io_waiter(lua_State *L);
+/* From a libuv callback: the waiter given by conc_io_waiter goes on. */
+void conc_io_wake(void *waiter);
+
+/* Raises the "cancelled" error. */
+int conc_task_raise_cancelled(lua_State *L);
+
+#endif
