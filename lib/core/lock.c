@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "mutex.h"
+#include "pid.h"
 #include "interrupt.h"
 #include "wait.h"
 
@@ -90,31 +91,13 @@ static int got_it(cc_lock_t *l) {
 
 /* ---- dead owner processes ---------------------------------------------- */
 
-/* True when process `pid` is gone or a zombie (its locks will never be
- * released by it). Threads of our own process are never "dead" here: an
- * ending thread releases its locks itself. */
-static int pid_dead(int32_t pid) {
-  char path[64], buf[512], *p;
-  FILE *f;
-  size_t n;
-  if (pid <= 0 || pid == cc_pid) return 0;
-  if (kill(pid, 0) == -1 && errno == ESRCH) return 1;
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  if (!(f = fopen(path, "r"))) return 0;
-  n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  p = strrchr(buf, ')');
-  return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
-
 /* The word `w` names an owner whose process died: take the lock over with
  * one CAS (so only one waiter wins) and say so. */
 static int take_over(cc_lock_t *l, uint32_t w, uint32_t me) {
   cc_actor_t *dead = cc_actor_at((w & MASK) - 1);
   int32_t pid = dead ? dead->pid : 0;
   char who[96];
-  if (!dead || !pid_dead(pid)) return 0;
+  if (!dead || !cc_pid_dead(pid)) return 0;
   if (!try_take(l, w, me | WAITERS)) return 0;
   cc_obj_unref(&l->h); /* the dead holder's reference: got_it() takes ours */
   atomic_fetch_add(&l->takeovers, 1);

@@ -1,31 +1,23 @@
 /* mutex.c - internal process-shared futex mutex with dead-owner takeover. */
 #include "mutex.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "cc.h"
 #include "futex.h"
+#include "pid.h"
 
 #define WAITERS CC_MUTEX_WAITERS
 #define POLL_NS 100000000 /* how often a parked waiter checks its owner */
 
-/* getpid() is a system call in current glibc: keep it in a variable that a
- * fork handler refreshes. */
+/* getpid() is a system call in current glibc: keep it in a variable that
+ * the fork handler refreshes first thing in a child (fork.c). A waiter
+ * treats a zombie owner as dead (cc_pid_dead): the reaper of a dead child
+ * may itself be waiting here. */
 int32_t cc_pid;
 
-static void refresh_pid(void) {
-  cc_pid = (int32_t)getpid();
-}
-
 __attribute__((constructor)) static void pid_init(void) {
-  refresh_pid();
-  pthread_atfork(NULL, NULL, refresh_pid);
+  cc_pid = (int32_t)getpid();
 }
 
 void cc_mutex_init(cc_mutex_t *m) {
@@ -39,24 +31,6 @@ static inline int cas(cc_mutex_t *m, uint32_t expect, uint32_t val) {
 
 int cc_mutex_trylock(cc_mutex_t *m) {
   return cas(m, 0, (uint32_t)cc_pid) ? 0 : CC_EBUSY;
-}
-
-/* True when process `pid` is gone or a zombie: it will never unlock. A
- * zombie matters: the reaper of a dead child may itself be waiting here. */
-static int owner_dead(int32_t pid) {
-  char path[64], buf[512], *p;
-  ssize_t n;
-  int fd;
-  if (pid <= 0 || pid == cc_pid) return 0;
-  if (kill(pid, 0) == -1 && errno == ESRCH) return 1;
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return 0;
-  n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  p = strrchr(buf, ')');
-  return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
 int cc_mutex_lock(cc_mutex_t *m) {
@@ -78,7 +52,7 @@ int cc_mutex_lock(cc_mutex_t *m) {
       c |= WAITERS;
     }
     if (cc_futex_wait(&m->word, c, cc_now_ns() + POLL_NS) == CC_ETIMEOUT &&
-        owner_dead((int32_t)(c & ~WAITERS)) && cas(m, c, me | WAITERS))
+        cc_pid_dead((int32_t)(c & ~WAITERS)) && cas(m, c, me | WAITERS))
       return 1;
   }
 }

@@ -13,7 +13,9 @@
  *   (child runs, stores its outcome with cc_process_exit, exits)
  *   the reaper thread  -> waits for the pid, reads the exit status, frees
  *                         what a dead child left (held locks, actor slots),
- *                         then marks the Process done and wakes joiners
+ *                         prints a Lua error no join waits for, then marks
+ *                         the Process done and wakes joiners
+ * Files: process.c (this API), reaper.c, child.c, fork.c, actor_dead.c.
  * The reaper is one thread per process that has forked (started on the
  * first fork): it polls a pidfd per child (kernel 5.3+) or, without
  * pidfd_open, polls waitpid every 10 ms. It only ever waits for pids it
@@ -51,13 +53,13 @@ typedef struct cc_process {
 
 extern const cc_type_t cc_process_type; /* "process" */
 
-/* Callbacks the binding provides (both may be NULL): `release_payload` drops
- * the object references held by encoded bytes (the job and successful
- * results) before they are freed; `on_unobserved_error` is called when a
- * Process whose Lua error no join observed is destroyed. */
+/* Callback the binding provides (may be NULL): `report_error` prints the
+ * Lua error of a child that ended with no join waiting for it (the observed
+ * rule of thread.h); it runs on the reaper thread when the child is
+ * settled. The job and results are released through the thread module's
+ * `release_payload` hook. */
 typedef struct cc_process_hooks {
-  void (*release_payload)(const void *data, size_t len);
-  void (*on_unobserved_error)(cc_process_t *p);
+  void (*report_error)(cc_process_t *p);
 } cc_process_hooks_t;
 void cc_process_set_hooks(const cc_process_hooks_t *hooks);
 
@@ -75,10 +77,8 @@ cc_process_t *cc_process_new(const char *name, int daemon);
  * CC_EAGAIN (fork failed, or no actor slot), CC_ENOMEM. */
 int cc_process_fork(cc_process_t *p);
 
-/* In the child, once the job is decoded: frees it and drops the object
- * references it holds (the job pointer is cleared first, so a child killed
- * half-way leaks the references rather than dropping them twice). */
-void cc_process_drop_job(cc_process_t *p);
+/* In the child, once the job is decoded, cc_thread_drop_job(&p->t) frees
+ * it; the reaper drops it for a child that died before. */
 
 /* In the child: releases what the calling actor still holds (with a warning
  * each), stores the outcome (status CC_T_OK or CC_T_ERROR and an arena block
@@ -88,9 +88,11 @@ void cc_process_drop_job(cc_process_t *p);
  * with 0 (CC_T_OK) or 1. Never returns; never runs atexit handlers. */
 _Noreturn void cc_process_exit(cc_process_t *p, int status, void *result, size_t len);
 
-/* Waits until p is done (reaped): 0, CC_ETIMEOUT or CC_EINTR. Any process
- * may join; a joiner that is not the forker also notices, by polling every
- * 100 ms, a child that can no longer be reaped because its forker died. */
+/* Waits until p is done (reaped): 0, CC_ETIMEOUT or CC_EINTR, as
+ * cc_thread_join (a waiting join raises the error: the observed rule). Any
+ * process may join; a joiner that is not the forker also notices, by
+ * polling every 100 ms, a child that can no longer be reaped because its
+ * forker died (both dead or zombies: cc_pid_dead). */
 int cc_process_join(cc_process_t *p, cc_deadline_t deadline);
 
 /* Sends `sig` to the child unless it has already been reaped. Returns 0,

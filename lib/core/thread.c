@@ -2,8 +2,9 @@
  * thread.c - Thread objects, the live registry, and the idle worker pool.
  *
  * The pool is private to each process (pthreads do not survive fork); its
- * state is reset in a forked child. Lock order: pool_mu and registry_lock
- * are leaves (nothing else is taken while holding either).
+ * state is reset in a forked child (cc_thread_after_fork, called by
+ * fork.c). Lock order: pool_mu and registry_lock are leaves (nothing else
+ * is taken while holding either); see docs/LOCKING.md.
  */
 #include "thread.h"
 
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actor_dead.h"
 #include "futex.h"
 #include "mutex.h"
 
@@ -25,22 +27,37 @@ void cc_thread_set_hooks(const cc_thread_hooks_t *h) {
 
 /* ---- Thread objects --------------------------------------------------- */
 
-static void thread_destroy(cc_obj_t *o) {
-  cc_thread_t *t = (cc_thread_t *)o;
-  if (atomic_load(&t->done) && t->status == CC_T_ERROR && !atomic_load(&t->observed) &&
-      hooks.on_unobserved_error)
-    hooks.on_unobserved_error(t);
+void cc_thread_drop_job(cc_thread_t *t) {
+  void *job = t->job;
+  size_t len = t->job_len;
+  if (!job) return;
+  t->job = NULL;
+  /* Cleared (and visible to the reaper of a killed child) before anything
+   * is released or freed. */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (hooks.release_payload) hooks.release_payload(job, len);
+  cc_free(job);
+}
+
+void cc_thread_release_fields(cc_thread_t *t) {
   cc_thread_drop_job(t);
   if (t->result && t->status == CC_T_OK && hooks.release_payload)
     hooks.release_payload(t->result, t->result_len);
   cc_free(t->result);
+  t->result = NULL;
 }
 
-void cc_thread_drop_job(cc_thread_t *t) {
-  if (!t->job) return;
-  if (hooks.release_payload) hooks.release_payload(t->job, t->job_len);
-  cc_free(t->job);
-  t->job = NULL;
+static void thread_destroy(cc_obj_t *o) {
+  cc_thread_release_fields((cc_thread_t *)o);
+}
+
+void cc_thread_set_error_text(cc_thread_t *t, const char *text) {
+  size_t len = strlen(text);
+  char *s = cc_alloc(len + 1);
+  if (s) memcpy(s, text, len + 1);
+  t->result = s;
+  t->result_len = s ? len : 0;
+  t->status = CC_T_ERROR;
 }
 
 const cc_type_t cc_thread_type = {"thread", thread_destroy, NULL, NULL};
@@ -130,7 +147,7 @@ static int stopping; /* under pool_mu: cc_thread_stop_workers is running */
  * it to reach 0. */
 static _Atomic uint32_t nworkers;
 
-static void pool_after_fork(void) {
+void cc_thread_after_fork(void) {
   pthread_mutex_init(&pool_mu, NULL);
   idle_head = NULL;
   nidle = 0;
@@ -147,44 +164,34 @@ static void workers_add(int delta) {
     cc_futex_wake(&nworkers, INT32_MAX);
 }
 
-__attribute__((constructor)) static void pool_atfork(void) {
-  pthread_atfork(NULL, NULL, pool_after_fork);
+/* ---- the observed rule (thread.h) -------------------------------------- */
+
+int cc_thread_decide_report(cc_thread_t *t, int printable) {
+  uint32_t old = atomic_fetch_or(&t->watch, CC_WATCH_DECIDED);
+  /* Decided already: a thread of a killed process that got this far, now
+   * finished by the reaper (actor_dead.c). The first decision stands. */
+  if (old & CC_WATCH_DECIDED) return 0;
+  if (!printable || t->status != CC_T_ERROR || (old & CC_WATCH_JOINERS)) return 0;
+  atomic_fetch_or(&t->watch, CC_WATCH_PRINTED);
+  return 1;
 }
 
-/* Releases whatever the ending actor still holds, with a warning each. */
-static void abandon_holds(cc_actor_t *a) {
-  int32_t n = atomic_load(&a->nheld);
-  if (n > CC_MAX_HELD) n = CC_MAX_HELD;
-  while (n > 0) {
-    cc_obj_t *o = atomic_load(&a->held[n - 1]);
-    char who[96];
-    cc_actor_describe(a, who, sizeof who);
-    fprintf(stderr, "conclua: warning: %s ended holding %s '%s'; released it\n", who,
-            o->type->name, o->name);
-    if (o->type->abandon)
-      o->type->abandon(o, a); /* calls cc_unhold */
-    else
-      cc_unhold(o);
-    int32_t m = atomic_load(&a->nheld);
-    if (m > CC_MAX_HELD) m = CC_MAX_HELD;
-    if (m >= n) cc_unhold(o); /* the abandon hook did not: avoid looping */
-    n = atomic_load(&a->nheld);
-    if (n > CC_MAX_HELD) n = CC_MAX_HELD;
-  }
-  atomic_store(&a->nheld, 0);
+void cc_thread_publish_done(cc_thread_t *t) {
+  atomic_store_explicit(&t->done, 1, memory_order_release);
+  cc_futex_wake(&t->done, INT32_MAX);
 }
 
 void cc_thread_finish(cc_thread_t *t, int status, void *result, size_t len) {
   cc_actor_t *a = t->actor;
-  if (a) abandon_holds(a);
+  if (a) cc_actor_release_holds(a, "ended");
   t->result = result;
   t->result_len = len;
   t->status = status;
   t->actor = NULL;
   cc_actor_free(a);
   cc_thread_unregister(t);
-  atomic_store_explicit(&t->done, 1, memory_order_release);
-  cc_futex_wake(&t->done, INT32_MAX);
+  if (cc_thread_decide_report(t, 1) && hooks.report_error) hooks.report_error(t);
+  cc_thread_publish_done(t);
 }
 
 static void run_job(worker_t *w, cc_thread_t *t) {
@@ -349,16 +356,40 @@ int cc_thread_start(cc_thread_t *t) {
   return rc;
 }
 
-int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline) {
+/* The one join wait, for threads and processes. The join counts itself in
+ * `watch` before it first looks at `done` and out when it leaves. If the
+ * finisher decided while it was counted, the outcome is this join's to
+ * raise whatever ended the wait (a timeout, an interrupt): it waits for
+ * `done`, which the finisher publishes right after deciding. */
+int cc_thread_join_poll(cc_thread_t *t, cc_deadline_t deadline, int64_t slice_ns,
+                        void (*poll)(cc_thread_t *t)) {
   int rc = 0;
+  uint32_t w;
   if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
   cc_wait_begin(&t->h, CC_WAIT_JOIN, deadline);
+  atomic_fetch_add(&t->watch, 1);
   while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
-    rc = cc_futex_wait(&t->done, 0, deadline);
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
+    cc_deadline_t until = deadline;
+    if (slice_ns > 0 && cc_now_ns() + slice_ns < deadline) until = cc_now_ns() + slice_ns;
+    rc = cc_futex_wait(&t->done, 0, until);
+    if (rc == CC_EINTR) break;
+    if (rc == CC_ETIMEOUT) {
+      if (until == deadline) break;
+      poll(t);
+    }
     rc = 0;
   }
-  if (rc == CC_ETIMEOUT && atomic_load_explicit(&t->done, memory_order_acquire)) rc = 0;
+  w = atomic_fetch_sub(&t->watch, 1);
+  if (rc != 0 && (w & CC_WATCH_DECIDED)) {
+    while (!atomic_load_explicit(&t->done, memory_order_acquire))
+      cc_futex_wait(&t->done, 0, CC_FOREVER);
+    rc = 0;
+  }
   cc_wait_end(&t->h, rc);
   return rc;
+}
+
+int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline) {
+  return cc_thread_join_poll(t, deadline, 0, NULL);
 }

@@ -32,8 +32,8 @@ typedef struct cc_thread {
   _Atomic uint32_t done; /* futex word: 0 running, 1 finished */
   int32_t status;        /* cc_thread_status, valid once done */
   int32_t exitcode;      /* processes */
-  _Atomic int32_t observed; /* a join saw the error */
-  void *job;             /* encoded function and arguments (arena) */
+  _Atomic uint32_t watch; /* who reports an error: CC_WATCH_* below */
+  void *job;             /* encoded function and arguments (arena): see cc_thread_drop_job */
   size_t job_len;
   void *result;          /* encoded results or error (arena), valid once done */
   size_t result_len;
@@ -44,17 +44,34 @@ typedef struct cc_thread {
 
 extern const cc_type_t cc_thread_type;
 
+/* The "observed" rule: an error is reported exactly once, either raised by
+ * the joins that were waiting when the thread ended, or (no join waiting)
+ * printed by the finisher right then, before `done` is published. It is
+ * decided at one point, with one atomic on `watch`: a join counts itself in
+ * (CC_WATCH_JOINERS) before it looks at `done` and out when it leaves; the
+ * finisher sets CC_WATCH_DECIDED once, before it publishes `done`, and the
+ * count it sees then settles who reports. A join that leaves after the
+ * decision (even on a timeout) waits for `done` and raises. A join that
+ * starts after the thread ended re-raises the error too (join returns the
+ * outcome), but nothing is printed again. Processes follow the same rule;
+ * their finisher is the reaper (or the joiner that settles a lost child). */
+#define CC_WATCH_JOINERS 0x3fffffffu /* joins waiting right now */
+#define CC_WATCH_DECIDED 0x40000000u /* the finisher has decided */
+#define CC_WATCH_PRINTED 0x80000000u /* ... and printed the error itself */
+
 /* Callbacks the binding provides. `prepare` runs on the worker thread while
  * it is idle and returns a fresh context (NULL on failure); `run` runs a job
- * in that context; `discard` destroys a used context. `on_unobserved_error`
- * is called when a Thread whose error no join observed is destroyed. */
+ * in that context; `discard` destroys a used context. `report_error` prints
+ * the error of a Thread that ended with no join waiting (the observed rule
+ * above); it runs on the finishing thread, before `done` is published. */
 typedef struct cc_thread_hooks {
   void *(*prepare)(void);
   void (*run)(void *ctx, cc_thread_t *t);
   void (*discard)(void *ctx);
-  void (*on_unobserved_error)(cc_thread_t *t);
+  void (*report_error)(cc_thread_t *t);
   /* Drops what encoded bytes hold (object references) before they are
-   * freed: applied to the job and to successful results. May be NULL. */
+   * freed: applied to the job and to successful results, of threads and
+   * processes alike. May be NULL. */
   void (*release_payload)(const void *data, size_t len);
 } cc_thread_hooks_t;
 void cc_thread_set_hooks(const cc_thread_hooks_t *hooks);
@@ -68,18 +85,43 @@ cc_thread_t *cc_thread_new(const char *name, int daemon);
  * created) or CC_ENOMEM. */
 int cc_thread_start(cc_thread_t *t);
 
-/* Called by the run hook when the job is over: stores the encoded outcome
- * (an arena block the thread takes over), marks the thread done, wakes
- * joiners. */
+/* Called by the run hook when the job is over: releases what the actor
+ * still holds, stores the encoded outcome (an arena block the thread takes
+ * over), reports an error nobody waits for (the observed rule), marks the
+ * thread done, wakes joiners. */
 void cc_thread_finish(cc_thread_t *t, int status, void *result, size_t len);
 
 /* Waits until t is done or the deadline passes: 0 or CC_ETIMEOUT (or
- * CC_EINTR when interrupted). Goes through the instrumentation point. */
+ * CC_EINTR when interrupted). Goes through the instrumentation point and
+ * counts itself as a waiting join for the observed rule: 0 means the
+ * outcome is there, and an error in it is the caller's to raise. */
 int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline);
+/* The same wait, woken every `slice_ns` (0: never) to call `poll(t)`, which
+ * may finish t itself (a Process whose forker died). */
+int cc_thread_join_poll(cc_thread_t *t, cc_deadline_t deadline, int64_t slice_ns,
+                        void (*poll)(cc_thread_t *t));
 int cc_thread_alive(const cc_thread_t *t);
 
-/* Releases and frees t->job (the run hook calls it once decoded). */
+/* The finisher's side of the observed rule, for the core modules that end
+ * a Thread or Process themselves: call with the outcome stored and before
+ * `done` is published. Returns 1 when the outcome is an error, `printable`
+ * (a Lua error, whose traceback would otherwise be lost) and no join was
+ * waiting: the caller must print it (CC_WATCH_PRINTED is set). Only the
+ * first call decides; later ones return 0. */
+int cc_thread_decide_report(cc_thread_t *t, int printable);
+/* Stores `text` (copied into the arena) as t's error outcome. */
+void cc_thread_set_error_text(cc_thread_t *t, const char *text);
+/* Publishes `done` and wakes every join. */
+void cc_thread_publish_done(cc_thread_t *t);
+
+/* Takes t->job away and frees it, dropping the object references it holds.
+ * Clears the pointer first, then releases: a process killed anywhere in
+ * here leaks the references at worst, never releases or frees twice (the
+ * reaper calls it again for a child that died). Every owner of a job (the
+ * run hook once it has decoded it, the destroy hooks, the reaper) uses it. */
 void cc_thread_drop_job(cc_thread_t *t);
+/* What Thread and Process destruction share: drops the job and the outcome. */
+void cc_thread_release_fields(cc_thread_t *t);
 
 /* Registry of live threads and processes (for conc.threads and dumps).
  * The callback runs with the registry lock held: it must not block. Stops
@@ -96,6 +138,9 @@ void cc_thread_wait_nondaemon(void);
  * running a daemon job has ended. Call after cc_thread_wait_nondaemon, when
  * the state that opened the runtime closes. Later starts work as before. */
 void cc_thread_stop_workers(void);
+/* Resets this process's pool and counters in a forked child (fork.c calls
+ * it, in the order docs/LOCKING.md gives). */
+void cc_thread_after_fork(void);
 /* Counts delta (+1 / -1) more non-daemon activities that
  * cc_thread_wait_nondaemon waits for; the process module counts its
  * non-daemon children with it. */

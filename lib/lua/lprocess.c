@@ -110,9 +110,11 @@ static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
 
 /* ---- hooks ----------------------------------------------------------------- */
 
-static void print_unobserved(cc_process_t *p) {
+/* A Lua error of a child that no join was waiting for when it was reaped
+ * (the observed rule, thread.h); runs on the reaper thread. */
+static void report_error(cc_process_t *p) {
   fprintf(stderr,
-          "conclua: error in process '%s' (pid %d, started at %s), never joined:\n%s\n",
+          "conclua: error in process '%s' (pid %d, started at %s), not joined:\n%s\n",
           p->t.h.name, (int)p->t.pid, p->t.spawn_site,
           p->t.result ? (const char *)p->t.result : "?");
   fflush(stderr);
@@ -120,7 +122,7 @@ static void print_unobserved(cc_process_t *p) {
 
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 static void install_hooks(void) {
-  static const cc_process_hooks_t h = {conc_codec_release, print_unobserved};
+  static const cc_process_hooks_t h = {report_error};
   cc_process_set_hooks(&h);
 }
 
@@ -165,7 +167,6 @@ static int l_join(lua_State *L) {
   if (rc != 0) return conc_raise(L, rc, "join");
   if (p->t.status == CC_T_ERROR) {
     const char *msg = p->t.result ? (const char *)p->t.result : "?";
-    atomic_store(&p->t.observed, 1);
     if (p->how == CC_PROC_REPORTED)
       return luaL_error(L, "process '%s': %s", p->t.h.name, msg);
     lua_pushstring(L, msg); /* already names the process */

@@ -40,9 +40,7 @@ int conc_run_job(lua_State *L) {
   void *data;
   size_t len;
   n = conc_decode(L, t->job, t->job_len);
-  conc_codec_release(t->job, t->job_len);
-  cc_free(t->job);
-  t->job = NULL;
+  cc_thread_drop_job(t); /* clears first: a process killed here leaks, never frees twice */
   lua_call(L, n - 1, LUA_MULTRET);
   n = lua_gettop(L) - base;
   conc_wbuf_init(&b, 1);
@@ -64,8 +62,11 @@ void *conc_store_text(const char *s, size_t len, size_t *outlen) {
   return p;
 }
 
-static void print_unobserved(cc_thread_t *t) {
-  fprintf(stderr, "conclua: error in thread '%s' (started at %s), never joined:\n%s\n",
+/* The report of an error that no join was waiting for when the thread
+ * ended (the observed rule, thread.h): printed by the core at that moment,
+ * once. A later join still re-raises it. */
+static void report_error(cc_thread_t *t) {
+  fprintf(stderr, "conclua: error in thread '%s' (started at %s), not joined:\n%s\n",
           t->h.name, t->spawn_site, t->result ? (const char *)t->result : "?");
   fflush(stderr);
 }
@@ -95,12 +96,7 @@ static void thread_run(void *ctx, cc_thread_t *t) {
     text = conc_store_text(m, mlen, &len);
     lua_settop(L, 0);
     cc_thread_drop_job(t);
-    cc_thread_finish(t, CC_T_ERROR, text, len);
-    /* Nobody else holds the Thread: no join can ever observe the error. */
-    if (atomic_load(&t->h.refs) == 1) {
-      atomic_store(&t->observed, 1);
-      print_unobserved(t);
-    }
+    cc_thread_finish(t, CC_T_ERROR, text, len); /* reports it if no join waits */
   }
 }
 
@@ -115,7 +111,7 @@ static void thread_discard(void *ctx) {
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 static void install_hooks(void) {
   static const cc_thread_hooks_t h = {thread_prepare, thread_run, thread_discard,
-                                      print_unobserved, conc_codec_release};
+                                      report_error, conc_codec_release};
   cc_thread_set_hooks(&h);
 }
 
@@ -169,11 +165,9 @@ static int l_join(lua_State *L) {
     return 1;
   }
   if (rc != 0) return conc_raise(L, rc, "join");
-  if (t->status == CC_T_ERROR) {
-    atomic_store(&t->observed, 1);
+  if (t->status == CC_T_ERROR)
     return luaL_error(L, "%s '%s': %s", t->is_process ? "process" : "thread", t->h.name,
                       t->result ? (const char *)t->result : "?");
-  }
   lua_pushboolean(L, 1);
   return 1 + conc_decode(L, t->result, t->result_len);
 }

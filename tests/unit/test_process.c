@@ -197,7 +197,6 @@ static void test_outcomes(void **state) {
   assert_int_equal(p->t.status, CC_T_ERROR);
   assert_int_equal(cc_process_exitcode(p), 1);
   assert_string_equal((char *)p->t.result, "it broke");
-  atomic_store(&p->t.observed, 1);
   cc_obj_unref(&p->t.h);
   /* exits without reporting */
   p = spawn("exit3", body_exit3, NULL);
@@ -268,6 +267,170 @@ static void test_unjoined_reaped(void **state) {
   cc_obj_unref(&p->t.h); /* only the reaper holds it now */
   EVENTUALLY(reaped(pid));
   cc_free(b);
+}
+
+/* ---- a child killed at the job-release point (issue 10, item 3) -------------- */
+
+/* A job is an arena block naming its board. Releasing it counts, and, in a
+ * child when the board says so, SIGKILLs the child right there: inside the
+ * release of the job, the window in which an owner that releases before
+ * clearing leaves the job to be released and freed a second time by the
+ * reaper. */
+typedef struct job {
+  board_t *b;
+} job_t;
+
+static pid_t test_pid;
+
+static void counting_release(const void *data, size_t len) {
+  board_t *b = ((const job_t *)data)->b;
+  (void)len;
+  if (len != sizeof(job_t)) return; /* a result, not a job */
+  atomic_fetch_add(&b->count, 1);
+  if (getpid() != test_pid && atomic_load(&b->go)) raise(SIGKILL);
+}
+
+static void install_release_hook(void) {
+  static const cc_thread_hooks_t h = {NULL, NULL, NULL, NULL, counting_release};
+  cc_thread_set_hooks(&h);
+}
+
+/* What conc_run_job does once it has decoded the job. */
+static void body_drop_job(cc_process_t *p, board_t *b) {
+  (void)b;
+  cc_thread_drop_job(&p->t);
+}
+
+static void test_killed_releasing_job(void **state) {
+  (void)state;
+  test_pid = getpid();
+  install_release_hook();
+  for (int round = 0; round < 10; round++) {
+    board_t *b = board_new();
+    job_t *job = cc_alloc(sizeof *job);
+    cc_process_t *p = cc_process_new("releaser", 0);
+    int kill_it = round % 2 == 0, pid;
+    assert_non_null(job);
+    assert_non_null(p);
+    job->b = b;
+    atomic_store(&b->go, kill_it);
+    p->t.job = job;
+    p->t.job_len = sizeof *job;
+    pid = cc_process_fork(p);
+    if (pid == 0) {
+      body_drop_job(p, b);
+      cc_process_exit(p, CC_T_OK, NULL, 0);
+    }
+    assert_true(pid > 0);
+    assert_int_equal(cc_process_join(p, SECONDS(10)), 0);
+    if (kill_it) {
+      assert_int_equal(p->how, CC_PROC_KILLED);
+      assert_int_equal(cc_process_exitcode(p), -SIGKILL);
+    } else {
+      assert_int_equal(cc_process_exitcode(p), 0);
+    }
+    /* Released once, by the child: the reaper found the pointer cleared. */
+    assert_int_equal(atomic_load(&b->count), 1);
+    assert_null(p->t.job);
+    cc_obj_unref(&p->t.h);
+    assert_int_equal(atomic_load(&b->count), 1);
+    cc_free(b);
+  }
+  /* A child killed before it took its job: the reaper releases it, once. */
+  {
+    board_t *b = board_new();
+    job_t *job = cc_alloc(sizeof *job);
+    cc_process_t *p = cc_process_new("early", 0);
+    job->b = b;
+    p->t.job = job;
+    p->t.job_len = sizeof *job;
+    int pid = cc_process_fork(p);
+    if (pid == 0) {
+      signal_ready(b);
+      park_forever();
+    }
+    EVENTUALLY(atomic_load(&b->ready));
+    assert_int_equal(cc_process_kill(p, SIGKILL), 0);
+    assert_int_equal(cc_process_join(p, SECONDS(10)), 0);
+    assert_int_equal(atomic_load(&b->count), 1);
+    assert_null(p->t.job);
+    cc_obj_unref(&p->t.h);
+    cc_free(b);
+  }
+  {
+    static const cc_thread_hooks_t none = {NULL, NULL, NULL, NULL, NULL};
+    cc_thread_set_hooks(&none);
+  }
+}
+
+/* ---- the observed rule for processes (issue 10 item 6, issue 11 item 4) --- */
+
+static _Atomic int reports;
+static void count_report(cc_process_t *p) {
+  (void)p;
+  atomic_fetch_add(&reports, 1);
+}
+
+/* Errors only after the joiner has counted itself in. */
+static void body_error_when_joined(cc_process_t *p, board_t *b) {
+  while (!(atomic_load(&p->t.watch) & CC_WATCH_JOINERS)) sched_yield();
+  body_error(p, b);
+}
+
+static void *join_process(void *arg) {
+  cc_process_t *p = arg;
+  intptr_t rc;
+  cc_set_self(cc_actor_new("joiner", cc_next_id(), CC_ACTOR_THREAD));
+  rc = cc_process_join(p, SECONDS(10));
+  cc_actor_free(cc_self());
+  return (void *)rc;
+}
+
+static void test_error_reported_once(void **state) {
+  static const cc_process_hooks_t h = {count_report};
+  cc_process_t *p;
+  (void)state;
+  cc_process_set_hooks(&h);
+  atomic_store(&reports, 0);
+  /* Nobody joins: reported when the child is reaped, once. */
+  p = spawn("lonely", body_error, NULL);
+  EVENTUALLY(!cc_thread_alive(&p->t));
+  assert_int_equal(atomic_load(&reports), 1);
+  assert_true(atomic_load(&p->t.watch) & CC_WATCH_PRINTED);
+  /* A later join still returns the error, and nothing is printed again. */
+  assert_int_equal(cc_process_join(p, CC_NOW), 0);
+  assert_int_equal(p->t.status, CC_T_ERROR);
+  cc_obj_unref(&p->t.h);
+  assert_int_equal(atomic_load(&reports), 1);
+  /* A join waits: the join has it, nothing is printed. The join runs on a
+   * second thread; the child errors only once it is counted in. */
+  for (int round = 0; round < 5; round++) {
+    pthread_t th;
+    void *rc;
+    p = spawn("watched", body_error_when_joined, NULL);
+    pthread_create(&th, NULL, join_process, p);
+    pthread_join(th, &rc);
+    assert_int_equal((int)(intptr_t)rc, 0);
+    assert_int_equal(p->t.status, CC_T_ERROR);
+    assert_false(atomic_load(&p->t.watch) & CC_WATCH_PRINTED);
+    cc_obj_unref(&p->t.h);
+  }
+  assert_int_equal(atomic_load(&reports), 1);
+  /* Killed: no Lua error, nothing printed even with nobody joining. */
+  {
+    board_t *b = board_new();
+    p = spawn("killed", body_park, b);
+    EVENTUALLY(atomic_load(&b->ready));
+    assert_int_equal(cc_process_kill(p, SIGKILL), 0);
+    EVENTUALLY(!cc_thread_alive(&p->t));
+    assert_int_equal(atomic_load(&reports), 1);
+    cc_obj_unref(&p->t.h);
+    cc_free(b);
+  }
+  {
+    static const cc_process_hooks_t none = {NULL};
+    cc_process_set_hooks(&none);
+  }
 }
 
 /* ---- killed while holding locks ---------------------------------------------- */
@@ -788,6 +951,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_outcomes),
       cmocka_unit_test(test_kill_and_timeouts),
       cmocka_unit_test(test_unjoined_reaped),
+      cmocka_unit_test(test_killed_releasing_job),
+      cmocka_unit_test(test_error_reported_once),
       cmocka_unit_test(test_killed_holding_locks),
       cmocka_unit_test(test_ends_holding_lock),
       cmocka_unit_test(test_killed_in_queue_ops),
