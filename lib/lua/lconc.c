@@ -325,6 +325,7 @@ int luaopen_conc(lua_State *L) {
   conc_open_pipe(L);
   conc_open_pool(L);
   conc_open_task(L); /* after conc_open_thread: its conc.sleep suspends tasks */
+  conc_open_tcp(L);
   conc_open_memory(L);
   conc_open_codec(L);
   conc_open_print(L);

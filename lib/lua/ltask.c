@@ -60,6 +60,8 @@ struct conc_loop {
   cc_actor_t *thread_actor;
   lua_State *L;
   conc_task_t *current;
+  conc_task_t *main;         /* conc.run's task */
+  int main_done_seen;
   int io_done;               /* a plain thread's I/O step may go on */
 };
 
@@ -105,8 +107,15 @@ static void loop_destroy(void *arg) {
   free(lp);
 }
 
+/* A forked child must not use its parent's loop (its epoll set and
+ * handles are the parent's): it starts its own on first use. */
+static void forget_loop_after_fork(void) {
+  tl_loop = NULL;
+}
+
 static void make_key(void) {
   pthread_key_create(&loop_key, loop_destroy);
+  pthread_atfork(NULL, NULL, forget_loop_after_fork);
 }
 
 conc_loop_t *conc_loop_get(lua_State *L) {
@@ -379,6 +388,10 @@ static void round_once(conc_loop_t *lp) {
   drain_bell(lp);
   run_ready(lp);
   drain_bell(lp);
+  if (lp->live == 0 || (lp->main && lp->main->state == T_DONE && !lp->main_done_seen)) {
+    if (lp->main) lp->main_done_seen = 1;
+    return; /* conc.run decides what comes next */
+  }
   block = lp->head == NULL;
   if (block) uv_ref((uv_handle_t *)&lp->async);
   if (block && intr) cc_interrupt_in_wait = 1;
@@ -641,7 +654,7 @@ int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done) {
 /* ---- I/O (ltcp.c) ------------------------------------------------------------ */
 
 typedef struct io_ctx {
-  conc_io_step_fn step, timeout;
+  conc_io_step_fn step, timeout, abandon;
   cc_deadline_t deadline;
 } io_ctx_t;
 
@@ -673,6 +686,7 @@ static int io_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   t->why = 0;
   if (why == CC_ECANCELLED) {
+    io->abandon(L);
     free(io);
     return conc_task_raise_cancelled(L);
   }
@@ -697,7 +711,7 @@ static void on_io_timer(uv_timer_t *tm) {
 }
 
 int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
-            cc_deadline_t deadline) {
+            conc_io_step_fn abandon, cc_deadline_t deadline) {
   conc_task_t *t = conc_task_of(L);
   int n = step(L);
   if (n >= 0) return n;
@@ -706,10 +720,12 @@ int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
     if (!io) return conc_raise(L, CC_ENOMEM, "conc.tcp");
     if (t->cancel_pending) {
       free(io);
+      abandon(L);
       return conc_task_raise_cancelled(L);
     }
     io->step = step;
     io->timeout = timeout;
+    io->abandon = abandon;
     io->deadline = deadline;
     t->why = 0;
     arm(t, deadline);
@@ -743,7 +759,10 @@ int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
     }
     uv_close((uv_handle_t *)&tm, NULL);
     uv_run(&lp->uv, UV_RUN_NOWAIT);
-    if (n == -2) return conc_raise(L, CC_EINTR, "conc.tcp");
+    if (n == -2) {
+      abandon(L);
+      return conc_raise(L, CC_EINTR, "conc.tcp");
+    }
     return n;
   }
 }
@@ -786,6 +805,8 @@ static int l_run(lua_State *L) {
   }
   main = spawn(L, lp, 1, lua_gettop(L) - 1);
   main->is_main = 1;
+  lp->main = main;
+  lp->main_done_seen = 0;
   while (main->state != T_DONE && !lp->interrupted) round_once(lp);
   cancel_all(lp);
   while (lp->live > 0) {
@@ -797,6 +818,7 @@ static int l_run(lua_State *L) {
   report_lost(L, lp);
   lp->running = 0;
   lp->L = NULL;
+  lp->main = NULL;
   if (lp->interrupted && main->state == T_DONE && main->cancelled) {
     cc_interrupt_take();
     return conc_raise(L, CC_EINTR, "conc.run");

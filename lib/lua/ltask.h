@@ -55,10 +55,11 @@ conc_task_t *conc_task_of(lua_State *L);
 typedef int (*conc_io_step_fn)(lua_State *L);
 /* Runs step until it completes: a task suspends between steps (woken by
  * conc_io_wake, or by the deadline: then timeout(L) gives the results);
- * a plain thread runs its loop once between steps. `cancel` (may be NULL)
- * undoes a started operation when the task is cancelled or times out. */
+ * a plain thread runs its loop once between steps. `abandon` forgets the
+ * started operation (its callback must no longer wake anybody) before the
+ * "cancelled" error of a cancelled task or an interrupt is raised. */
 int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
-            cc_deadline_t deadline);
+            conc_io_step_fn abandon, cc_deadline_t deadline);
 /* The handle of the task (or thread) waiting in conc_io, for the callback. */
 void *conc_io_waiter(lua_State *L);
 /* From a libuv callback: the waiter given by conc_io_waiter goes on. */

@@ -1,0 +1,200 @@
+-- conc.tcp: an echo server with many concurrent clients on loopback, the
+-- read formats, timeouts, a refused connection, a bad host, a bad port, a
+-- peer closing mid-read, writing to a closed connection, and the same
+-- calls blocking a plain thread. Every wait is bounded by a timeout.
+
+local function raises(pattern, f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error matching " .. pattern)
+  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
+  return err
+end
+
+local CLIENTS = os.getenv("CONCLUA_SANITIZED") and 50 or 200
+
+-- Echo server and many concurrent clients, all tasks of one loop.
+do
+  conc.run(function()
+    local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+    assert(math.type(srv.port) == "integer" and srv.port > 0)
+    local server = conc.task(function()
+      while true do
+        local c = srv:accept()
+        if not c then return "server closed" end
+        conc.task(function()
+          c:settimeout(10)
+          while true do
+            local line = c:read("L")
+            if not line then break end
+            assert(c:write(line))
+          end
+          c:close()
+        end)
+      end
+    end)
+    local clients = {}
+    for i = 1, CLIENTS do
+      clients[i] = conc.task(function()
+        local c = assert(conc.tcp.connect("127.0.0.1", srv.port, 10))
+        c:settimeout(10)
+        local got = {}
+        for k = 1, 3 do
+          assert(c:write("client ", tostring(i), " line ", tostring(k), "\n") == c)
+          got[k] = c:read("l")
+        end
+        local ip, port = c:peername()
+        assert(ip == "127.0.0.1" and port == srv.port)
+        c:close()
+        return table.concat(got, "|")
+      end)
+    end
+    for i = 1, CLIENTS do
+      local want = ("client %d line 1|client %d line 2|client %d line 3"):format(i, i, i)
+      assert(clients[i]:await() == want)
+    end
+    srv:close()
+    assert(server:await() == "server closed")
+    assert(select(2, srv:accept()) == "closed")
+  end)
+end
+
+-- Read formats, end of stream and the peer closing mid-read.
+do
+  conc.run(function()
+    local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+    local sent = conc.event()
+    conc.task(function()
+      local c = assert(srv:accept(10))
+      c:write("one\ntwo\nthree and more")
+      c:write("abc")
+      sent:set()
+      conc.sleep(0.02)
+      c:close() -- while the client waits in read("a")
+    end)
+    local c = assert(conc.tcp.connect("localhost", srv.port, 10))
+    c:settimeout(10)
+    sent:wait(10)
+    assert(c:read("l") == "one")
+    assert(c:read("L") == "two\n")
+    local five = c:read(5)
+    assert(#five >= 1 and #five <= 5 and ("three and more"):sub(1, #five) == five)
+    local rest = c:read("a") -- up to the close
+    assert(five .. rest == "three and moreabc", five .. rest)
+    local v, err = c:read("l")
+    assert(v == nil and err == "closed")
+    assert(c:read("a") == "")
+    c:close()
+    assert(select(2, c:read()) == "closed")
+    assert(select(2, c:write("x")) == "closed")
+    raises("invalid format", c.read, c, "x")
+    srv:close()
+  end)
+end
+
+-- Timeouts: read, accept, and a connect that cannot complete in time.
+do
+  conc.run(function()
+    local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+    local t0 = conc.now()
+    local v, err = srv:accept(0.05)
+    assert(v == nil and err == "timeout" and conc.now() - t0 >= 0.04)
+    local acc = conc.task(function() return srv:accept(10) end)
+    local c = assert(conc.tcp.connect("127.0.0.1", srv.port, 10))
+    local peer = assert(acc:await())
+    c:settimeout(0.05)
+    t0 = conc.now()
+    v, err = c:read("l")
+    assert(v == nil and err == "timeout" and conc.now() - t0 >= 0.04)
+    peer:write("late\n")
+    c:settimeout(10)
+    assert(c:read("l") == "late")
+    c:close(); peer:close(); srv:close()
+  end)
+end
+
+-- Failures return nil, message; bad arguments raise.
+do
+  local function check()
+    local c, err = conc.tcp.connect("127.0.0.1", 1, 10)
+    assert(c == nil and err:find("refused", 1, true), err)
+    c, err = conc.tcp.connect("no-such-host.invalid", 80, 10)
+    assert(c == nil and type(err) == "string", err)
+    raises("port must be between 0 and 65535", conc.tcp.connect, "127.0.0.1", 70000)
+    raises("port must be between 0 and 65535", conc.tcp.listen, "127.0.0.1", -1)
+    local s, e2 = conc.tcp.listen("not an address", 0)
+    assert(s == nil and e2:find("not a numeric address", 1, true))
+    local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+    local busy, e3 = conc.tcp.listen("127.0.0.1", srv.port)
+    assert(busy == nil and e3:find("address already in use", 1, true), e3)
+    srv:close()
+  end
+  check()              -- in the main thread, outside any loop
+  conc.run(check)      -- in a task
+  -- other tasks keep running while one resolves a bad name
+  conc.run(function()
+    local ticks = 0
+    local ticker = conc.task(function() for _ = 1, 3 do ticks = ticks + 1 conc.sleep(0) end end)
+    conc.tcp.connect("no-such-host.invalid", 80, 10)
+    ticker:await()
+    assert(ticks == 3)
+  end)
+end
+
+-- Writing to a connection the peer has closed ends in nil, message.
+do
+  conc.run(function()
+    local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+    local acc = conc.task(function() return srv:accept(10) end)
+    local c = assert(conc.tcp.connect("127.0.0.1", srv.port, 10))
+    acc:await():close()
+    c:settimeout(10)
+    assert(select(2, c:read("l")) == "closed")
+    local ok, err
+    for _ = 1, 50 do -- the reset arrives after a write or two
+      ok, err = c:write(string.rep("x", 65536))
+      if not ok then break end
+    end
+    assert(ok == nil and type(err) == "string", "writes to a closed peer must fail")
+    c:close(); srv:close()
+  end)
+end
+
+-- A plain thread blocks on the same calls; a connection belongs to its thread.
+do
+  local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+  local th = conc.thread(function(port)
+    local c = assert(conc.tcp.connect("127.0.0.1", port, 10))
+    c:settimeout(10)
+    assert(c:write("ping\n"))
+    local r = c:read("l")
+    c:close()
+    return r
+  end, srv.port)
+  local c = assert(srv:accept(10))
+  c:settimeout(10)
+  assert(c:read("l") == "ping")
+  c:write("pong\n")
+  assert(select(2, th:join()) == "pong")
+  raises("cannot copy a userdata of type 'conc.tcp.conn'", function() return conc.thread(function(x) return x end, c):join() end)
+  c:close(); srv:close()
+end
+
+-- A task waiting in read is cancelled: the loop ends, the handle is closed.
+do
+  conc.run(function()
+    local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+    local acc = conc.task(function() return srv:accept(10) end)
+    local c = assert(conc.tcp.connect("127.0.0.1", srv.port, 10))
+    local peer = acc:await()
+    local reader = conc.task(function() return c:read("l") end)
+    conc.sleep(0)
+    reader:cancel()
+    raises("cancelled", reader.await, reader)
+    peer:write("after\n")
+    c:settimeout(10)
+    assert(c:read("l") == "after")
+    c:close(); peer:close(); srv:close()
+  end)
+end
+
+print("test_tcp: ok")
