@@ -3,13 +3,14 @@
  *
  * The host makes two conc queues in C, `jobs` and `results`, and hands them
  * to every lua_State through the state hook (as globals). Its script
- * (argv[1], or the built-in one) starts a group of worker threads that take
- * numbers from `jobs` and put a table {job=, square=, worker=} on `results`
- * for each. Meanwhile two host pthreads put jobs without any Lua: one puts
- * integers, the other strings. The host's main thread takes every result,
- * decodes the table into its own state to read it, checks the sum of the
- * squares, closes `jobs` (the workers' loops end) and waits for the threads.
- * Exit code 0 when everything adds up.
+ * (argv[1], or the built-in one) starts a pool of workers (conc.pool) whose
+ * tasks take numbers from `jobs` and put a table {job=, square=, worker=}
+ * on `results` for each. Meanwhile two host pthreads put jobs without any
+ * Lua: one puts integers, the other strings. The host's main thread takes
+ * every result, decodes the table into its own state to read it, checks the
+ * sum of the squares, closes `jobs` (the tasks' loops end), then lets the
+ * script collect its tasks' counts and close the pool. Exit code 0 when
+ * everything adds up.
  *
  * Build: cc queue_host.c $(pkg-config --cflags --libs conclua) -pthread,
  * or with CMake through find_package(conclua) (CMakeLists.txt here).
@@ -38,15 +39,28 @@ static void expose(lua_State *L, void *ud) {
   lua_setglobal(L, "results");
 }
 
+/* Starts the pool and returns at once; `finish` runs once `jobs` is closed
+ * and returns how many jobs the tasks handled. A script given as argv[1]
+ * must define the same global `finish`. */
 static const char *builtin =
-    "local workers = {}\n"
-    "for w = 1, 4 do\n"
-    "  workers[w] = conc.thread(function()\n"
-    "    for job in function() return jobs:get() end do\n"
-    "      local n = tonumber(job)\n"
-    "      results:put({job = n, square = n * n, worker = w})\n"
-    "    end\n"
-    "  end)\n"
+    "local function work(w)\n"
+    "  local handled = 0\n"
+    "  for job in function() return jobs:get() end do  -- nil once closed\n"
+    "    local n = tonumber(job)\n"
+    "    results:put({job = n, square = n * n, worker = w})\n"
+    "    handled = handled + 1\n"
+    "  end\n"
+    "  return handled\n"
+    "end\n"
+    "local pool = conc.pool(4)\n"
+    "local tasks = {}\n"
+    "for w = 1, 4 do tasks[w] = pool:submit(work, w) end\n"
+    "function finish()\n"
+    "  local total = 0\n"
+    "  for w = 1, 4 do total = total + tasks[w]:get() end\n"
+    "  pool:close()\n"
+    "  pool:join()\n"
+    "  return total\n"
     "end\n";
 
 /* A host thread that puts jobs 1..JOBS_PER_PRODUCER, as integers or as
@@ -140,7 +154,15 @@ int main(int argc, char **argv) {
       pthread_join(tids[i], NULL);
       if (prods[i].failed) ok = 0;
     }
-    conclua_queue_close(h.jobs); /* every worker's loop ends */
+    conclua_queue_close(h.jobs); /* every task's loop ends */
+    if (conclua_dostring(L, "return finish()", "=finish") != LUA_OK) {
+      fprintf(stderr, "queue_host: %s\n", lua_tostring(L, -1));
+      ok = 0;
+    } else {
+      printf("jobs handled by the pool: %lld\n", (long long)lua_tointeger(L, -1));
+      if (lua_tointeger(L, -1) != 2 * JOBS_PER_PRODUCER) ok = 0;
+    }
+    lua_settop(L, 0);
   }
   conclua_wait_threads();
 
