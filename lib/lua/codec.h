@@ -24,10 +24,17 @@
 #include <lua.h>
 
 /* Format version carried in the low 4 bits of the first byte. */
-#define CONC_CODEC_VERSION 1
-/* Deepest nesting of tables and functions (a top-level value is level 0)
- * that encode accepts and decode trusts. */
+#define CONC_CODEC_VERSION 2
+/* Deepest recursion of the encoder and the decoder (a top-level value is
+ * level 0). Values of any depth are copied: a table or Lua function met at
+ * level CONC_CODEC_INLINE or deeper is numbered there and its contents are
+ * written after the top-level value, starting again at level 0 (so the C
+ * stack depth stays bounded, and the rest lives in heap memory). Only a
+ * chain of C closures held by each other's upvalues cannot be deferred
+ * (they can be created only after their upvalues): such a chain is refused
+ * past CONC_CODEC_MAXDEPTH. */
 #define CONC_CODEC_MAXDEPTH 200
+#define CONC_CODEC_INLINE 100
 
 typedef struct conc_wbuf {
   char *data; /* malloc or arena block, see in_arena */
@@ -61,9 +68,68 @@ int conc_decode(lua_State *L, const void *data, size_t len);
  * require). */
 int conc_decode_untrusted(lua_State *L, const void *data, size_t len);
 
+/* ---- jobs: the function and arguments of a thread or process --------- */
+
+/* As conc_encode(L, first, n, b, "argument"), for the job of a new thread or
+ * process: the message also carries the creator's package.path and
+ * package.cpath (when they are strings), which conc_decode_job sets in the
+ * destination before it decodes the values, so that the job's code and its
+ * module upvalues are found where the creator finds them. Same errors as
+ * conc_encode. */
+void conc_encode_job(lua_State *L, int first, int n, conc_wbuf_t *b);
+
+/* Decodes a job made by conc_encode_job into L (trusted, as conc_decode):
+ * first sets L's package.path and package.cpath to the creator's, then
+ * pushes the values (the function and its arguments) and returns how many.
+ * Raises as conc_decode. */
+int conc_decode_job(lua_State *L, const void *data, size_t len);
+
+/* ---- errors of a job -------------------------------------------------- */
+
+/* A message handler for the lua_pcall that runs a job's body (thread,
+ * process, pool task). A string error becomes "msg\nstack traceback:\n..."
+ * (as lua.c does); any other value (a table, a number, ...) is returned
+ * unchanged and its traceback text is kept in the registry for
+ * conc_error_store. */
+int conc_error_handler(lua_State *L);
+
+/* Stores the error value at idx (what conc_error_handler left, after the
+ * failed lua_pcall) in an arena block for the job's result, and returns it
+ * (NULL when the arena is full) with its length in *len. Never raises. The
+ * block is a codec message: its text first (the string error, or for any
+ * other value "(error object is a <type> value)" and its traceback, or its
+ * __tostring), then the value itself when it is not a string. A value that
+ * cannot be copied (a coroutine, ...) is stored as text only, the text
+ * saying why. Free the block with cc_free after conc_codec_release (it may
+ * hold conc object references, as results do). */
+void *conc_error_store(lua_State *L, int idx, size_t *len);
+
+/* The same kind of block for a plain text, without a Lua state and without
+ * malloc (arena only): for errors raised outside Lua. NULL and *outlen 0
+ * when the arena is full. */
+void *conc_error_from_text(const char *s, size_t len, size_t *outlen);
+
+/* The text of an error block made by conc_error_store/conc_error_from_text,
+ * or of a plain text (a core message, which starts with a printable
+ * character): returns a pointer into data (no allocation, no Lua state:
+ * safe on the reaper thread) and its length in *tlen. Not NUL-terminated for
+ * a block. Returns "?" for NULL or an unreadable block. */
+const char *conc_error_text(const void *data, size_t len, size_t *tlen);
+
+/* Pushes the error a job stored (block or plain text), ready for
+ * lua_error: a string error as "<kind> '<name>': <text>" (as join raised it
+ * until now; kind "thread", "process", "task", ...; just the text when kind
+ * is NULL), any other value as itself (decoded: `error({code = 42})` in a
+ * thread is that table in the joiner). Raises "malformed data: ..." on a
+ * corrupt block. */
+void conc_error_push(lua_State *L, const void *data, size_t len, const char *kind,
+                     const char *name);
+
 /* Drops the object references held by encoded bytes (no-op, without
  * reading past the first byte, if there are none). Safe on malformed input:
- * it stops at the first byte it cannot parse. */
+ * it stops at the first byte it cannot parse; a plain text (first byte
+ * printable: reserved header bits set) is left alone, so the hook may be
+ * called on any job result, error texts included. */
 void conc_codec_release(const void *data, size_t len);
 
 /* A buffer grows with malloc, or, when in_arena is set, in the shared arena

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 
 #include "codec_int.h"
 #include "lconc.h"
@@ -28,7 +29,7 @@ void conc__walk_objects(const void *data, size_t len, void (*fn)(cc_obj_t *)) {
   const unsigned char *p = data, *end;
   uint64_t pending, a, c;
   if (!data || len == 0) return;
-  if ((*p & HDR_VERSION) != CONC_CODEC_VERSION || !(*p & HDR_OBJECTS)) return;
+  if ((*p & (HDR_VERSION | HDR_RESERVED)) != CONC_CODEC_VERSION || !(*p & HDR_OBJECTS)) return;
   end = p + len;
   p++;
   if (!get_uvarint(&p, end, &pending)) return;
@@ -50,8 +51,14 @@ void conc__walk_objects(const void *data, size_t len, void (*fn)(cc_obj_t *)) {
       if (!skip(&p, end, sizeof(lua_Number))) return;
       break;
     case T_STR:
-    case T_MODULE:
       if (!get_uvarint(&p, end, &a) || !skip(&p, end, a)) return;
+      break;
+    case T_MODULE:
+      if (!get_uvarint(&p, end, &a) || !skip(&p, end, a) || p >= end) return;
+      pending += *p++ != M_REQUIRE; /* a loader or value follows */
+      break;
+    case T_DTABLE:
+      pending++; /* its contents come later */
       break;
     case T_TABLE:
     case T_TABLE_MT:
@@ -61,6 +68,7 @@ void conc__walk_objects(const void *data, size_t len, void (*fn)(cc_obj_t *)) {
       pending += a + 2 * c + (tag == T_TABLE_MT);
       break;
     case T_LFUNC:
+    case T_DLFUNC:
       if (end - p < 4) return;
       a = get_u32(p);
       p += 4;
@@ -110,6 +118,9 @@ typedef struct dec {
   int first;         /* slot of the first object while !has_seen (0: none) */
   lua_Integer nseen; /* objects numbered so far */
   int untrusted;     /* see conc_decode_untrusted */
+  int pend;          /* stack slot of the deferred objects, once has_pend */
+  int has_pend;
+  lua_Integer pend_head, pend_tail; /* pend[head+1..tail] are still due */
 } dec_t;
 
 static _Noreturn void dec_fail(dec_t *d, const char *why) {
@@ -171,18 +182,20 @@ static void dec_push_ref(dec_t *d, uint64_t ref) {
     lua_pushvalue(d->L, d->first);
 }
 
-static void dec_table(dec_t *d, int depth, int has_mt) {
+/* Reads a table's two counts, checked against the bytes left (a value
+ * takes at least one byte). */
+static void dec_counts(dec_t *d, uint64_t *narr, uint64_t *nhash) {
+  uint64_t left;
+  *narr = dec_uvarint(d);
+  *nhash = dec_uvarint(d);
+  left = (uint64_t)(d->end - d->p);
+  if (*narr > left || *nhash > (left - *narr) / 2) dec_fail(d, "bad table size");
+}
+
+/* The entries and metatable of the table at t. */
+static void dec_entries(dec_t *d, int t, int depth, uint64_t narr, uint64_t nhash, int has_mt) {
   lua_State *L = d->L;
-  uint64_t narr, nhash, i, left;
-  int t;
-  dec_enter(d, depth, 6);
-  narr = dec_uvarint(d);
-  nhash = dec_uvarint(d);
-  left = (uint64_t)(d->end - d->p); /* a value takes at least one byte */
-  if (narr > left || nhash > (left - narr) / 2) dec_fail(d, "bad table size");
-  lua_createtable(L, narr > INT_MAX ? INT_MAX : (int)narr, nhash > INT_MAX ? INT_MAX : (int)nhash);
-  t = lua_gettop(L);
-  dec_register(d, t, depth);
+  uint64_t i;
   for (i = 1; i <= narr; i++) {
     dec_value(d, depth + 1, 0);
     lua_rawseti(L, t, (lua_Integer)i);
@@ -205,6 +218,31 @@ static void dec_table(dec_t *d, int depth, int has_mt) {
     }
     lua_setmetatable(L, t);
   }
+}
+
+static void dec_table(dec_t *d, int depth, int has_mt) {
+  lua_State *L = d->L;
+  uint64_t narr, nhash;
+  int t;
+  dec_enter(d, depth, 6);
+  dec_counts(d, &narr, &nhash);
+  lua_createtable(L, narr > INT_MAX ? INT_MAX : (int)narr, nhash > INT_MAX ? INT_MAX : (int)nhash);
+  t = lua_gettop(L);
+  dec_register(d, t, depth);
+  dec_entries(d, t, depth, narr, nhash, has_mt);
+}
+
+/* Queues the object on top (a table or Lua function whose contents come
+ * after the current top-level value); leaves it pushed. */
+static void dec_defer(dec_t *d) {
+  lua_State *L = d->L;
+  if (!d->has_pend) {
+    lua_createtable(L, 16, 0);
+    lua_replace(L, d->pend);
+    d->has_pend = 1;
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->pend, ++d->pend_tail);
 }
 
 typedef struct chunk {
@@ -235,13 +273,30 @@ static void dec_join(dec_t *d, int f, int i) {
   lua_pop(L, 1);
 }
 
-static void dec_lfunction(dec_t *d, int depth) {
+/* The nup upvalue entries of the Lua function at f. */
+static void dec_lupvalues(dec_t *d, int f, int depth, int nup) {
+  lua_State *L = d->L;
+  int i;
+  for (i = 1; i <= nup; i++) {
+    if (d->p < d->end && *d->p == T_UPJOIN) {
+      d->p++;
+      dec_join(d, f, i);
+      continue;
+    }
+    dec_value(d, depth + 1, CTX_UPVAL);
+    if (!lua_setupvalue(L, f, i)) dec_fail(d, "bad upvalue");
+  }
+}
+
+/* A Lua function; with `later` (T_DLFUNC) its upvalues come after the
+ * current top-level value. */
+static void dec_lfunction(dec_t *d, int depth, int later) {
   lua_State *L = d->L;
   const unsigned char *code;
   chunk_t c;
   uint32_t len;
-  int f, i, nup, want;
-  dec_enter(d, depth, 6);
+  int f, nup, want;
+  dec_enter(d, later ? 0 : depth, 6); /* deferred: no recursion here */
   len = get_u32(dec_bytes(d, 4));
   code = dec_bytes(d, len);
   want = conc__check_bytecode(code, len);
@@ -254,15 +309,10 @@ static void dec_lfunction(dec_t *d, int depth) {
   nup = (int)dec_byte(d);
   if (nup != want || conc__fn_nups(L, f) != nup) dec_fail(d, "bad upvalue count");
   dec_register(d, f, depth);
-  for (i = 1; i <= nup; i++) {
-    if (d->p < d->end && *d->p == T_UPJOIN) {
-      d->p++;
-      dec_join(d, f, i);
-      continue;
-    }
-    dec_value(d, depth + 1, CTX_UPVAL);
-    if (!lua_setupvalue(L, f, i)) dec_fail(d, "bad upvalue");
-  }
+  if (later)
+    dec_defer(d);
+  else
+    dec_lupvalues(d, f, depth, nup);
 }
 
 static void dec_cfunction(dec_t *d, int depth) {
@@ -282,30 +332,80 @@ static void dec_cfunction(dec_t *d, int depth) {
   dec_register(d, lua_gettop(L), depth);
 }
 
-/* package.loaded[name], or require(name) when it is not loaded yet. */
-static void dec_module(dec_t *d) {
+/* require(name), name on top (replaced by the module). A failure says what
+ * a copied function needed and how to provide it. */
+static void dec_require(dec_t *d, int how) {
+  lua_State *L = d->L;
+  int nm = lua_gettop(L);
+  if (lua_getglobal(L, "require") != LUA_TFUNCTION)
+    luaL_error(L, "cannot bind module '%s' for a copied function: no 'require' function",
+               lua_tostring(L, nm));
+  lua_pushvalue(L, nm);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    if (how == M_PRELOAD)
+      luaL_error(L, "cannot bind module '%s' for a copied function: its package.preload "
+                 "loader, copied from the sender, failed: %s",
+                 lua_tostring(L, nm), luaL_tolstring(L, -1, NULL));
+    luaL_error(L, "cannot bind module '%s' for a copied function: %s\n(the sender found it on "
+               "its package.path/cpath; a new thread or process starts with its creator's "
+               "paths, but this state's package.path and package.cpath do not find it: "
+               "require it here first, or give this state the sender's paths)",
+               lua_tostring(L, nm), luaL_tolstring(L, -1, NULL));
+  }
+  lua_replace(L, nm);
+}
+
+/* A module upvalue: package.loaded[name] of the destination; when it is
+ * not loaded, the sender's loader (set as package.preload[name], then
+ * required), its value (set as package.loaded[name]), or require(name). */
+static void dec_module(dec_t *d, int depth) {
   lua_State *L = d->L;
   uint64_t n = dec_uvarint(d);
   const char *name = (const char *)dec_bytes(d, n);
-  int nm;
+  unsigned how = dec_byte(d);
+  int nm, pl = 0;
+  if (how > M_VALUE) dec_fail(d, "bad module entry");
   lua_pushlstring(L, name, (size_t)n);
   nm = lua_gettop(L);
+  if (how != M_REQUIRE) { /* at the upvalue's own level, as the encoder writes it */
+    dec_value(d, depth, 0);
+    pl = lua_gettop(L);
+    if (how == M_PRELOAD && lua_type(L, pl) != LUA_TFUNCTION) dec_fail(d, "bad module loader");
+  }
   if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) == LUA_TTABLE) {
     lua_pushvalue(L, nm);
     if (lua_rawget(L, -2) != LUA_TNIL) {
       lua_replace(L, nm);
-      lua_pop(L, 1);
+      lua_settop(L, nm);
       return;
     }
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  if (how == M_VALUE) {
+    if (!d->untrusted) { /* later copies of functions using it find it loaded */
+      luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+      lua_pushvalue(L, nm);
+      lua_pushvalue(L, pl);
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    }
+    lua_replace(L, nm);
+    return;
+  }
   if (d->untrusted)
     luaL_error(L, "malformed data: module '%s' is not loaded", lua_tostring(L, nm));
-  if (lua_getglobal(L, "require") != LUA_TFUNCTION)
-    luaL_error(L, "cannot bind module '%s': no 'require' function", lua_tostring(L, nm));
-  lua_insert(L, nm);
-  lua_call(L, 1, 1);
+  if (how == M_PRELOAD) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushvalue(L, nm);
+    if (lua_rawget(L, -2) == LUA_TNIL) {
+      lua_pushvalue(L, nm);
+      lua_pushvalue(L, pl);
+      lua_rawset(L, -4);
+    }
+    lua_settop(L, nm);
+  }
+  dec_require(d, (int)how);
 }
 
 static void dec_value(dec_t *d, int depth, int ctx) {
@@ -346,11 +446,18 @@ static void dec_value(dec_t *d, int depth, int ctx) {
   case T_TABLE_MT:
     dec_table(d, depth, tag == T_TABLE_MT);
     return;
+  case T_DTABLE: /* no recursion: no depth check */
+    if (!lua_checkstack(L, 4)) dec_fail(d, "nesting too deep");
+    lua_newtable(L);
+    dec_register(d, lua_gettop(L), depth);
+    dec_defer(d);
+    return;
   case T_REF:
     dec_push_ref(d, dec_uvarint(d));
     return;
   case T_LFUNC:
-    dec_lfunction(d, depth);
+  case T_DLFUNC:
+    dec_lfunction(d, depth, tag == T_DLFUNC);
     return;
   case T_CFUNC:
     dec_cfunction(d, depth);
@@ -368,7 +475,7 @@ static void dec_value(dec_t *d, int depth, int ctx) {
     return;
   case T_MODULE:
     if (!(ctx & CTX_UPVAL)) break;
-    dec_module(d);
+    dec_module(d, depth);
     return;
   default:
     break;
@@ -380,7 +487,47 @@ static void dec_value(dec_t *d, int depth, int ctx) {
   }
 }
 
-static int decode(lua_State *L, const void *data, size_t len, int untrusted) {
+/* Fills the deferred objects in the order they were queued (the
+ * encoder's order), each starting again at depth 0; deeper objects met
+ * meanwhile join the queue. */
+static void dec_drain(dec_t *d) {
+  lua_State *L = d->L;
+  while (d->pend_head < d->pend_tail) {
+    int v;
+    lua_rawgeti(L, d->pend, ++d->pend_head);
+    lua_pushnil(L);
+    lua_rawseti(L, d->pend, d->pend_head);
+    v = lua_gettop(L);
+    if (lua_istable(L, v)) {
+      unsigned tag = dec_byte(d);
+      uint64_t narr, nhash;
+      if (tag != T_TABLE && tag != T_TABLE_MT) dec_fail(d, "bad deferred table");
+      dec_counts(d, &narr, &nhash);
+      dec_entries(d, v, 0, narr, nhash, tag == T_TABLE_MT);
+    } else {
+      dec_lupvalues(d, v, 0, conc__fn_nups(L, v));
+    }
+    lua_settop(L, v - 1);
+  }
+  d->pend_head = d->pend_tail = 0;
+}
+
+/* Sets package[field] to the string on top (popped); anything else is
+ * skipped. */
+static void set_package_field(lua_State *L, const char *field) {
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, LUA_LOADLIBNAME) == LUA_TTABLE) {
+      lua_pushvalue(L, -3);
+      lua_setfield(L, -2, field);
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
+/* job: the first two values are the sender's package.path and cpath. */
+static int decode(lua_State *L, const void *data, size_t len, int untrusted, int job) {
   dec_t d;
   uint64_t n, i;
   unsigned hdr;
@@ -390,6 +537,8 @@ static int decode(lua_State *L, const void *data, size_t len, int untrusted) {
   d.p = data;
   d.end = d.p + len;
   d.seen = d.has_seen = d.first = 0;
+  d.pend = d.has_pend = 0;
+  d.pend_head = d.pend_tail = 0;
   d.nseen = 0;
   hdr = dec_byte(&d);
   if ((hdr & HDR_VERSION) != CONC_CODEC_VERSION)
@@ -399,18 +548,33 @@ static int decode(lua_State *L, const void *data, size_t len, int untrusted) {
   if (n > (uint64_t)(d.end - d.p)) dec_fail(&d, "bad value count");
   if (n > INT_MAX - 16 || !lua_checkstack(L, (int)n + 16))
     luaL_error(L, "malformed data: too many values (%I)", (lua_Integer)n);
+  if (job && n < 2) dec_fail(&d, "bad job");
   lua_pushnil(L); /* slot for the object list */
   d.seen = lua_gettop(L);
-  for (i = 0; i < n; i++) dec_value(&d, 0, 0);
+  lua_pushnil(L); /* slot for the deferred objects */
+  d.pend = lua_gettop(L);
+  for (i = 0; i < n; i++) {
+    dec_value(&d, 0, 0);
+    if (d.has_pend) dec_drain(&d);
+    if (job && i == 1) { /* the paths, before anything that may require */
+      set_package_field(L, "cpath");
+      set_package_field(L, "path");
+    }
+  }
   if (d.p != d.end) dec_fail(&d, "trailing bytes");
+  lua_remove(L, d.pend);
   lua_remove(L, d.seen);
-  return (int)n;
+  return (int)n - (job ? 2 : 0);
 }
 
 int conc_decode(lua_State *L, const void *data, size_t len) {
-  return decode(L, data, len, 0);
+  return decode(L, data, len, 0, 0);
 }
 
 int conc_decode_untrusted(lua_State *L, const void *data, size_t len) {
-  return decode(L, data, len, 1);
+  return decode(L, data, len, 1, 0);
+}
+
+int conc_decode_job(lua_State *L, const void *data, size_t len) {
+  return decode(L, data, len, 0, 1);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 
 #include "codec_int.h"
 #include "lconc.h"
@@ -49,13 +50,27 @@ static frame_t *enc_frame(enc_t *e, int kind) {
   return f;
 }
 
-/* Entering a table or function: bounds the depth (and the C and Lua stack
- * it takes). */
+/* Entering a table or function: room on the Lua stack for its work. The
+ * depth needs no check: tables and Lua functions are deferred from
+ * CONC_CODEC_INLINE levels on (enc_defer), and C closures check it
+ * themselves. */
 static void enc_enter(enc_t *e) {
-  if (e->lvl >= CONC_CODEC_MAXDEPTH)
-    conc__enc_fail(e, "cannot copy a value nested more than %d levels deep",
-                   CONC_CODEC_MAXDEPTH);
-  luaL_checkstack(e->L, 8, "nesting too deep");
+  luaL_checkstack(e->L, 8, "not enough stack space to copy a value");
+}
+
+/* Queues the object at idx (just numbered, its tag written) for its
+ * contents to be written once the current top-level value is done
+ * (enc_drain): so the C stack never holds more than CONC_CODEC_INLINE
+ * levels of tables and functions, whatever the value's depth. */
+static void enc_defer(enc_t *e, int idx) {
+  lua_State *L = e->L;
+  if (!e->has_pend) {
+    lua_createtable(L, 16, 0);
+    lua_replace(L, e->pend);
+    e->has_pend = 1;
+  }
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, e->pend, ++e->pend_tail);
 }
 
 int conc__fn_nups(lua_State *L, int f) {
@@ -122,18 +137,15 @@ static int enc_backref(enc_t *e, int idx) {
 
 static void enc_value(enc_t *e, int idx);
 
-/* One pass of lua_next: while the keys run 1, 2, 3, ... the values go to
- * the array part; from the first other key on, every pair goes to the hash
- * part (so a sparse table costs what its entries cost, whatever its
- * border). */
-static void enc_table(enc_t *e, int t) {
+/* The contents of the table at t: tag, counts, pairs, metatable. One pass
+ * of lua_next: while the keys run 1, 2, 3, ... the values go to the array
+ * part; from the first other key on, every pair goes to the hash part (so a
+ * sparse table costs what its entries cost, whatever its border). */
+static void enc_table_body(enc_t *e, int t) {
   lua_State *L = e->L;
   lua_Integer narr = 0, nhash = 0;
   size_t pos;
   int mt = 0, inarr = 1;
-  if (enc_backref(e, t)) return;
-  enc_enter(e);
-  enc_register(e, t);
   if (lua_getmetatable(L, t)) mt = lua_gettop(L);
   enc_byte(e, mt ? T_TABLE_MT : T_TABLE);
   pos = e->b->len;
@@ -165,8 +177,24 @@ static void enc_table(enc_t *e, int t) {
   }
 }
 
+static void enc_table(enc_t *e, int t) {
+  if (enc_backref(e, t)) return;
+  enc_enter(e);
+  enc_register(e, t);
+  if (cc_unlikely(e->lvl >= CONC_CODEC_INLINE)) {
+    enc_byte(e, T_DTABLE);
+    enc_defer(e, t);
+    return;
+  }
+  enc_table_body(e, t);
+}
+
 /* package.loaded inverted: value -> name, for tables, functions and
- * userdata. Built once per encoding, when the first upvalue needs it. */
+ * userdata. Built once per encoding, when the first upvalue needs it. The
+ * map also records, per encoding, the modules whose loader or value was
+ * already written (name -> true), and marks a module whose value is being
+ * copied (value -> false: references to it from inside are references to
+ * the copy). */
 static void enc_need_mods(enc_t *e) {
   lua_State *L = e->L;
   int map;
@@ -189,6 +217,146 @@ static void enc_need_mods(enc_t *e) {
   lua_pop(L, 1);
   lua_replace(L, e->mods);
   e->has_mods = 1;
+}
+
+/* The libraries every state of the runtime opens (conclua_openlibs): a
+ * destination always has them. */
+static int is_library(const char *name) {
+  static const char *const libs[] = {LUA_GNAME, LUA_LOADLIBNAME, LUA_COLIBNAME, LUA_TABLIBNAME,
+                                     LUA_IOLIBNAME, LUA_OSLIBNAME, LUA_STRLIBNAME,
+                                     LUA_MATHLIBNAME, LUA_UTF8LIBNAME, LUA_DBLIBNAME, "conc"};
+  size_t i;
+  for (i = 0; i < sizeof libs / sizeof libs[0]; i++)
+    if (strcmp(name, libs[i]) == 0) return 1;
+  return 0;
+}
+
+/* package.searchpath(name, package[field]) finds a file. */
+static int on_path(lua_State *L, int pkg, int name, const char *field) {
+  int found = 0;
+  if (lua_getfield(L, pkg, field) == LUA_TSTRING &&
+      lua_getfield(L, pkg, "searchpath") == LUA_TFUNCTION) {
+    lua_pushvalue(L, name);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 1);
+    found = lua_type(L, -1) == LUA_TSTRING;
+  }
+  lua_settop(L, pkg);
+  return found;
+}
+
+static const char modcache_key = 0;
+
+/* Whether require(name) finds a file for the module (package.path, then
+ * package.cpath, then the root name in package.cpath as the all-in-one
+ * searcher does). Remembered per state while package.path and
+ * package.cpath stay the same, so that encoding a function with a module
+ * upvalue touches the file system once per module. */
+static int findable(lua_State *L, int name) {
+  int pkg, cache, found;
+  const char *s;
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, LUA_LOADLIBNAME);
+  lua_remove(L, -2);
+  pkg = lua_gettop(L);
+  if (!lua_istable(L, pkg)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  /* the cache: {path, cpath, [name] = found} */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &modcache_key) != LUA_TTABLE ||
+      (lua_getfield(L, pkg, "path"), lua_rawgeti(L, -2, 1), !lua_rawequal(L, -1, -2)) ||
+      (lua_getfield(L, pkg, "cpath"), lua_rawgeti(L, -4, 2), !lua_rawequal(L, -1, -2))) {
+    lua_settop(L, pkg);
+    lua_createtable(L, 2, 4);
+    lua_getfield(L, pkg, "path");
+    lua_rawseti(L, -2, 1);
+    lua_getfield(L, pkg, "cpath");
+    lua_rawseti(L, -2, 2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &modcache_key);
+  }
+  lua_settop(L, pkg + 1);
+  cache = pkg + 1;
+  lua_pushvalue(L, name);
+  if (lua_rawget(L, cache) == LUA_TBOOLEAN) {
+    found = lua_toboolean(L, -1);
+    lua_settop(L, pkg - 1);
+    return found;
+  }
+  lua_settop(L, cache);
+  lua_pushvalue(L, pkg);
+  found = on_path(L, cache + 1, name, "path") || on_path(L, cache + 1, name, "cpath");
+  s = lua_tostring(L, name);
+  if (!found && strchr(s, '.')) { /* the all-in-one loader: the root name in cpath */
+    lua_pushlstring(L, s, (size_t)(strchr(s, '.') - s));
+    lua_pushvalue(L, cache + 1);
+    found = on_path(L, cache + 3, cache + 2, "cpath");
+  }
+  lua_settop(L, cache);
+  lua_pushvalue(L, name);
+  lua_pushboolean(L, found);
+  lua_rawset(L, cache);
+  lua_settop(L, pkg - 1);
+  return found;
+}
+
+/* How a destination that has not loaded module `name` (at stack index
+ * name) gets it: a library or a file on the paths is required there
+ * (M_REQUIRE); a loader in package.preload is copied (M_PRELOAD, the loader
+ * pushed); anything else (set in package.loaded by hand) is copied by value
+ * (M_VALUE). */
+static int module_how(lua_State *L, int name) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE) == LUA_TTABLE) {
+    lua_pushvalue(L, name);
+    if (lua_rawget(L, -2) == LUA_TFUNCTION) {
+      lua_remove(L, -2);
+      return M_PRELOAD;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (is_library(lua_tostring(L, name)) || findable(L, name)) return M_REQUIRE;
+  return M_VALUE;
+}
+
+/* Module upvalue: the value at v is package.loaded[name], name at nm. The
+ * name, then how a destination without it gets it; the loader or value is
+ * written once per message. */
+static void enc_module(enc_t *e, int v, int nm) {
+  lua_State *L = e->L;
+  size_t n;
+  const char *name = lua_tolstring(L, nm, &n);
+  const char *outer = e->modname;
+  unsigned char *p = enc_room(e, 2 + UVARINT_MAX + n);
+  int how;
+  *p++ = T_MODULE;
+  p = put_uvarint(p, n);
+  memcpy(p, name, n);
+  enc_end(e, p + n);
+  lua_pushvalue(L, nm);
+  if (lua_rawget(L, e->mods) == LUA_TBOOLEAN) { /* written before in this message */
+    lua_pop(L, 1);
+    enc_byte(e, M_REQUIRE);
+    return;
+  }
+  lua_pop(L, 1);
+  how = module_how(L, nm);
+  enc_byte(e, (unsigned)how);
+  if (how == M_REQUIRE) return;
+  lua_pushvalue(L, nm);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, e->mods);
+  lua_pushvalue(L, v);
+  lua_pushboolean(L, 0);
+  lua_rawset(L, e->mods);
+  e->modname = name;
+  enc_value(e, how == M_PRELOAD ? lua_gettop(L) : v);
+  e->modname = outer;
+  if (how == M_PRELOAD) lua_pop(L, 1);
+  lua_pushvalue(L, v);
+  lua_pushvalue(L, nm);
+  lua_rawset(L, e->mods);
 }
 
 /* Upvalue i (value at v) of the function at f. For a Lua function (fref,
@@ -230,13 +398,7 @@ static void enc_upvalue(enc_t *e, int v, int f, lua_Integer fref, int i) {
     enc_need_mods(e);
     lua_pushvalue(L, v);
     if (lua_rawget(L, e->mods) == LUA_TSTRING) {
-      size_t n;
-      const char *name = lua_tolstring(L, -1, &n);
-      p = enc_room(e, 1 + UVARINT_MAX + n);
-      *p++ = T_MODULE;
-      p = put_uvarint(p, n);
-      memcpy(p, name, n);
-      enc_end(e, p + n);
+      enc_module(e, v, lua_gettop(L));
       lua_pop(L, 1);
       return;
     }
@@ -254,16 +416,32 @@ static int enc_writer(lua_State *L, const void *p, size_t n, void *ud) {
   return 0;
 }
 
+/* The nup upvalue entries of the Lua function at f, object number fref. */
+static void enc_lupvalues(enc_t *e, int f, lua_Integer fref, int nup) {
+  lua_State *L = e->L;
+  int i;
+  for (i = 1; i <= nup; i++) {
+    const char *name = lua_getupvalue(L, f, i);
+    frame_t *fr = enc_frame(e, F_UPVAL);
+    fr->name = name;
+    fr->idx = i;
+    enc_upvalue(e, lua_gettop(L), f, fref, i);
+    e->lvl--;
+    lua_pop(L, 1);
+  }
+}
+
 static void enc_lfunction(enc_t *e, int f) {
   lua_State *L = e->L;
   lua_Integer fref;
   size_t pos, size;
-  int i, nup, st;
+  int nup, st, later;
   if (enc_backref(e, f)) return;
   enc_enter(e);
   enc_register(e, f);
   fref = e->nseen;
-  enc_byte(e, T_LFUNC);
+  later = e->lvl >= CONC_CODEC_INLINE;
+  enc_byte(e, later ? T_DLFUNC : T_LFUNC);
   pos = e->b->len;
   enc_room(e, 4);
   e->b->len += 4;
@@ -277,20 +455,16 @@ static void enc_lfunction(enc_t *e, int f) {
   put_u32((unsigned char *)e->b->data + pos, (uint32_t)size);
   nup = conc__fn_nups(L, f);
   enc_byte(e, (unsigned)nup);
-  for (i = 1; i <= nup; i++) {
-    const char *name = lua_getupvalue(L, f, i);
-    frame_t *fr = enc_frame(e, F_UPVAL);
-    fr->name = name;
-    fr->idx = i;
-    enc_upvalue(e, lua_gettop(L), f, fref, i);
-    e->lvl--;
-    lua_pop(L, 1);
-  }
+  if (later)
+    enc_defer(e, f);
+  else
+    enc_lupvalues(e, f, fref, nup);
 }
 
 /* A C function goes by address. A C closure with upvalues is numbered after
  * its upvalues (the decoder can only create it then), so it cannot be
- * reached from them: it is marked `false` meanwhile to catch that. */
+ * reached from them: it is marked `false` meanwhile to catch that. For the
+ * same reason it cannot be deferred: a chain of C closures is bounded. */
 static void enc_cfunction(enc_t *e, int f) {
   lua_State *L = e->L;
   lua_CFunction fn = lua_tocfunction(L, f);
@@ -298,6 +472,9 @@ static void enc_cfunction(enc_t *e, int f) {
   unsigned char *p;
   if (nup > 0) {
     if (enc_backref(e, f)) return;
+    if (e->lvl >= CONC_CODEC_MAXDEPTH)
+      conc__enc_fail(e, "cannot copy C closures nested in each other more than %d levels deep",
+                     CONC_CODEC_MAXDEPTH);
     enc_enter(e);
     enc_need_seen(e);
     lua_pushvalue(L, f);
@@ -368,6 +545,35 @@ static void enc_value(enc_t *e, int idx) {
   }
 }
 
+/* Writes the contents of the deferred objects, in the order they were
+ * met (the decoder fills them in the same order), each starting again at
+ * level 0; deeper objects met meanwhile join the queue. */
+static void enc_drain(enc_t *e) {
+  lua_State *L = e->L;
+  while (e->pend_head < e->pend_tail) {
+    int v;
+    lua_rawgeti(L, e->pend, ++e->pend_head);
+    lua_pushnil(L);
+    lua_rawseti(L, e->pend, e->pend_head);
+    v = lua_gettop(L);
+    e->lvl = 0;
+    e->deferred = 1;
+    if (lua_istable(L, v)) {
+      enc_table_body(e, v);
+    } else {
+      lua_Integer fref;
+      lua_pushvalue(L, v);
+      lua_rawget(L, e->seen); /* deferred objects are never the first: seen exists */
+      fref = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      enc_lupvalues(e, v, fref, conc__fn_nups(L, v));
+    }
+    lua_settop(L, v - 1);
+  }
+  e->pend_head = e->pend_tail = 0;
+  e->deferred = 0;
+}
+
 /* lua_pcall'd: arguments are the enc_t and the values. */
 static int enc_protected(lua_State *L) {
   enc_t *e = lua_touserdata(L, 1);
@@ -378,27 +584,37 @@ static int enc_protected(lua_State *L) {
   e->seen = lua_gettop(L);
   lua_pushnil(L);
   e->mods = lua_gettop(L);
+  lua_pushnil(L);
+  e->pend = lua_gettop(L);
   p = enc_room(e, 1 + UVARINT_MAX);
   *p++ = CONC_CODEC_VERSION;
   enc_end(e, put_uvarint(p, (uint64_t)n));
   for (i = 0; i < n; i++) {
-    e->argn = i + 1;
+    e->argn = i + 1 - e->hidden;
     e->lvl = 0;
     enc_value(e, i + 2);
+    if (e->has_pend) enc_drain(e);
   }
   return 0;
 }
 
 /* The general path of conc_encode: see codec_int.h. */
-void conc__enc_general(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what) {
+void conc__enc_general(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what,
+                       int hidden, int numbered) {
   enc_t e;
   int i;
   luaL_checkstack(L, n + 8, "too many values to copy");
   e.b = b;
   e.what = what;
   e.argn = e.lvl = 0;
+  e.hidden = hidden;
+  e.numbered = numbered;
   e.seen = e.has_seen = e.first = 0;
   e.mods = e.has_mods = 0;
+  e.pend = e.has_pend = 0;
+  e.pend_head = e.pend_tail = 0;
+  e.deferred = 0;
+  e.modname = NULL;
   e.nseen = 0;
   lua_pushcfunction(L, enc_protected);
   lua_pushlightuserdata(L, &e);

@@ -49,8 +49,17 @@ enum {
   T_GLOBALS = 0x0C,  /* upvalue only: the destination's globals table */
   T_MODULE = 0x0D,   /* upvalue only: uvarint length, name in package.loaded */
   T_UPJOIN = 0x0E,   /* Lua upvalue only: uvarint function ref, byte upvalue */
+  T_DTABLE = 0x0F,   /* a table whose contents (a T_TABLE/T_TABLE_MT) come later */
+  T_DLFUNC = 0x10,   /* as T_LFUNC without the upvalues, which come later */
   T_FIXSTR = 0x20,   /* 0x20..0x3F: string of length tag - 0x20 */
   T_FIXINT = 0x80    /* 0x80..0xFF: integer tag - 0x80 */
+};
+/* How a module upvalue is resolved when the destination has not loaded it
+ * (the byte after its name). */
+enum {
+  M_REQUIRE = 0, /* require(name): found on package.path/cpath, or a library */
+  M_PRELOAD = 1, /* then a value: the loader, set as package.preload[name] */
+  M_VALUE = 2    /* then a value: the module itself, set as package.loaded[name] */
 };
 #define FIXSTR_MAX 31
 #define FIXINT_MAX 127
@@ -146,8 +155,11 @@ const char *conc__nomem_message(const conc_wbuf_t *b);
 /* The general path of conc_encode: encodes the n values from the absolute
  * stack index first into b (empty), under lua_pcall, then takes the object
  * references. Raises as conc_encode does, b left empty and no reference
- * held. */
-void conc__enc_general(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what);
+ * held. Error messages number the values from 1 after the first `hidden`
+ * ones (which must be strings), or do not number them when !numbered:
+ * "(error value, field 'co')". */
+void conc__enc_general(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what,
+                       int hidden, int numbered);
 
 /* How a value was reached from its parent. */
 enum { F_FIELD, F_KEY, F_UPVAL, F_META };
@@ -163,6 +175,8 @@ typedef struct enc {
   conc_wbuf_t *b;
   const char *what;
   int argn;          /* number of the top-level value, from 1 */
+  int hidden;        /* leading values not counted in argn */
+  int numbered;      /* 0: the place says "(<what>, ...)" without argn */
   int lvl;           /* length of the path to the current value */
   int seen;          /* stack slot of the identity table, once has_seen */
   int has_seen;
@@ -170,6 +184,11 @@ typedef struct enc {
   lua_Integer nseen; /* objects numbered so far */
   int mods;          /* stack slot of the module-name map, once has_mods */
   int has_mods;
+  int pend;          /* stack slot of the deferred objects, once has_pend */
+  int has_pend;
+  lua_Integer pend_head, pend_tail; /* pend[head+1..tail] are still due */
+  int deferred;      /* encoding the contents of a deferred object */
+  const char *modname; /* copying this module's value (for error messages) */
   frame_t path[CONC_CODEC_MAXDEPTH];
 } enc_t;
 

@@ -84,7 +84,11 @@ static void mb_key(msgbuf_t *m, lua_State *L, int idx, int first) {
 /* " (argument 2, field 'a.b[3]', upvalue 'f', key, metatable)" */
 static void mb_place(msgbuf_t *m, const enc_t *e) {
   int k, infield = 0;
-  mb_add(m, " (%s %d", e->what, e->argn);
+  if (e->numbered)
+    mb_add(m, " (%s %d", e->what, e->argn);
+  else
+    mb_add(m, " (%s", e->what);
+  if (e->deferred) mb_add(m, ", ..."); /* inside a value deeper than CONC_CODEC_INLINE */
   for (k = 0; k < e->lvl; k++) {
     const frame_t *f = &e->path[k];
     if (f->kind == F_FIELD) {
@@ -119,6 +123,12 @@ _Noreturn void conc__enc_fail(enc_t *e, const char *fmt, ...) {
   va_end(ap);
   m.n = k < 0 ? 0 : (size_t)k > 255 ? 255 : (size_t)k;
   mb_place(&m, e);
+  if (e->modname)
+    mb_add(&m, "; module '%s' is copied because a new state cannot require it (it is not on "
+               "package.path or package.cpath: set by hand in package.loaded, or loaded by a "
+               "package.preload function that cannot be copied): put it in a file on "
+               "package.path, or give it a copyable loader in package.preload",
+           e->modname);
   lua_pushlstring(e->L, m.s, m.n);
   lua_error(e->L);
   abort(); /* not reached */

@@ -137,6 +137,17 @@ static const char samples_chunk[] =
     "local idx = getmetatable(conc.current()).__index\n"
     "local big = {}\n"
     "for i = 1, 200 do big[i] = i; big['k' .. i] = -i end\n"
+    "local deep, cur = {}, nil\n" /* deeper than CONC_CODEC_INLINE: deferred contents */
+    "cur = deep\n"
+    "for i = 1, 110 do cur.n = {i = i, s = shared}; cur = cur.n end\n"
+    "cur.back = deep\n"
+    "local chain = function() return 0 end\n"
+    "for _ = 1, 105 do local g = chain; chain = function() return g() + count end end\n"
+    "package.preload.fz_pre = function() return {p = 1} end\n"
+    "local pre = require 'fz_pre'\n"
+    "package.loaded.fz_hand = {h = 2}\n"
+    "local hand = package.loaded.fz_hand\n"
+    "local function mods() return pre, hand, str end\n"
     "return {\n"
     "  {n = 1, 1}, {n = 1, -123456789}, {n = 1, 1.5}, {n = 1, 'hello'},\n"
     "  {n = 1, ('x'):rep(100)}, {n = 3, nil, true, false}, {n = 1, t},\n"
@@ -145,6 +156,7 @@ static const char samples_chunk[] =
     "  {n = 1, idx}, {n = 2, idx, idx}, {n = 1, conc.current()},\n"
     "  {n = 1, {[conc.current()] = 1, [true] = false, [-1] = 'neg'}},\n"
     "  {n = 1, big}, {n = 4, 'a', {inc = inc}, {get = get, t = t}, fmt},\n"
+    "  {n = 2, deep, shared}, {n = 2, chain, get}, {n = 1, mods},\n"
     "}\n";
 
 typedef struct sample {
@@ -208,8 +220,8 @@ static size_t below(size_t n) {
 
 /* Bytes the format gives meaning to: tags, small counts, extremes. */
 static const unsigned char interesting[] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
-                                            0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x10,
-                                            0x11, 0x1f, 0x20, 0x3f, 0x7f, 0x80, 0x81, 0xff};
+                                            0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F,
+                                            0x10, 0x11, 0x1f, 0x20, 0x3f, 0x7f, 0x80, 0x81, 0xff};
 
 /* The mutation buffer: twice the largest sample, at least 64 KiB (set by
  * run_mutations before any mutation). */

@@ -7,6 +7,7 @@ local enc = conc._encode
 -- untrusted decoder (conc._decode without its second argument).
 local function dec(s) return conc._decode(s, true) end
 local udec = conc._decode
+local V = "\2" -- the format version byte
 
 local checks, failures = 0, 0
 local function check(cond, what)
@@ -78,7 +79,7 @@ do
   -- compactness of the common items
   check(#enc(5) == 3, "a small integer takes 3 bytes, got " .. #enc(5))
   check(#enc("abc") == 6, "a short string takes 6 bytes, got " .. #enc("abc"))
-  check(enc(1):byte(1) == 1, "version 1, no flags")
+  check(enc(1):byte(1) == 2, "version 2, no flags")
 end
 
 ---------------------------------------------------------------- tables
@@ -303,7 +304,7 @@ do
   check(rawequal(t.obj, me) and t[me] == "key", "conc object in a table and as key")
   check(enc(me):byte(1) & 0x10 ~= 0, "objects flag set")
   check(enc({1}):byte(1) & 0x10 == 0, "objects flag clear")
-  raises("malformed data: invalid conc object", dec, "\1\1\11" .. string.pack("<j", 0x1230))
+  raises("malformed data: invalid conc object", dec, V .. "\1\11" .. string.pack("<j", 0x1230))
 end
 
 ---------------------------------------------------------------- rejections
@@ -325,23 +326,100 @@ do
   raises("cannot copy a userdata of type 'FILE*' (argument 1, field 'out')", enc, {out = io.stderr})
   raises("cannot copy a light userdata (argument 1)", enc, debug.upvalueid(holds, 1))
 
-  -- depth: 200 nested levels are fine, 201 are not
+  -- depth: no limit. A table or function 100 levels deep or more is numbered in place and its
+  -- contents written after the top-level value (docs/CODEC.md, "Depth"); cycles, shared
+  -- sub-tables and error places still work across that boundary.
   local function nest(n)
     local t = {}
     for _ = 2, n do t = {t} end
     return t
   end
-  local deep = rt(nest(200))
-  local d = 0
-  while deep do d, deep = d + 1, deep[1] end
-  check(d == 200, "200 levels copied")
-  raises("cannot copy a value nested more than 200 levels deep (argument 1, field '[1][1]", enc,
-         nest(201))
+  for _, n in ipairs({99, 100, 101, 102, 200, 201, 1000, 20000}) do
+    local deep = rt(nest(n))
+    local d = 0
+    while deep do d, deep = d + 1, deep[1] end
+    check(d == n, n .. " nested levels copied, got " .. d)
+  end
+  local function list(n)
+    local head
+    for i = n, 1, -1 do head = {v = i, next = head} end
+    return head
+  end
+  local function count(l)
+    local c, inorder = 0, true
+    while l do
+      c = c + 1
+      inorder = inorder and l.v == c
+      l = l.next
+    end
+    return inorder and c or -c
+  end
+  check(count(rt(list(201))) == 201, "a linked list of 201 nodes")
+  check(count(rt(list(1000000))) == 1000000, "a linked list of a million nodes")
+  local two = {rt(list(300), list(250))}
+  check(count(two[1]) == 300 and count(two[2]) == 250, "two deep values in one message")
+
   local ring = {}
   local cur = ring
-  for _ = 1, 300 do cur.next = {}; cur = cur.next end
+  for i = 1, 300 do cur.next = {i = i}; cur = cur.next end
   cur.next = ring
-  raises("nested more than 200 levels deep", enc, ring)
+  local r = rt(ring)
+  cur = r
+  for _ = 1, 301 do cur = cur.next end
+  check(rawequal(cur, r) and r.next.next.i == 2, "a 301-table ring keeps its cycle")
+
+  local shared = {tag = "s"}
+  local top = {x = shared}
+  cur = top
+  for _ = 1, 150 do cur.sub = {}; cur = cur.sub end
+  cur.y, cur.me, cur.top = shared, cur, top
+  local c = rt(top)
+  cur = c
+  for _ = 1, 150 do cur = cur.sub end
+  check(rawequal(cur.y, c.x) and cur.y.tag == "s" and rawequal(cur.me, cur) and
+        rawequal(cur.top, c), "shared sub-tables and cycles across the depth boundary")
+
+  local key = "leaf"
+  for _ = 1, 300 do key = {[key] = true} end
+  local kc, kd = rt(key), 0
+  while type(kc) == "table" do kd, kc = kd + 1, next(kc) end
+  check(kd == 300 and kc == "leaf", "300 tables nested as keys")
+
+  local mtc = {}
+  for i = 1, 300 do mtc = setmetatable({i = i}, {__index = mtc}) end
+  local mc = rt(mtc)
+  check(mc.i == 300 and getmetatable(mc).__index.i == 299 and
+        getmetatable(getmetatable(getmetatable(mc).__index).__index).__index.i == 297,
+        "300 nested metatables")
+
+  local fn = function() return 0 end
+  for _ = 1, 300 do
+    local g = fn
+    fn = function() return g() + 1 end
+  end
+  check(rt(fn)() == 300, "300 closures nested through upvalues")
+
+  local counter = 0
+  local function inc() counter = counter + 1 end
+  local function get() return counter end
+  local holder = nest(150)
+  cur = holder
+  for _ = 1, 149 do cur = cur[1] end
+  cur.inc, cur.get = inc, get
+  local h, g2 = rt(holder, get)
+  cur = h
+  for _ = 1, 149 do cur = cur[1] end
+  cur.inc(); cur.inc()
+  check(cur.get() == 2 and g2() == 2 and counter == 0, "shared upvalues across the depth boundary")
+
+  local co = coroutine.create(print)
+  local deepco = nest(150)
+  cur = deepco
+  for _ = 1, 149 do cur = cur[1] end
+  cur.bad = {co = co}
+  local okco, errco = pcall(enc, deepco)
+  check(not okco and errco:find("cannot copy a coroutine (argument 1, ..., field '[1][1]", 1, true)
+        and errco:find("[1].bad.co')", 1, true), "error place inside a deep value: " .. errco)
 
   -- a failed encoding of a value with objects must not leave anything held
   raises("cannot copy a coroutine", enc, conc.current(), {conc.current(), co})
@@ -371,24 +449,34 @@ do
   end
 
   raises("malformed data: truncated", udec, "")
-  raises("malformed data: unsupported format version 2", udec, "\2\1\128")
+  raises("malformed data: unsupported format version 3", udec, "\3\1\128")
   raises("malformed data: unsupported format version 0", udec, "\0\1\128")
-  raises("malformed data: bad header", udec, "\x81\1\128")
-  raises("malformed data: trailing bytes", udec, "\1\1\128\128")
-  raises("malformed data: bad value count", udec, "\1\5\128")
-  raises("malformed data: bad tag 0x40", udec, "\1\1\x40")
-  raises("malformed data: bad tag 0x0c", udec, "\1\1\12")          -- globals outside an upvalue
-  raises("malformed data: bad tag 0x0e", udec, "\1\1\14\1\1")      -- join outside an upvalue
-  raises("malformed data: bad back-reference", udec, "\1\1\8\1")
-  raises("malformed data: bad back-reference", udec, "\1\1\6\1\0\8\2")
-  raises("malformed data: bad varint", udec, "\1\1\3" .. ("\255"):rep(10) .. "\1")
-  raises("malformed data: bad table size", udec, "\1\1\6\255\255\255\255\15\0")
-  raises("malformed data: bad table key", udec, "\1\1\6\0\1\0\128")
-  raises("malformed data: bad table key", udec, "\1\1\6\0\1\4" .. string.pack("<d", 0 / 0) .. "\128")
-  raises("malformed data: bad metatable", udec, "\1\1\7\0\0\128")
-  raises("malformed data: null C function", udec, "\1\1\10" .. ("\0"):rep(8) .. "\0")
-  raises("malformed data: nesting too deep", udec, "\1\1" .. ("\6\1\0"):rep(201) .. "\128")
-  check(select("#", udec("\1\1" .. ("\6\1\0"):rep(199) .. "\128")) == 1, "199 nested tables decode")
+  raises("malformed data: bad header", udec, "\x82\1\128")
+  raises("malformed data: trailing bytes", udec, V .. "\1\128\128")
+  raises("malformed data: bad value count", udec, V .. "\5\128")
+  raises("malformed data: bad tag 0x40", udec, V .. "\1\x40")
+  raises("malformed data: bad tag 0x0c", udec, V .. "\1\12")          -- globals outside an upvalue
+  raises("malformed data: bad tag 0x0e", udec, V .. "\1\14\1\1")      -- join outside an upvalue
+  raises("malformed data: bad back-reference", udec, V .. "\1\8\1")
+  raises("malformed data: bad back-reference", udec, V .. "\1\6\1\0\8\2")
+  raises("malformed data: bad varint", udec, V .. "\1\3" .. ("\255"):rep(10) .. "\1")
+  raises("malformed data: bad table size", udec, V .. "\1\6\255\255\255\255\15\0")
+  raises("malformed data: bad table key", udec, V .. "\1\6\0\1\0\128")
+  raises("malformed data: bad table key", udec, V .. "\1\6\0\1\4" .. string.pack("<d", 0 / 0) .. "\128")
+  raises("malformed data: bad metatable", udec, V .. "\1\7\0\0\128")
+  raises("malformed data: null C function", udec, V .. "\1\10" .. ("\0"):rep(8) .. "\0")
+  raises("malformed data: nesting too deep", udec, V .. "\1" .. ("\6\1\0"):rep(201) .. "\128")
+  check(select("#", udec(V .. "\1" .. ("\6\1\0"):rep(199) .. "\128")) == 1, "199 nested tables decode")
+  -- a deferred table (0x0F) is filled after its top-level value, from a table's contents
+  local dt = udec(V .. "\1\6\1\0\15\6\1\0\128")
+  check(type(dt) == "table" and type(dt[1]) == "table" and dt[1][1] == 0, "deferred table")
+  raises("malformed data: bad deferred table", udec, V .. "\1\6\1\0\15\128")
+  raises("malformed data: truncated", udec, V .. "\1\6\1\0\15")
+  check(type(udec(V .. "\1" .. ("\15"):rep(1) .. "\6\0\0")) == "table", "deferred top-level table")
+  local strlib = string
+  local ms = enc(function() return strlib end) -- ends with the module's "how" byte
+  raises("malformed data: bad module entry", dec, ms:sub(1, -2) .. "\3")
+  raises("malformed data: bad module loader", dec, ms:sub(1, -2) .. "\1\128")
 
   -- bytecode: a valid header and garbage after it, lengths that lie
   local fs = enc(function() return 1 end)
@@ -424,8 +512,8 @@ do
     for j = 1, len do b[j] = string.char(rnd(256)) end
     local s = table.concat(b)
     pcall(udec, s)
-    pcall(udec, "\1" .. s)
-    pcall(udec, "\1\1" .. s)
+    pcall(udec, V .. s)
+    pcall(udec, V .. "\1" .. s)
   end
   collectgarbage()
   check(true, "garbage survived")
