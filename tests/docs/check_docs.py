@@ -8,10 +8,11 @@ What exists comes from two places that check each other:
   - the binding sources (lib/lua/*.c, the files whose conc_open_* opener
     luaopen_conc calls): every object type they register (conc_lazytype,
     conc_newtype, luaL_newmetatable), every name in their luaL_Reg tables and
-    lua_setfield calls of openers and metatable builders, and the fields
-    served by the `index` functions given to conc_newtype (the
-    strcmp(k, "...") names there). A type or a name that the probe did not
-    reach fails the check (add a probe), so the probe cannot go stale. A
+    lua_setfield calls of openers and metatable builders, and the field
+    names tested by their index functions (strcmp(k, "...") in a function
+    named *_index), which the probe then looks up on every object. A type or
+    a name that the probe did not reach fails the check (add a probe), so
+    the probe cannot go stale. A
     type whose sources give it nothing but generic metamethods (a pool's
     function box, the codec's test buffers) is internal and needs no probe.
 
@@ -123,7 +124,7 @@ class Sources:
         opened = set(re.findall(r"\b(conc_open_\w+)\s*\(L\)", lconc.get("luaopen_conc", "")))
         self.types = {}       # metatable name -> names the sources give it
         self.names = {}       # name -> file, every API name in the tables
-        self.fields = {}      # (metatable name, field) -> file
+        self.fields = {}      # field name -> file
         builders = {}         # builder function -> [metatable names]
         for fname, (text, funcs, arrays, macros) in self.files.items():
             for opener in opened & set(funcs):
@@ -133,6 +134,8 @@ class Sources:
                         builders.setdefault(args[1], []).append(t)
                         self.add_array(args[2], arrays, fname, [t])
         for fname, (text, funcs, arrays, macros) in self.files.items():
+            if not opened & set(funcs) and fname != "lconc.c":
+                continue
             own = [f for f in funcs if f in opened or f in builders or f == "luaopen_conc"
                    or "luaL_newmetatable" in funcs[f]]
             for fn in own:
@@ -161,7 +164,12 @@ class Sources:
                     for a in (args[2], args[3]):
                         self.add_array(a, arrays, fname, owners)
                     if args[4] != "NULL":
-                        self.add_fields(funcs.get(args[4], ""), owners, fname, args[4])
+                        for t in owners:
+                            self.types.setdefault(t, set()).add(args[4])
+            for fn in funcs:
+                if fn.endswith("_index"):
+                    for k in re.findall(r'strcmp\s*\(\s*k\s*,\s*"(\w+)"\s*\)', funcs[fn]):
+                        self.fields.setdefault(k, fname)
 
     def type_name(self, expr, macros, fname):
         e = macros.get(expr, expr).strip("() &")
@@ -186,33 +194,22 @@ class Sources:
                 if any(not n.startswith("_") or n not in GENERIC_META and n.startswith("__")
                        for n in names)}
 
-    def add_fields(self, body, owners, fname, fn):
-        found = re.findall(r'strcmp\s*\(\s*k\s*,\s*"(\w+)"\s*\)', body)
-        if not found:
-            self.problems.append("%s: no strcmp(k, \"...\") field names in %s" % (fname, fn))
-        for t in owners:
-            for k in found:
-                self.fields[(t, k)] = fname
-                self.types.setdefault(t, set()).add(k)
-
 
 # ---- the built program -----------------------------------------------------
 
-def probe(conclua):
-    r = subprocess.run([conclua, str(PROBE)], capture_output=True, text=True, timeout=60,
-                       cwd=ROOT)
+def probe(conclua, fields):
+    r = subprocess.run([conclua, str(PROBE)] + sorted(fields), capture_output=True, text=True,
+                       timeout=60, cwd=ROOT)
     if r.returncode != 0:
         sys.exit("probe.lua failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
-    module, methods, metas = {}, {}, {}
+    module, found = {}, {"method": {}, "meta": {}, "field": {}}
     for line in r.stdout.splitlines():
         parts = line.split("\t")
         if parts[0] == "M":
             module[parts[1]] = parts[2]
-        elif parts[0] == "T" and parts[2] == "method":
-            methods.setdefault(parts[1], set()).add(parts[3])
         elif parts[0] == "T":
-            metas.setdefault(parts[1], set()).add(parts[3])
-    return module, methods, metas
+            found[parts[2]].setdefault(parts[1], set()).add(parts[3])
+    return module, found["method"], found["meta"], found["field"]
 
 
 # ---- the reference pages ---------------------------------------------------
@@ -220,8 +217,8 @@ def probe(conclua):
 def receivers():
     """{receiver: [metatable names]} from the table in docs/API.md."""
     out = {}
-    for m in re.finditer(r"^\|\s*`(\w+)`\s*\|\s*((?:`conc\.\w+`[, ]*)+)\|", API_MD.read_text(), re.M):
-        out[m.group(1)] = re.findall(r"`(conc\.\w+)`", m.group(2))
+    for m in re.finditer(r"^\|\s*`(\w+)`\s*\|\s*((?:`conc\.[\w.]+`[, ]*)+)\|", API_MD.read_text(), re.M):
+        out[m.group(1)] = re.findall(r"`(conc\.[\w.]+)`", m.group(2))
     return out
 
 
@@ -346,7 +343,7 @@ def main():
     conclua = os.environ.get("CONCLUA") or str(ROOT / "build" / "conclua")
     src = Sources()
     problems = list(src.problems)
-    module, methods, metas = probe(conclua)
+    module, methods, metas, fields = probe(conclua, src.fields)
 
     actual = {}
     for name, ty in module.items():
@@ -360,18 +357,24 @@ def main():
             actual[("meta", t, k)] = t
         if "__newindex" in names:
             actual[("meta", t, "__index")] = t
-    for (t, k), fname in src.fields.items():
-        actual[("field", t, k)] = fname
+    for t, names in fields.items():
+        for k in names:
+            actual[("field", t, k)] = t
 
     # The probe reached every type and every name of the sources.
     probed = set(methods) | set(metas)
     for t in sorted(src.public_types() - probed):
         problems.append("object type %s is registered in lib/lua but tests/docs/probe.lua "
                         "does not reach it: add a probe" % t)
-    reached = {n.split(".")[-1] for n in module}
+    reached = {part for n in module for part in n.split(".")[1:]}
     for names in list(methods.values()) + list(metas.values()):
         reached |= names
-    reached |= {k for (_, k) in src.fields}
+    for names in fields.values():
+        reached |= names
+    for name, fname in sorted(src.fields.items()):
+        if not any(name in names for names in fields.values()):
+            problems.append("%s serves the field %r, which the probe found on no object: add "
+                            "a probe for its type in tests/docs/probe.lua" % (fname, name))
     for name, fname in sorted(src.names.items()):
         if not name.startswith("_") and name not in reached:
             problems.append("%s registers %r, which the probe did not find: add a probe "
