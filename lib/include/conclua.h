@@ -164,8 +164,8 @@ CONCLUA_API void conclua_set_interruptible(int on);
  * interruptible thread, with L the state that thread runs. The blocking
  * conc call that thread is in, or else the next Lua instruction run in L,
  * raises "interrupted!", once: the error can be caught, and the cleanup
- * code after it runs undisturbed. L must be the state that thread runs
- * (not NULL: a signal handler has no way to report an error). */
+ * code after it runs undisturbed. With L NULL only the blocking conc
+ * call is interrupted (running Lua code is not). */
 CONCLUA_API void conclua_interrupt(lua_State *L);
 
 /* Drops an interrupt that no call consumed (call it when the protected

@@ -35,8 +35,9 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 }
 
 void conclua_interrupt(lua_State *L) {
-  intr_state = L;
   cc_interrupt_raise();
+  if (!L) return; /* only the conc waits are interrupted */
+  intr_state = L;
   lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
 
