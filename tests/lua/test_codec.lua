@@ -20,6 +20,22 @@ end
 
 local function rt(...) return dec(enc(...)) end
 
+-- A linked list of n nodes {v = i, next = ...}, and its length if its values run 1..n.
+local function list(n)
+  local head
+  for i = n, 1, -1 do head = {v = i, next = head} end
+  return head
+end
+local function list_len(l)
+  local c, inorder = 0, true
+  while l do
+    c = c + 1
+    inorder = inorder and l.v == c
+    l = l.next
+  end
+  return inorder and c or -c
+end
+
 -- f(...) must raise an error containing `text` (plain find).
 local function raises(text, f, ...)
   local ok, err = pcall(f, ...)
@@ -277,6 +293,154 @@ do
   check(cs.s ~= string and cs.s.format == string.format, "module table as a value is copied")
 end
 
+---------------------------------------------------------------- modules a new state cannot require
+-- A module upvalue is bound by name; a destination that has not loaded the module gets the
+-- sender's package.preload loader, or, for a module set in package.loaded by hand, a copy of it.
+local tmpdir = os.tmpname()
+os.remove(tmpdir)
+local have_dir = os.execute("mkdir -p '" .. tmpdir .. "'")
+local function write_module(name, body)
+  local f = assert(io.open(tmpdir .. "/" .. name .. ".lua", "w"))
+  f:write(body)
+  f:close()
+end
+do
+  package.preload.codec_pre = function(name, extra) return {name = name, extra = extra} end
+  local pre = require "codec_pre"
+  local function usepre() return pre.name, pre.extra end
+  local s = enc(usepre)
+  package.loaded.codec_pre, package.preload.codec_pre = nil, nil
+  local f = dec(s)
+  local n, x = f()
+  check(n == "codec_pre" and x == ":preload:" and type(package.preload.codec_pre) == "function"
+        and rawequal(package.loaded.codec_pre, select(2, debug.getupvalue(f, 1))),
+        "a preload-only module: its loader is copied, set in package.preload and required")
+  package.loaded.codec_pre, package.preload.codec_pre = nil, nil
+
+  package.loaded.codec_hand = {v = 41, inc = function(v) return v + 1 end}
+  local hand = package.loaded.codec_hand
+  local function usehand() return hand.inc(hand.v) end
+  s = enc(usehand)
+  package.loaded.codec_hand = nil
+  f = dec(s)
+  local copy = package.loaded.codec_hand
+  check(f() == 42 and type(copy) == "table" and copy ~= hand and
+        rawequal(select(2, debug.getupvalue(f, 1)), copy),
+        "a module set by hand: copied and set in package.loaded")
+  check(rawequal(select(2, debug.getupvalue(dec(s), 1)), copy), "then found loaded")
+  package.loaded.codec_hand = hand
+  check(rawequal(select(2, debug.getupvalue(dec(s), 1)), hand), "a loaded module wins over the copy")
+  package.loaded.codec_hand = nil
+
+  -- a module whose functions refer to the module itself, and two functions using it
+  local M = {n = 7}
+  function M.get() return M.n end
+  package.loaded.codec_self = M
+  local function a() return M.get() end
+  local function b() return M end
+  s = enc(a, b)
+  package.loaded.codec_self = nil
+  local ca, cb = dec(s)
+  local cm = package.loaded.codec_self
+  check(ca() == 7 and rawequal(cb(), cm) and rawequal(select(2, debug.getupvalue(cm.get, 1)), cm)
+        and cm ~= M, "a self-referencing module copied once, its inner references to the copy")
+  package.loaded.codec_self = nil
+
+  -- a module set by hand that cannot be copied: the error says why and what to do
+  package.loaded.codec_bad = {out = io.stdout}
+  local bad = package.loaded.codec_bad
+  raises("cannot copy a userdata of type 'FILE*' (argument 1, upvalue 'bad', field 'out'); " ..
+         "module 'codec_bad' is copied because a new state cannot require it", enc,
+         function() return bad end)
+  package.loaded.codec_bad = nil
+
+  if have_dir then
+    -- a module found on package.path is required by name, not copied
+    write_module("codec_pathmod", "return {tag = 'from file'}")
+    local oldpath = package.path
+    package.path = tmpdir .. "/?.lua;" .. oldpath
+    local pm = require "codec_pathmod"
+    local function usepm() return pm.tag end
+    s = enc(usepm)
+    check(not s:find("from file", 1, true), "a module on package.path is not copied")
+    package.loaded.codec_pathmod = nil
+    check(dec(s)() == "from file" and package.loaded.codec_pathmod ~= pm, "required from the path")
+    package.loaded.codec_pathmod = nil
+    package.path = oldpath
+    local ok, err = pcall(dec, s)
+    check(not ok and err:find("cannot bind module 'codec_pathmod' for a copied function: module " ..
+          "'codec_pathmod' not found", 1, true) and err:find("creator's paths", 1, true),
+          "a module this state cannot find: " .. tostring(err))
+    package.path = tmpdir .. "/?.lua;" .. oldpath
+    check(dec(s)() == "from file", "found again with the path")
+    package.loaded.codec_pathmod = nil
+
+    -- a job carries the creator's paths, set before the job's values are decoded
+    local oldcpath = package.cpath
+    local jpath, jcpath = "/nonexistent/?.lua;" .. tmpdir .. "/?.lua", "/nonexistent/?.so"
+    package.path, package.cpath = jpath, jcpath
+    local js = conc._encode_job(usepm, 1)
+    local p1, p2, _, a1 = dec(js)
+    check(p1 == jpath and p2 == jcpath and a1 == 1, "a job: the paths, then the values")
+    package.path, package.cpath = oldpath, oldcpath
+    package.loaded.codec_pathmod = nil
+    local jf, j1 = conc._decode(js, "job")
+    check(package.path == jpath and package.cpath == jcpath and jf() == "from file" and j1 == 1,
+          "decoding a job sets the creator's paths first")
+    package.path, package.cpath = oldpath, oldcpath
+    package.loaded.codec_pathmod = nil
+  end
+end
+
+---------------------------------------------------------------- errors of a job
+-- conc._error runs a function as a thread runs its job, stores its error as a thread does
+-- and reads it back as join does: false, the error join raises, the text of an unjoined report.
+do
+  local ok, err, text = conc._error("thread", "worker", function() error({code = 42}) end)
+  check(ok == false and type(err) == "table" and err.code == 42, "a table error keeps its type")
+  check(text:find("^%(error object is a table value%)\nstack traceback:\n"), "its report text: " .. text)
+
+  ok, err, text = conc._error("thread", "worker", function() error("boom") end)
+  check(type(err) == "string" and err:find("^thread 'worker': [^\n]*: boom\nstack traceback:\n"),
+        "a string error names the thread and keeps the traceback: " .. tostring(err))
+  check(text:find("boom\nstack traceback:\n") and not text:find("worker", 1, true), "its report text")
+  ok, err = conc._error(nil, nil, function() error("plain", 0) end)
+  check(err:find("^plain\nstack traceback:"), "no kind: the text alone")
+
+  ok, err, text = conc._error("process", "p", function() error(42) end)
+  check(math.type(err) == "integer" and err == 42 and text:find("^42\nstack traceback"), "error(42)")
+  ok, err = conc._error("process", "p", function() error(1.5) end)
+  check(math.type(err) == "float" and err == 1.5, "error(1.5)")
+  ok, err = conc._error("thread", "t", function() error(true) end)
+  check(err == true, "error(true)")
+  ok, err, text = conc._error("thread", "t", function() error() end)
+  check(ok == false and err == nil and text:find("^%(error object is a nil value%)"), "error()")
+
+  local E = setmetatable({msg = "m"}, {__tostring = function(e) return "E: " .. e.msg end})
+  ok, err, text = conc._error("thread", "t", function() error(E) end)
+  check(type(err) == "table" and err ~= E and err.msg == "m" and tostring(err) == "E: m" and
+        text:find("^E: m\nstack traceback"), "a __tostring error: a table, its text for the report")
+
+  local me = conc.current()
+  ok, err = conc._error("thread", "t", function() error({who = me, list = {1, {2, {3}}}}) end)
+  check(rawequal(err.who, me) and err.list[2][2][1] == 3, "a conc object and nesting in an error")
+  local head
+  for i = 1, 500 do head = {i = i, next = head} end
+  ok, err = conc._error("thread", "t", function() error(head) end)
+  local n = 0
+  while err do n, err = n + 1, err.next end
+  check(n == 500, "a 500-deep error value")
+
+  ok, err, text = conc._error("thread", "w", function() error({co = coroutine.create(print)}) end)
+  check(type(err) == "string" and err:find("^thread 'w': %(error object is a table value%)\n") and
+        err:find("(the error value itself could not be copied: cannot copy a coroutine " ..
+                 "(error value, field 'co'))", 1, true) and text:find("could not be copied", 1, true),
+        "an error value that cannot be copied: text saying why: " .. tostring(err))
+
+  local r = table.pack(conc._error("thread", "t", function(a, b) return a + b, "x" end, 1, 2))
+  check(r.n == 3 and r[1] == true and r[2] == 3 and r[3] == "x", "no error: the results")
+end
+
 ---------------------------------------------------------------- C functions
 do
   local p, f = rt(print, string.format)
@@ -340,24 +504,10 @@ do
     while deep do d, deep = d + 1, deep[1] end
     check(d == n, n .. " nested levels copied, got " .. d)
   end
-  local function list(n)
-    local head
-    for i = n, 1, -1 do head = {v = i, next = head} end
-    return head
-  end
-  local function count(l)
-    local c, inorder = 0, true
-    while l do
-      c = c + 1
-      inorder = inorder and l.v == c
-      l = l.next
-    end
-    return inorder and c or -c
-  end
-  check(count(rt(list(201))) == 201, "a linked list of 201 nodes")
-  check(count(rt(list(1000000))) == 1000000, "a linked list of a million nodes")
+  check(list_len(rt(list(201))) == 201, "a linked list of 201 nodes")
+  check(list_len(rt(list(1000000))) == 1000000, "a linked list of a million nodes")
   local two = {rt(list(300), list(250))}
-  check(count(two[1]) == 300 and count(two[2]) == 250, "two deep values in one message")
+  check(list_len(two[1]) == 300 and list_len(two[2]) == 250, "two deep values in one message")
 
   local ring = {}
   local cur = ring
@@ -553,6 +703,46 @@ do
     local _, n = conc.thread(function() inc(); inc(); return get() end):join()
     check(n == 2 and count == 0, "shared upvalues in a thread")
 
+    -- modules a fresh thread cannot require: a preload loader, a module set by hand
+    package.preload.codec_tpre = function() return {v = "pre"} end
+    local tpre = require "codec_tpre"
+    package.loaded.codec_thand = {v = "hand"}
+    local thand = package.loaded.codec_thand
+    local tok, tv1, tv2, tsame = pcall(function()
+      return conc.thread(function()
+        return tpre.v, thand.v, rawequal(thand, package.loaded.codec_thand)
+      end):join()
+    end)
+    check(tok and tv1 == true and tv2 == "pre" and tsame == "hand",
+          "preload-only and hand-set module upvalues in a thread: " .. tostring(tv1))
+    package.loaded.codec_tpre, package.preload.codec_tpre, package.loaded.codec_thand = nil, nil, nil
+
+    if have_dir then -- a job with the creator's paths, decoded in a real thread
+      write_module("codec_threadmod", "return {tag = 'thread file'}")
+      local oldpath = package.path
+      package.path = tmpdir .. "/?.lua;" .. oldpath
+      local tm = require "codec_threadmod"
+      local js = conc._encode_job(function(x) return tm.tag .. x, require("codec_threadmod") == tm end, "!")
+      package.path = oldpath
+      local _, tag, again, tpath = conc.thread(function(s)
+        local f, x = conc._decode(s, "job")
+        local a, b = f(x)
+        return a, b, package.path
+      end, js):join()
+      check(tag == "thread file!" and again and tpath == tmpdir .. "/?.lua;" .. oldpath,
+            "a job's paths reach a new thread: " .. tostring(tag))
+      package.loaded.codec_threadmod = nil
+    end
+
+    -- a million-node list through a thread and back
+    local _, len1, back1 = conc.thread(function(l)
+      local c = 0
+      local p = l
+      while p do c, p = c + 1, p.next end
+      return c, l
+    end, list(1000000)):join()
+    check(len1 == 1000000 and list_len(back1) == 1000000, "a million-node list there and back")
+
     local big = ("b"):rep(1 << 20)
     local _, len, b2 = conc.thread(function(s) return #s, s end, big):join()
     check(len == #big and b2 == big, "1 MiB string through a thread")
@@ -564,5 +754,6 @@ do
   end
 end
 
+if have_dir then os.execute("rm -rf '" .. tmpdir .. "'") end
 io.write(("test_codec: %d checks, %d failures\n"):format(checks, failures))
 if failures > 0 then os.exit(1) end
