@@ -82,6 +82,8 @@ void cc_bell_set_current(cc_bell_t *b) {
 
 static void ring(cc_bell_t *b) {
   if (b == current_bell) return; /* the loop itself: it looks before it polls */
+  atomic_thread_fence(memory_order_seq_cst); /* the push, then `sleeping` */
+  if (!atomic_load_explicit(&b->sleeping, memory_order_relaxed)) return;
   if (b->pid == cc_pid) {
     b->notify(b->notify_arg);
     return;
@@ -104,6 +106,24 @@ void cc_bell_stop(cc_bell_t *b) {
   atomic_store(&b->stop, 1);
   atomic_fetch_add(&b->ring, 1);
   cc_futex_wake(&b->ring, INT32_MAX);
+}
+
+int cc_bell_sleep(cc_bell_t *b, int spin) {
+  for (int i = 0; i < spin; i++) {
+    if (atomic_load_explicit(&b->woken, memory_order_relaxed)) return 0;
+    cc_cpu_relax();
+  }
+  atomic_store(&b->sleeping, 1);
+  atomic_thread_fence(memory_order_seq_cst); /* `sleeping`, then the list */
+  if (atomic_load(&b->woken)) {
+    atomic_store(&b->sleeping, 0);
+    return 0;
+  }
+  return 1;
+}
+
+void cc_bell_awake(cc_bell_t *b) {
+  atomic_store_explicit(&b->sleeping, 0, memory_order_relaxed);
 }
 
 cc_waiter_t *cc_bell_take(cc_bell_t *b) {

@@ -119,6 +119,7 @@ typedef struct cc_bell {
   _Atomic uint32_t ring;          /* bumped by wakers of another process */
   _Atomic uint32_t stop;          /* tells the helper thread to end */
   _Atomic(struct cc_waiter *) woken; /* pushed by wakers, taken by the loop */
+  _Atomic uint32_t sleeping;      /* the loop is (about to be) blocked in its poll */
   int32_t pid;                    /* the loop's process */
   void (*notify)(void *arg);      /* same process, another thread */
   void *notify_arg;
@@ -147,6 +148,12 @@ void cc_bell_set_current(cc_bell_t *b);
  * calls b->notify for each, until cc_bell_stop. */
 void cc_bell_watch(cc_bell_t *b);
 void cc_bell_stop(cc_bell_t *b);
+/* Before the loop blocks in its poll: spins up to `spin` times for a wake,
+ * then says it sleeps. Returns 1 when it may block (wakers will ring), 0
+ * when a wake arrived (take it instead). cc_bell_awake after the poll.
+ * Wakers ring (a syscall) only while the loop sleeps. */
+int cc_bell_sleep(cc_bell_t *b, int spin);
+void cc_bell_awake(cc_bell_t *b);
 /* Takes the waiters woken since the last call (a list through wnext). The
  * loop then calls cc_waiter_take on each: non-zero when the record was
  * still woken (the task's wait goes on with cc_wait_resume(w, 0)), 0 for a

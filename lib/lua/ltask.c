@@ -57,6 +57,7 @@ struct conc_loop {
   conc_task_t *all;          /* live */
   conc_task_t *lost;         /* ended with an error: see report_lost */
   int live;
+  int nwait;                 /* tasks in T_WAIT: worth spinning for */
   cc_actor_t *thread_actor;
   lua_State *L;
   conc_task_t *current;
@@ -153,6 +154,7 @@ uv_loop_t *conc_loop_uv(conc_loop_t *lp) {
 
 static void ready(conc_task_t *t) {
   conc_loop_t *lp = t->loop;
+  if (t->state == T_WAIT) lp->nwait--;
   t->state = T_READY;
   t->next = NULL;
   if (lp->tail)
@@ -393,11 +395,20 @@ static void round_once(conc_loop_t *lp) {
     return; /* conc.run decides what comes next */
   }
   block = lp->head == NULL;
+  /* Before blocking: the one spin policy (wait.h), when a task waits on a
+   * primitive that another thread may release in a moment. */
+  if (block && !cc_bell_sleep(lp->bell, lp->nwait ? cc_wait_spin : 0)) {
+    drain_bell(lp);
+    block = 0;
+  }
   if (block) uv_ref((uv_handle_t *)&lp->async);
   if (block && intr) cc_interrupt_in_wait = 1;
   uv_run(&lp->uv, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
   if (block && intr) cc_interrupt_in_wait = 0;
-  if (block) uv_unref((uv_handle_t *)&lp->async);
+  if (block) {
+    cc_bell_awake(lp->bell);
+    uv_unref((uv_handle_t *)&lp->async);
+  }
 }
 
 static void cancel_task(conc_task_t *t);
@@ -635,6 +646,7 @@ static int park(lua_State *L, conc_task_t *t) {
   }
   arm(t, until);
   t->state = T_WAIT;
+  lp->nwait++;
   return lua_yieldk(L, 0, 0, wait_k);
 }
 

@@ -208,7 +208,7 @@ static long measure(lua_State *L, int arg, const char *p, size_t n, int eof, siz
       return eof ? (long)n : -1;
     case 'l':
     case 'L':
-      nl = memchr(p, '\n', n);
+      nl = n ? memchr(p, '\n', n) : NULL;
       if (nl) {
         *skip = *f == 'l';
         return (long)(nl - p) + (*f == 'L');
