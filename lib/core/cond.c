@@ -6,17 +6,27 @@
  * and could not unlink it; the next notify frees it). Both transitions are
  * CAS, so exactly one side owns the node afterwards. The list itself is only
  * touched by whoever holds the condition's lock.
+ *
+ * A node records its waiter's process. A waiter whose process died (SIGKILL
+ * while parked) can neither take a notification nor unlink its node: a
+ * notify skips it, unlinks and frees the node, and does not count it, so
+ * notify(1) still reaches a live waiter (docs/PROCESSES.md). A waiter that
+ * dies after it was notified but before it woke up takes that notification
+ * with it, as a thread that ends right after being notified would.
  */
 #include "cond.h"
 
 #include "actor.h"
 #include "futex.h"
 #include "lock.h"
+#include "mutex.h"
+#include "pid.h"
 
 enum { WAITING = 0, NOTIFIED = 1, ABANDONED = 2 };
 
 struct cc_cond_waiter {
   _Atomic uint32_t state;
+  int32_t pid; /* the waiter's process */
   struct cc_cond_waiter *prev, *next;
 };
 
@@ -66,6 +76,13 @@ static void unlink_waiter(cc_cond_t *c, cc_cond_waiter_t *w) {
   w->prev = w->next = NULL;
 }
 
+/* True when the waiter's process died: nobody but a notifier will ever
+ * touch the node again. Only another process's waiter can be dead (a
+ * thread cannot end while it waits here), so ours cost nothing. */
+static int waiter_dead(const cc_cond_waiter_t *w) {
+  return w->pid != cc_pid && cc_pid_dead(w->pid);
+}
+
 /* With the lock held. */
 static int notify_locked(cc_cond_t *c, int n) {
   int woken = 0;
@@ -73,7 +90,9 @@ static int notify_locked(cc_cond_t *c, int n) {
     cc_cond_waiter_t *w = c->head;
     uint32_t expect = WAITING;
     unlink_waiter(c, w);
-    if (atomic_compare_exchange_strong(&w->state, &expect, NOTIFIED)) {
+    if (waiter_dead(w)) {
+      cc_free(w);
+    } else if (atomic_compare_exchange_strong(&w->state, &expect, NOTIFIED)) {
       cc_futex_wake(&w->state, 1);
       woken++;
     } else {
@@ -95,7 +114,7 @@ int cc_cond_notify(cc_obj_t *o, int n, int *woken) {
 int cc_cond_waiting(cc_obj_t *o) {
   int n = 0;
   for (cc_cond_waiter_t *w = C(o)->head; w; w = w->next)
-    n += atomic_load(&w->state) == WAITING;
+    n += atomic_load(&w->state) == WAITING && !waiter_dead(w);
   return n;
 }
 
@@ -119,6 +138,7 @@ int cc_cond_wait(cc_obj_t *o, cc_deadline_t deadline) {
   int rc, rc2, notified;
   if (!cc_lock_held_by_me(c->lock)) return CC_ENOTOWNER;
   if (!(w = cc_calloc(sizeof *w))) return CC_ENOMEM;
+  w->pid = cc_pid;
   w->prev = c->tail;
   if (c->tail)
     c->tail->next = w;

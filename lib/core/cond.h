@@ -10,7 +10,9 @@
  *
  * Each waiter parks on its own futex word (a small node in the arena, linked
  * into the condition's FIFO, which the condition's lock protects), so
- * notify(n) is exact. The condition holds a reference to its lock.
+ * notify(n) is exact. The condition holds a reference to its lock. A waiter
+ * whose process died is skipped (and its node freed) by the next notify:
+ * it neither counts as woken nor as waiting.
  */
 #ifndef CC_COND_H
 #define CC_COND_H

@@ -1,5 +1,6 @@
 /* test_cond.c - conditions: ownership errors, exact notify(n), notify_all,
- * timeouts, rlock depth restored, and a producer/consumer hammer. Workers
+ * timeouts, rlock depth restored, a producer/consumer hammer, and waiters
+ * whose process was SIGKILLed while parked. Workers
  * record results; only the main thread asserts. */
 #include <pthread.h>
 #include <sched.h>
@@ -9,6 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -183,12 +187,84 @@ static void test_producer_consumer(void **state) {
   cc_obj_unref(b.lock);
 }
 
+
+/* ---- a waiter process killed while parked ------------------------------------ */
+
+typedef struct live {
+  cc_obj_t *cond;
+  int rc;
+} live_t;
+
+static void *live_waiter(void *p) {
+  live_t *w = p;
+  cc_lock_acquire(cc_cond_lock(w->cond), CC_FOREVER);
+  w->rc = cc_cond_wait(w->cond, cc_deadline_in(5));
+  cc_lock_release(cc_cond_lock(w->cond));
+  return NULL;
+}
+
+/* Forks a process that parks on c until killed; returns once it waits. */
+static pid_t fork_waiter(cc_obj_t *c, int before) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    cc_lock_acquire(cc_cond_lock(c), CC_FOREVER);
+    cc_cond_wait(c, CC_FOREVER);
+    _exit(0);
+  }
+  assert_true(pid > 0);
+  EVENTUALLY(waiting(c) == before + 1);
+  return pid;
+}
+
+/* Dead waiters queued before a live one: notify(1) skips them (whether
+ * the dead process was reaped already or is still a zombie), and
+ * notify_all does not count them. */
+static void test_dead_waiter_skipped(void **state) {
+  (void)state;
+  cc_obj_t *c = cc_cond_new("c", NULL);
+  live_t w = {c, -1};
+  pthread_t th;
+  siginfo_t info;
+  int woken, status;
+  pid_t reaped = fork_waiter(c, 0), zombie = fork_waiter(c, 1);
+  pthread_create(&th, NULL, live_waiter, &w);
+  EVENTUALLY(waiting(c) == 3);
+  kill(reaped, SIGKILL);
+  kill(zombie, SIGKILL);
+  assert_int_equal(waitpid(reaped, &status, 0), reaped);
+  assert_int_equal(waitid(P_PID, (id_t)zombie, &info, WEXITED | WNOWAIT), 0);
+  cc_lock_acquire(cc_cond_lock(c), CC_FOREVER);
+  assert_int_equal(cc_cond_notify(c, 1, &woken), 0);
+  cc_lock_release(cc_cond_lock(c));
+  pthread_join(th, NULL);
+  assert_int_equal(w.rc, 0); /* the live waiter got it (it timed out before) */
+  assert_int_equal(woken, 1);
+  assert_int_equal(waiting(c), 0);
+  /* notify_all counts live waiters only. */
+  reaped = fork_waiter(c, 0);
+  w.rc = -1;
+  pthread_create(&th, NULL, live_waiter, &w);
+  EVENTUALLY(waiting(c) == 2);
+  kill(reaped, SIGKILL);
+  assert_int_equal(waitpid(reaped, &status, 0), reaped);
+  EVENTUALLY(waiting(c) == 1);
+  cc_lock_acquire(cc_cond_lock(c), CC_FOREVER);
+  assert_int_equal(cc_cond_notify(c, -1, &woken), 0);
+  cc_lock_release(cc_cond_lock(c));
+  pthread_join(th, NULL);
+  assert_int_equal(w.rc, 0);
+  assert_int_equal(woken, 1);
+  assert_int_equal(waitpid(zombie, &status, 0), zombie);
+  cc_obj_unref(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_needs_the_lock),
       cmocka_unit_test(test_timeout_keeps_rlock_depth),
       cmocka_unit_test(test_notify_is_exact),
       cmocka_unit_test(test_producer_consumer),
+      cmocka_unit_test(test_dead_waiter_skipped),
   };
   cc_self();
   return cmocka_run_group_tests(tests, NULL, NULL);
