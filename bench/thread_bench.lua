@@ -7,7 +7,9 @@ local QUICK = os.getenv("BENCH_QUICK") == "1"
 local SPAWN_BATCHES, SPAWN_ITERS = 7, 2000
 local MEM_BASE, MEM_MORE = 50, 200
 local CPU_BATCHES, CPU_HALF = 5, 20000000
+local MANY = 20000
 if QUICK then
+  MANY = 2000
   SPAWN_BATCHES, SPAWN_ITERS = 3, 200
   MEM_BASE, MEM_MORE = 20, 50
   CPU_BATCHES, CPU_HALF = 3, 2000000
@@ -127,6 +129,28 @@ local function cpu_speedup()
   result("thread_cpu_loop", median(loop_ns), "ns")
 end
 
+---- many at once: 20,000 parked threads ----------------------------------------
+
+-- All MANY threads alive and parked at the same time (the actor table once
+-- capped this at 4096): the time to start them all and the RSS they cost.
+local function many_parked()
+  local gate, ready = conc.event(), conc.semaphore(0)
+  local threads = {}
+  collectgarbage()
+  local before = rss_kib()
+  local t0 = conc.now()
+  for i = 1, MANY do threads[i] = conc.thread(parked, gate, ready) end
+  for _ = 1, MANY do ready:acquire() end
+  local started = conc.now() - t0
+  local after = rss_kib()
+  gate:set()
+  for _, t in ipairs(threads) do t:join() end
+  result("thread_many_start", started / MANY * 1e6, "us")
+  result("thread_many_rss", (after - before) / MANY, "KiB")
+  io.write("NOTE thread_many_*: ", MANY, " threads parked at once\n")
+end
+
 thread_memory() -- first: before any other thread has run
 spawn_join()
 cpu_speedup()
+many_parked() -- last: it leaves many idle workers behind

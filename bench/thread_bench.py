@@ -13,6 +13,7 @@ MEM_BASE, MEM_MORE = (20, 50) if QUICK else (50, 200)
 # Python's loop is slower than Lua's: fewer iterations keep the run short
 # (the speed-up does not depend on the size once it dwarfs a thread start).
 CPU_BATCHES, CPU_HALF = (3, 300_000) if QUICK else (5, 3_000_000)
+MANY = 2000 if QUICK else 20000
 
 
 def result(metric, value, unit):
@@ -126,7 +127,31 @@ def cpu_speedup():
     result("thread_cpu_loop", statistics.median(loop_ns), "ns")
 
 
+# ---- many at once: 20,000 parked threads ---------------------------------
+
+def many_parked():
+    gate, ready = threading.Event(), threading.Semaphore(0)
+    threads = []
+    before = rss_kib()
+    t0 = time.perf_counter()
+    for _ in range(MANY):
+        t = threading.Thread(target=parked, args=(gate, ready))
+        t.start()
+        threads.append(t)
+    for _ in range(MANY):
+        ready.acquire()
+    started = time.perf_counter() - t0
+    after = rss_kib()
+    gate.set()
+    for t in threads:
+        t.join()
+    result("thread_many_start", started / MANY * 1e6, "us")
+    result("thread_many_rss", (after - before) / MANY, "KiB")
+    print("NOTE thread_many_*: %d threads parked at once" % MANY)
+
+
 if __name__ == "__main__":
     thread_memory()  # first: before any other thread has run
     spawn_join()
     cpu_speedup()
+    many_parked()

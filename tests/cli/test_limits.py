@@ -183,14 +183,14 @@ os.exit(0, false)
 
 class OsLimits(CliTestCase):
     def test_rlimit_nproc_gives_lua_errors(self):
-        if os.getuid() != 0 and resource.getrlimit(resource.RLIMIT_NPROC)[1] != resource.RLIM_INFINITY:
-            pass
         self.write("nproc.lua", NPROC_SCRIPT)
         os.chmod(self.dir, 0o755)
         os.chmod(os.path.join(self.dir, "nproc.lua"), 0o644)
         user = (65534, 65534) if os.getuid() == 0 else None
         try:
-            rc, out, err = run([os.path.join(self.dir, "nproc.lua")], user=user,
+            # LeakSanitizer needs a thread of its own at exit: none is left.
+            env = {"ASAN_OPTIONS": "detect_leaks=0"} if SANITIZED else None
+            rc, out, err = run([os.path.join(self.dir, "nproc.lua")], user=user, env=env,
                                limits=[(resource.RLIMIT_NPROC, 40)], timeout=60)
         except PermissionError as e:
             self.skipTest("cannot run as nobody: %s" % e)
