@@ -67,6 +67,7 @@ struct conc_loop {
 };
 
 static _Thread_local conc_loop_t *tl_loop;
+_Thread_local conc_task_t *conc_running_task; /* lp->current, for ltask.h */
 static int64_t next_task_id = 1;
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -112,6 +113,7 @@ static void loop_destroy(void *arg) {
  * handles are the parent's): it starts its own on first use. */
 static void forget_loop_after_fork(void) {
   tl_loop = NULL;
+  conc_running_task = NULL;
 }
 
 static void make_key(void) {
@@ -353,10 +355,12 @@ static void resume(conc_loop_t *lp, conc_task_t *t) {
   }
   t->state = T_RUNNING;
   lp->current = t;
+  conc_running_task = t;
   if (t->actor) cc_set_self(t->actor);
   st = lua_resume(t->co, lp->L, nargs, &nres);
   cc_set_self(lp->thread_actor);
   lp->current = NULL;
+  conc_running_task = NULL;
   if (st == LUA_YIELD) {
     lua_pop(t->co, nres);
     if (t->state == T_RUNNING) ready(t); /* a bare coroutine.yield */
@@ -613,7 +617,7 @@ static int l_sleep(lua_State *L) {
 
 /* ---- blocking calls in tasks (ltask.h) -------------------------------------- */
 
-cc_wait_t *conc_wait_slot(lua_State *L) {
+cc_wait_t *conc_wait_slot_slow(lua_State *L) {
   conc_task_t *t = conc_task_of(L);
   if (cc_likely(t == NULL)) return NULL;
   if (t->cancel_pending) conc_task_raise_cancelled(L);

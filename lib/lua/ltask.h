@@ -36,8 +36,13 @@ typedef int (*conc_wait_done_fn)(lua_State *L, int rc, cc_wait_t *w);
 
 /* The wait slot of the task running L when L can suspend (a task's own
  * coroutine, yieldable), else NULL: the caller then waits as a thread.
- * Raises "cancelled" when the task has a cancel pending. */
-cc_wait_t *conc_wait_slot(lua_State *L);
+ * Raises "cancelled" when the task has a cancel pending. Outside conc.run
+ * it costs one thread-local load. */
+extern _Thread_local conc_task_t *conc_running_task;
+cc_wait_t *conc_wait_slot_slow(lua_State *L);
+static inline cc_wait_t *conc_wait_slot(lua_State *L) {
+  return cc_likely(conc_running_task == NULL) ? NULL : conc_wait_slot_slow(L);
+}
 /* Runs the prepared wait *w (see above) and returns done(L, rc, w). */
 int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done);
 
