@@ -425,7 +425,12 @@ static void describe_death(cc_pool_t *p, cc_process_t *w, char *buf, size_t n) {
  * leaks rather than being dropped twice). */
 static void worker_died(cc_pool_t *p, int i, cc_process_t *w) {
   cc_pool_slot_t *s = &p->slot[i];
-  cc_future_t *f = item_future(&s->item);
+  cc_future_t *f;
+  /* The task reached the dead worker through the queue (a put's release of
+   * `tail`, the worker's acquire); acquiring `tail` here too makes that
+   * visible to ThreadSanitizer, which cannot see the worker's process. */
+  (void)atomic_load_explicit(&p->tasks->tail, memory_order_acquire);
+  f = item_future(&s->item);
   if (f && cc_obj_valid(f) && f->h.type == &cc_future_type) {
     uint32_t st = atomic_load(&f->state);
     int mine = st != CC_F_PENDING && f->runner_pid == w->t.pid;
