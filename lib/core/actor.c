@@ -9,7 +9,9 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -250,4 +252,93 @@ void cc_unhold(cc_obj_t *o) {
   }
   if (n > 0) atomic_store_explicit(&a->nheld, n - 1, memory_order_release);
   if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_UNHOLD, 0);
+}
+
+/* ---- OS limits ---------------------------------------------------------- */
+
+/* The first number after `key` in file `path` (or -1). */
+static long long read_number(const char *path, const char *key) {
+  char line[256];
+  long long v = -1;
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f)) {
+    char *p = key ? strstr(line, key) : line;
+    if (p) {
+      p += key ? strlen(key) : 0;
+      if (strncmp(p, "max", 3) == 0) break; /* cgroup "max": unlimited */
+      v = strtoll(p, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return v;
+}
+
+/* Tasks (threads) in the whole system: the 4th field of /proc/loadavg is
+ * "running/total". */
+static long long system_tasks(void) {
+  FILE *f = fopen("/proc/loadavg", "r");
+  long long total = -1;
+  if (f) {
+    if (fscanf(f, "%*s %*s %*s %*d/%lld", &total) != 1) total = -1;
+    fclose(f);
+  }
+  return total;
+}
+
+static long long count_lines(const char *path) {
+  FILE *f = fopen(path, "r");
+  long long n = 0;
+  int c;
+  if (!f) return -1;
+  while ((c = getc(f)) != EOF)
+    if (c == '\n') n++;
+  fclose(f);
+  return n;
+}
+
+const char *cc_os_limit_hint(char *buf, size_t n) {
+  struct rlimit rl;
+  long long threads = read_number("/proc/self/status", "Threads:");
+  long long tasks = system_tasks(), v, cur;
+  /* Per user: binds unless the process may exceed it (root). */
+  if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && geteuid() != 0) {
+    snprintf(buf, n,
+             "RLIMIT_NPROC (ulimit -u) is %llu threads+processes for this user; "
+             "this process runs %lld threads",
+             (unsigned long long)rl.rlim_cur, threads);
+    return buf;
+  }
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    long long vm = read_number("/proc/self/status", "VmSize:");
+    snprintf(buf, n, "RLIMIT_AS (ulimit -v) is %llu MiB, %lld MiB in use",
+             (unsigned long long)(rl.rlim_cur >> 20), vm >= 0 ? vm >> 10 : -1);
+    return buf;
+  }
+  v = read_number("/sys/fs/cgroup/pids.max", NULL);
+  cur = read_number("/sys/fs/cgroup/pids.current", NULL);
+  if (v > 0 && cur >= 0 && cur + 16 >= v) {
+    snprintf(buf, n, "the cgroup's pids.max is %lld, %lld in use", v, cur);
+    return buf;
+  }
+  v = read_number("/proc/sys/kernel/threads-max", NULL);
+  if (v > 0 && tasks >= 0 && tasks + 16 >= v) {
+    snprintf(buf, n, "kernel.threads-max is %lld, %lld in use", v, tasks);
+    return buf;
+  }
+  v = read_number("/proc/sys/kernel/pid_max", NULL);
+  if (v > 0 && tasks >= 0 && tasks + 300 >= v) {
+    snprintf(buf, n, "kernel.pid_max is %lld, %lld tasks in use", v, tasks);
+    return buf;
+  }
+  v = read_number("/proc/sys/vm/max_map_count", NULL);
+  cur = count_lines("/proc/self/maps");
+  if (v > 0 && cur >= 0 && cur + 16 >= v) {
+    snprintf(buf, n, "vm.max_map_count is %lld, this process has %lld mappings", v, cur);
+    return buf;
+  }
+  snprintf(buf, n, "no limit reached: the system is out of memory (this process runs %lld threads)",
+           threads);
+  return buf;
 }

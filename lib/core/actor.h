@@ -80,6 +80,15 @@ void cc_actor_free(cc_actor_t *a);
 uint32_t cc_actor_count(void);
 /* Kept for scans written against the fixed table: the current size. */
 #define CC_MAX_ACTORS cc_actor_count()
+/* After the OS refused a new thread or process (pthread_create or fork
+ * failed with EAGAIN or ENOMEM): writes into buf, and returns it, a phrase
+ * naming the limit most likely hit, for the error message: "RLIMIT_NPROC
+ * (ulimit -u) is 40 threads+processes for this user", "RLIMIT_AS (ulimit -v)
+ * is 300 MiB, 290 MiB in use", the cgroup's pids.max, kernel.threads-max,
+ * kernel.pid_max, vm.max_map_count, or "the system is out of memory".
+ * Reads /proc and getrlimit: for error paths only. */
+const char *cc_os_limit_hint(char *buf, size_t n);
+
 /* The calling thread's actor; created lazily (named "main" for the first
  * thread of the process family, "thread-<id>" otherwise). */
 cc_actor_t *cc_self(void);

@@ -5,8 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -254,6 +257,63 @@ static void test_no_room_for_a_chunk(void **state) {
   for (int i = 0; i < n; i++) cc_actor_free(as[i]);
 }
 
+/* In a child: applies the limit, starts blocked threads until the OS
+ * refuses one, then checks that cc_os_limit_hint names `expect`. Exit 0
+ * when it does, 1 when it does not, 2 when no thread was refused, 3 when
+ * the setup is impossible here. */
+static int block_fd[2];
+static void *blocked(void *arg) {
+  char c;
+  (void)arg;
+  while (read(block_fd[0], &c, 1) < 0) {
+  }
+  return NULL;
+}
+
+static int refused_names(int resource, rlim_t value, int as_nobody, const char *expect) {
+  char hint[256];
+  struct rlimit rl = {value, value};
+  pthread_t th;
+  if (pipe(block_fd) != 0) return 3;
+  if (as_nobody && geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 3;
+  if (setrlimit(resource, &rl) != 0) return 3;
+  for (int i = 0; i < 100000; i++) {
+    if (pthread_create(&th, NULL, blocked, NULL) != 0) {
+      cc_os_limit_hint(hint, sizeof hint);
+      fprintf(stderr, "hint: %s\n", hint);
+      return strstr(hint, expect) ? 0 : 1;
+    }
+  }
+  return 2;
+}
+
+static int in_child(int resource, rlim_t value, int as_nobody, const char *expect) {
+  int st;
+  pid_t pid = fork();
+  if (pid == 0) _exit(refused_names(resource, value, as_nobody, expect));
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 4;
+}
+
+/* The error for a refused thread names the limit hit. */
+static void test_os_limit_hint(void **state) {
+  (void)state;
+  int rc = in_child(RLIMIT_NPROC, 20, 1, "RLIMIT_NPROC");
+  if (rc != 3) assert_int_equal(rc, 0);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  /* Room for this program and a few 8 MiB thread stacks. */
+  {
+    long long vm = 0;
+    char line[128];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+      if (strncmp(line, "VmSize:", 7) == 0) vm = atoll(line + 7);
+    if (f) fclose(f);
+    assert_int_equal(in_child(RLIMIT_AS, (rlim_t)(vm + 64 * 1024) * 1024, 0, "RLIMIT_AS"), 0);
+  }
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_self_deadlock),
@@ -265,6 +325,7 @@ int main(void) {
       cmocka_unit_test(test_actor_slots_recycled),
       cmocka_unit_test(test_table_grows_and_is_shared_across_fork),
       cmocka_unit_test(test_no_room_for_a_chunk),
+      cmocka_unit_test(test_os_limit_hint),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
