@@ -276,23 +276,22 @@ static void test_unjoined_reaped(void **state) {
  * release of the job, the window in which an owner that releases before
  * clearing leaves the job to be released and freed a second time by the
  * reaper. */
+#define JOB_MAGIC 0x6a6f62216a6f6221ull
+
 typedef struct job {
+  uint64_t magic;
   board_t *b;
 } job_t;
 
 static pid_t test_pid;
 
+/* The release hook of every test here (installed once, in main: the
+ * reaper may release a payload at any time). */
 static void counting_release(const void *data, size_t len) {
-  board_t *b = ((const job_t *)data)->b;
-  (void)len;
-  if (len != sizeof(job_t)) return; /* a result, not a job */
-  atomic_fetch_add(&b->count, 1);
-  if (getpid() != test_pid && atomic_load(&b->go)) raise(SIGKILL);
-}
-
-static void install_release_hook(void) {
-  static const cc_thread_hooks_t h = {NULL, NULL, NULL, NULL, counting_release};
-  cc_thread_set_hooks(&h);
+  const job_t *job = data;
+  if (len != sizeof(job_t) || job->magic != JOB_MAGIC) return; /* a result */
+  atomic_fetch_add(&job->b->count, 1);
+  if (getpid() != test_pid && atomic_load(&job->b->go)) raise(SIGKILL);
 }
 
 /* What conc_run_job does once it has decoded the job. */
@@ -303,8 +302,6 @@ static void body_drop_job(cc_process_t *p, board_t *b) {
 
 static void test_killed_releasing_job(void **state) {
   (void)state;
-  test_pid = getpid();
-  install_release_hook();
   for (int round = 0; round < 10; round++) {
     board_t *b = board_new();
     job_t *job = cc_alloc(sizeof *job);
@@ -312,6 +309,7 @@ static void test_killed_releasing_job(void **state) {
     int kill_it = round % 2 == 0, pid;
     assert_non_null(job);
     assert_non_null(p);
+    job->magic = JOB_MAGIC;
     job->b = b;
     atomic_store(&b->go, kill_it);
     p->t.job = job;
@@ -341,6 +339,7 @@ static void test_killed_releasing_job(void **state) {
     board_t *b = board_new();
     job_t *job = cc_alloc(sizeof *job);
     cc_process_t *p = cc_process_new("early", 0);
+    job->magic = JOB_MAGIC;
     job->b = b;
     p->t.job = job;
     p->t.job_len = sizeof *job;
@@ -356,10 +355,6 @@ static void test_killed_releasing_job(void **state) {
     assert_null(p->t.job);
     cc_obj_unref(&p->t.h);
     cc_free(b);
-  }
-  {
-    static const cc_thread_hooks_t none = {NULL, NULL, NULL, NULL, NULL};
-    cc_thread_set_hooks(&none);
   }
 }
 
@@ -387,10 +382,8 @@ static void *join_process(void *arg) {
 }
 
 static void test_error_reported_once(void **state) {
-  static const cc_process_hooks_t h = {count_report};
   cc_process_t *p;
   (void)state;
-  cc_process_set_hooks(&h);
   atomic_store(&reports, 0);
   /* Nobody joins: reported when the child is reaped, once. */
   p = spawn("lonely", body_error, NULL);
@@ -426,10 +419,6 @@ static void test_error_reported_once(void **state) {
     assert_int_equal(atomic_load(&reports), 1);
     cc_obj_unref(&p->t.h);
     cc_free(b);
-  }
-  {
-    static const cc_process_hooks_t none = {NULL};
-    cc_process_set_hooks(&none);
   }
 }
 
@@ -970,6 +959,13 @@ int main(int argc, char **argv) {
     snprintf(buf, sizeof buf, "%s%sdie_after_fork=0", opts ? opts : "", opts ? ":" : "");
     setenv("TSAN_OPTIONS", buf, 1);
     execv("/proc/self/exe", argv);
+  }
+  {
+    static const cc_thread_hooks_t th = {NULL, NULL, NULL, NULL, counting_release};
+    static const cc_process_hooks_t ph = {count_report};
+    test_pid = getpid();
+    cc_thread_set_hooks(&th);
+    cc_process_set_hooks(&ph);
   }
   cc_self(); /* the main thread is actor 'main' */
   srand((unsigned)getpid());

@@ -46,9 +46,14 @@ static void fake_run(void *p, cc_thread_t *t) {
     _Atomic uint32_t *gate = (_Atomic uint32_t *)(intptr_t)job[1];
     while (!atomic_load(gate)) cc_futex_wait(gate, 0, CC_FOREVER);
   }
-  /* 2000000: fail only once a join is counted in (waiting). */
+  /* 2000000: fail only once a join is counted in (waiting). 3000000: fail
+   * after spinning job[1] ns. */
   if (job[0] == 2000000)
     while (!(atomic_load(&t->watch) & CC_WATCH_JOINERS)) sched_yield();
+  if (job[0] == 3000000) {
+    int64_t until = cc_now_ns() + job[1];
+    while (cc_now_ns() < until) cc_cpu_relax();
+  }
   res[0] = job[0] + job[1];
   res[1] = c->serial;
   cc_thread_finish(t, job[0] >= 1000000 ? CC_T_ERROR : CC_T_OK, res, 2 * sizeof(int64_t));
@@ -201,8 +206,11 @@ static void test_timed_join_races_finish(void **state) {
   (void)state;
   for (int i = 0; i < 400; i++) {
     int before = atomic_load(&reported), rc, printed;
-    cc_thread_t *t = start(1000000, 0, 0);
-    rc = cc_thread_join(t, cc_now_ns() + (i % 20) * 1000);
+    /* The thread fails after 0..390 us; the join gives up after 200 us
+     * (timer slack adds ~50 us): about half the joins time out, some right
+     * as the thread decides. */
+    cc_thread_t *t = start(3000000, (i % 40) * 10000, 0);
+    rc = cc_thread_join(t, cc_now_ns() + 200000);
     if (rc == CC_ETIMEOUT) {
       timeouts++;
       while (cc_thread_alive(t)) sched_yield(); /* no join waits now */
