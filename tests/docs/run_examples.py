@@ -98,7 +98,8 @@ def main(argv):
             words = info.split()
             if not words or words[0] != "lua":
                 continue
-            where = "%s:%d" % (f.relative_to(ROOT), start)
+            name = f.relative_to(ROOT) if f.is_relative_to(ROOT) else f
+            where = "%s:%d" % (name, start)
             if words[1:] == ["no-run"]:
                 skipped += 1
             elif words[1:]:
