@@ -14,7 +14,7 @@
 
 /* ---- shared helpers ----------------------------------------------------- */
 
-cc_obj_t *sync_self_slow(lua_State *L) {
+cc_obj_t *conc_sync_self_slow(lua_State *L) {
   const cc_type_t *t;
   lua_getfield(L, lua_upvalueindex(1), "__conctype");
   t = lua_touserdata(L, -1);
@@ -22,7 +22,7 @@ cc_obj_t *sync_self_slow(lua_State *L) {
   return conc_check(L, 1, t);
 }
 
-cc_deadline_t sync_deadline(lua_State *L, int idx) {
+cc_deadline_t conc_sync_deadline(lua_State *L, int idx) {
   switch (lua_type(L, idx)) {
   case LUA_TNONE:
   case LUA_TNIL:
@@ -34,7 +34,7 @@ cc_deadline_t sync_deadline(lua_State *L, int idx) {
   }
 }
 
-int sync_raise(lua_State *L, int err, const char *what) {
+int conc_sync_raise(lua_State *L, int err, const char *what) {
   if (err == CC_EDEADLOCK) {
     lua_pushstring(L, cc_deadlock_message());
     return lua_error(L);
@@ -42,7 +42,7 @@ int sync_raise(lua_State *L, int err, const char *what) {
   return conc_raise(L, err, what);
 }
 
-int sync_notowner(lua_State *L, cc_obj_t *o, const char *verb) {
+int conc_sync_notowner(lua_State *L, cc_obj_t *o, const char *verb) {
   return luaL_error(L, "cannot %s un-acquired %s '%s'", verb, o->type->name, o->name);
 }
 
@@ -50,13 +50,13 @@ int sync_notowner(lua_State *L, cc_obj_t *o, const char *verb) {
  * user value is the conc userdata, which keeps the object alive. */
 typedef struct guard {
   cc_obj_t *obj;
-  const sync_ops_t *ops;
-  const sync_ops_t *want; /* while acquiring */
+  const conc_sync_ops_t *ops;
+  const conc_sync_ops_t *want; /* while acquiring */
 } guard_t;
 
 static int guard_close(lua_State *L) {
   guard_t *g = luaL_checkudata(L, 1, GUARD_T);
-  const sync_ops_t *ops = g->ops;
+  const conc_sync_ops_t *ops = g->ops;
   if (ops) {
     int rc;
     g->ops = NULL;
@@ -64,8 +64,8 @@ static int guard_close(lua_State *L) {
     /* Closing because of an error that already lost the lock (a condition
      * whose re-acquire hit a deadlock): keep that error, not ours. */
     if (rc == CC_ENOTOWNER && !lua_isnoneornil(L, 2)) return 0;
-    if (rc == CC_ENOTOWNER) return sync_notowner(L, g->obj, "release");
-    if (rc != 0) return sync_raise(L, rc, "release");
+    if (rc == CC_ENOTOWNER) return conc_sync_notowner(L, g->obj, "release");
+    if (rc != 0) return conc_sync_raise(L, rc, "release");
   }
   return 0;
 }
@@ -109,7 +109,7 @@ static int with_done(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 2; /* above the guard and self */
 }
 
-int sync_acquire(lua_State *L, cc_obj_t *o,
+int conc_sync_acquire(lua_State *L, cc_obj_t *o,
                  int (*acquire_w)(cc_wait_t *, cc_obj_t *, cc_deadline_t),
                  cc_deadline_t deadline, conc_wait_done_fn done) {
   cc_wait_t local, *w = conc_wait_slot(L);
@@ -125,7 +125,7 @@ static int with_acquired(lua_State *L, int rc, cc_wait_t *w) {
   guard_t *g = lua_touserdata(L, -1);
   int nargs;
   (void)w;
-  if (rc != 0) return sync_raise(L, rc, "with");
+  if (rc != 0) return conc_sync_raise(L, rc, "with");
   g->ops = g->want;
   /* guard, self, fn, args...: the guard's slot releases on return or error,
    * and an error keeps its own traceback. */
@@ -136,31 +136,31 @@ static int with_acquired(lua_State *L, int rc, cc_wait_t *w) {
   return with_done(L, LUA_OK, 0);
 }
 
-int sync_with(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
+int conc_sync_with(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops) {
   guard_t *g;
   luaL_checkany(L, 2);
   g = push_guard(L, o);
   g->want = ops;
-  return sync_acquire(L, o, ops->acquire_w, CC_FOREVER, with_acquired);
+  return conc_sync_acquire(L, o, ops->acquire_w, CC_FOREVER, with_acquired);
 }
 
 static int hold_acquired(lua_State *L, int rc, cc_wait_t *w) {
   guard_t *g = lua_touserdata(L, -1);
   (void)w;
   if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
-  if (rc != 0) return sync_raise(L, rc, "hold");
+  if (rc != 0) return conc_sync_raise(L, rc, "hold");
   g->ops = g->want;
   return 1;
 }
 
-int sync_hold(lua_State *L, cc_obj_t *o, const sync_ops_t *ops) {
-  cc_deadline_t d = sync_deadline(L, 2);
+int conc_sync_hold(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops) {
+  cc_deadline_t d = conc_sync_deadline(L, 2);
   guard_t *g = push_guard(L, o);
   g->want = ops;
-  return sync_acquire(L, o, ops->acquire_w, d, hold_acquired);
+  return conc_sync_acquire(L, o, ops->acquire_w, d, hold_acquired);
 }
 
-void sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods) {
+void conc_sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods) {
   char tname[64];
   conc_newtype(L, type, NULL, NULL, NULL);
   snprintf(tname, sizeof tname, "conc.%s", type->name);
@@ -176,7 +176,7 @@ void sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods) 
 
 /* ---- lock and rlock ------------------------------------------------------ */
 
-static const sync_ops_t lock_ops = {cc_lock_acquire_w, cc_lock_release};
+static const conc_sync_ops_t lock_ops = {cc_lock_acquire_w, cc_lock_release};
 
 static int lock_result(lua_State *L, int rc) {
   if (cc_likely(rc == 0)) {
@@ -187,7 +187,7 @@ static int lock_result(lua_State *L, int rc) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  return sync_raise(L, rc, "acquire");
+  return conc_sync_raise(L, rc, "acquire");
 }
 
 static int lock_done(lua_State *L, int rc, cc_wait_t *w) {
@@ -196,33 +196,33 @@ static int lock_done(lua_State *L, int rc, cc_wait_t *w) {
 }
 
 static int l_acquire(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
-  return sync_acquire(L, o, cc_lock_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : sync_deadline(L, 2),
+  cc_obj_t *o = conc_sync_self(L);
+  return conc_sync_acquire(L, o, cc_lock_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_sync_deadline(L, 2),
                       lock_done);
 }
 
 static int l_release(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
-  if (cc_unlikely(cc_lock_release(o) != 0)) return sync_notowner(L, o, "release");
+  cc_obj_t *o = conc_sync_self(L);
+  if (cc_unlikely(cc_lock_release(o) != 0)) return conc_sync_notowner(L, o, "release");
   return 0;
 }
 
 static int l_locked(lua_State *L) {
-  lua_pushboolean(L, cc_lock_locked(sync_self(L)));
+  lua_pushboolean(L, cc_lock_locked(conc_sync_self(L)));
   return 1;
 }
 
 static int l_owned(lua_State *L) {
-  lua_pushboolean(L, cc_lock_held_by_me(sync_self(L)));
+  lua_pushboolean(L, cc_lock_held_by_me(conc_sync_self(L)));
   return 1;
 }
 
 static int l_with(lua_State *L) {
-  return sync_with(L, sync_self(L), &lock_ops);
+  return conc_sync_with(L, conc_sync_self(L), &lock_ops);
 }
 
 static int l_hold(lua_State *L) {
-  return sync_hold(L, sync_self(L), &lock_ops);
+  return conc_sync_hold(L, conc_sync_self(L), &lock_ops);
 }
 
 static int new_lock(lua_State *L, int recursive) {
@@ -255,36 +255,36 @@ static const luaL_Reg lock_methods[] = {
 /* ---- condition ----------------------------------------------------------- */
 
 static int c_acquire(lua_State *L) {
-  cc_obj_t *l = cc_cond_lock(sync_self(L));
-  return sync_acquire(L, l, cc_lock_acquire_w, sync_deadline(L, 2), lock_done);
+  cc_obj_t *l = cc_cond_lock(conc_sync_self(L));
+  return conc_sync_acquire(L, l, cc_lock_acquire_w, conc_sync_deadline(L, 2), lock_done);
 }
 
 static int c_release(lua_State *L) {
-  cc_obj_t *l = cc_cond_lock(sync_self(L));
-  if (cc_lock_release(l) != 0) return sync_notowner(L, l, "release");
+  cc_obj_t *l = cc_cond_lock(conc_sync_self(L));
+  if (cc_lock_release(l) != 0) return conc_sync_notowner(L, l, "release");
   return 0;
 }
 
 static int c_locked(lua_State *L) {
-  lua_pushboolean(L, cc_lock_locked(cc_cond_lock(sync_self(L))));
+  lua_pushboolean(L, cc_lock_locked(cc_cond_lock(conc_sync_self(L))));
   return 1;
 }
 
 static int c_owned(lua_State *L) {
-  lua_pushboolean(L, cc_lock_held_by_me(cc_cond_lock(sync_self(L))));
+  lua_pushboolean(L, cc_lock_held_by_me(cc_cond_lock(conc_sync_self(L))));
   return 1;
 }
 
 static int c_with(lua_State *L) {
-  return sync_with(L, cc_cond_lock(sync_self(L)), &lock_ops);
+  return conc_sync_with(L, cc_cond_lock(conc_sync_self(L)), &lock_ops);
 }
 
 static int c_hold(lua_State *L) {
-  return sync_hold(L, cc_cond_lock(sync_self(L)), &lock_ops);
+  return conc_sync_hold(L, cc_cond_lock(conc_sync_self(L)), &lock_ops);
 }
 
 static int c_lock(lua_State *L) {
-  conc_push(L, cc_cond_lock(sync_self(L)));
+  conc_push(L, cc_cond_lock(conc_sync_self(L)));
   return 1;
 }
 
@@ -293,23 +293,23 @@ static int cond_wait(lua_State *L, cc_obj_t *c, cc_deadline_t d) {
   int rc = cc_cond_wait(c, d);
   if (rc == 0) return 1;
   if (rc == CC_ETIMEOUT) return 0;
-  if (rc == CC_ENOTOWNER) return sync_notowner(L, cc_cond_lock(c), "wait on");
-  return sync_raise(L, rc, "condition:wait");
+  if (rc == CC_ENOTOWNER) return conc_sync_notowner(L, cc_cond_lock(c), "wait on");
+  return conc_sync_raise(L, rc, "condition:wait");
 }
 
 static int c_wait(lua_State *L) {
-  cc_obj_t *c = sync_self(L);
-  lua_pushboolean(L, cond_wait(L, c, sync_deadline(L, 2)));
+  cc_obj_t *c = conc_sync_self(L);
+  lua_pushboolean(L, cond_wait(L, c, conc_sync_deadline(L, 2)));
   return 1;
 }
 
 /* wait_for(pred [, timeout]): Python's loop; returns pred's last result. */
 static int c_wait_for(lua_State *L) {
-  cc_obj_t *c = sync_self(L);
+  cc_obj_t *c = conc_sync_self(L);
   cc_deadline_t d;
   luaL_checkany(L, 2);
-  d = sync_deadline(L, 3);
-  if (!cc_lock_held_by_me(cc_cond_lock(c))) return sync_notowner(L, cc_cond_lock(c), "wait on");
+  d = conc_sync_deadline(L, 3);
+  if (!cc_lock_held_by_me(cc_cond_lock(c))) return conc_sync_notowner(L, cc_cond_lock(c), "wait on");
   for (;;) {
     lua_settop(L, 3);
     lua_pushvalue(L, 2);
@@ -324,17 +324,17 @@ static int c_wait_for(lua_State *L) {
 }
 
 static int c_notify(lua_State *L) {
-  cc_obj_t *c = sync_self(L);
+  cc_obj_t *c = conc_sync_self(L);
   lua_Integer n = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, n >= 0, 2, "must be non-negative");
   if (cc_cond_notify(c, n > INT32_MAX ? INT32_MAX : (int)n, NULL) != 0)
-    return sync_notowner(L, cc_cond_lock(c), "notify on");
+    return conc_sync_notowner(L, cc_cond_lock(c), "notify on");
   return 0;
 }
 
 static int c_notify_all(lua_State *L) {
-  cc_obj_t *c = sync_self(L);
-  if (cc_cond_notify(c, -1, NULL) != 0) return sync_notowner(L, cc_cond_lock(c), "notify on");
+  cc_obj_t *c = conc_sync_self(L);
+  if (cc_cond_notify(c, -1, NULL) != 0) return conc_sync_notowner(L, cc_cond_lock(c), "notify on");
   return 0;
 }
 
@@ -363,8 +363,8 @@ static const luaL_Reg funcs[] = {
     {"lock", l_lock}, {"rlock", l_rlock}, {"condition", l_condition}, {NULL, NULL}};
 
 void conc_open_lock(lua_State *L) {
-  conc_lazytype(&cc_lock_type, sync_newtype, lock_methods);
-  conc_lazytype(&cc_rlock_type, sync_newtype, lock_methods);
-  conc_lazytype(&cc_cond_type, sync_newtype, cond_methods);
+  conc_lazytype(&cc_lock_type, conc_sync_newtype, lock_methods);
+  conc_lazytype(&cc_rlock_type, conc_sync_newtype, lock_methods);
+  conc_lazytype(&cc_cond_type, conc_sync_newtype, cond_methods);
   luaL_setfuncs(L, funcs, 0);
 }

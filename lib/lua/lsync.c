@@ -31,7 +31,7 @@ static int sem_release1(cc_obj_t *o) {
   return cc_sem_release(o, 1);
 }
 
-static const sync_ops_t sem_ops = {cc_sem_acquire_w, sem_release1};
+static const conc_sync_ops_t sem_ops = {cc_sem_acquire_w, sem_release1};
 
 static int s_acquired(lua_State *L, int rc, cc_wait_t *w) {
   (void)w;
@@ -39,17 +39,17 @@ static int s_acquired(lua_State *L, int rc, cc_wait_t *w) {
     lua_pushboolean(L, rc == 0);
     return 1;
   }
-  return sync_raise(L, rc, "semaphore:acquire");
+  return conc_sync_raise(L, rc, "semaphore:acquire");
 }
 
 static int s_acquire(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
-  return sync_acquire(L, o, cc_sem_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : sync_deadline(L, 2),
+  cc_obj_t *o = conc_sync_self(L);
+  return conc_sync_acquire(L, o, cc_sem_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_sync_deadline(L, 2),
                       s_acquired);
 }
 
 static int s_release(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
+  cc_obj_t *o = conc_sync_self(L);
   lua_Integer k = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, k >= 1, 2, "must be at least 1");
   if (cc_sem_release(o, k > CC_SEM_MAX ? CC_SEM_MAX + 1u : (uint32_t)k) != 0) {
@@ -61,16 +61,16 @@ static int s_release(lua_State *L) {
 }
 
 static int s_value(lua_State *L) {
-  lua_pushinteger(L, cc_sem_value(sync_self(L)));
+  lua_pushinteger(L, cc_sem_value(conc_sync_self(L)));
   return 1;
 }
 
 static int s_with(lua_State *L) {
-  return sync_with(L, sync_self(L), &sem_ops);
+  return conc_sync_with(L, conc_sync_self(L), &sem_ops);
 }
 
 static int s_hold(lua_State *L) {
-  return sync_hold(L, sync_self(L), &sem_ops);
+  return conc_sync_hold(L, conc_sync_self(L), &sem_ops);
 }
 
 /* conc.semaphore([n = 1] [, {bounded=, name=}]) */
@@ -100,30 +100,30 @@ static const luaL_Reg sem_methods[] = {
 /* ---- event ---------------------------------------------------------------- */
 
 static int e_set(lua_State *L) {
-  cc_event_set(sync_self(L));
+  cc_event_set(conc_sync_self(L));
   return 0;
 }
 
 static int e_clear(lua_State *L) {
-  cc_event_clear(sync_self(L));
+  cc_event_clear(conc_sync_self(L));
   return 0;
 }
 
 static int e_is_set(lua_State *L) {
-  lua_pushboolean(L, cc_event_is_set(sync_self(L)));
+  lua_pushboolean(L, cc_event_is_set(conc_sync_self(L)));
   return 1;
 }
 
 static int e_waited(lua_State *L, int rc, cc_wait_t *w) {
   (void)w;
-  if (rc < 0) return sync_raise(L, rc, "event:wait");
+  if (rc < 0) return conc_sync_raise(L, rc, "event:wait");
   lua_pushboolean(L, rc);
   return 1;
 }
 
 static int e_wait(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
-  return sync_acquire(L, o, cc_event_wait_w, sync_deadline(L, 2), e_waited);
+  cc_obj_t *o = conc_sync_self(L);
+  return conc_sync_acquire(L, o, cc_event_wait_w, conc_sync_deadline(L, 2), e_waited);
 }
 
 static int l_event(lua_State *L) {
@@ -148,12 +148,12 @@ static const luaL_Reg event_methods[] = {
 static int b_waited(lua_State *L, int rc, cc_wait_t *w);
 
 static int b_wait(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
+  cc_obj_t *o = conc_sync_self(L);
   uint32_t index = 0;
   cc_wait_t local, *w = conc_wait_slot(L);
   int rc;
   if (!w) w = &local;
-  rc = cc_barrier_wait_w(w, o, sync_deadline(L, 2), &index);
+  rc = cc_barrier_wait_w(w, o, conc_sync_deadline(L, 2), &index);
   w->obj = o;
   w->arg[3] = index;
   if (rc == CC_WAIT_PARK) return conc_wait(L, w, b_waited);
@@ -168,31 +168,31 @@ static int b_waited(lua_State *L, int rc, cc_wait_t *w) {
   }
   if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
   if (rc == CC_ECLOSED) return luaL_error(L, "barrier '%s' is broken", o->name);
-  return sync_raise(L, rc, "barrier:wait");
+  return conc_sync_raise(L, rc, "barrier:wait");
 }
 
 static int b_abort(lua_State *L) {
-  cc_barrier_abort(sync_self(L));
+  cc_barrier_abort(conc_sync_self(L));
   return 0;
 }
 
 static int b_reset(lua_State *L) {
-  cc_barrier_reset(sync_self(L));
+  cc_barrier_reset(conc_sync_self(L));
   return 0;
 }
 
 static int b_broken(lua_State *L) {
-  lua_pushboolean(L, cc_barrier_broken(sync_self(L)));
+  lua_pushboolean(L, cc_barrier_broken(conc_sync_self(L)));
   return 1;
 }
 
 static int b_parties(lua_State *L) {
-  lua_pushinteger(L, ((cc_barrier_t *)sync_self(L))->parties);
+  lua_pushinteger(L, ((cc_barrier_t *)conc_sync_self(L))->parties);
   return 1;
 }
 
 static int b_n_waiting(lua_State *L) {
-  lua_pushinteger(L, cc_barrier_waiting(sync_self(L)));
+  lua_pushinteger(L, cc_barrier_waiting(conc_sync_self(L)));
   return 1;
 }
 
@@ -218,31 +218,31 @@ static const luaL_Reg barrier_methods[] = {
 /* ---- atomic --------------------------------------------------------------- */
 
 static int a_get(lua_State *L) {
-  lua_pushinteger(L, cc_atomic_get(sync_self(L)));
+  lua_pushinteger(L, cc_atomic_get(conc_sync_self(L)));
   return 1;
 }
 
 static int a_set(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
+  cc_obj_t *o = conc_sync_self(L);
   cc_atomic_set(o, luaL_checkinteger(L, 2));
   return 0;
 }
 
 static int a_add(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
+  cc_obj_t *o = conc_sync_self(L);
   lua_pushinteger(L, cc_atomic_add(o, luaL_optinteger(L, 2, 1)));
   return 1;
 }
 
 static int a_cas(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
+  cc_obj_t *o = conc_sync_self(L);
   lua_Integer expected = luaL_checkinteger(L, 2), desired = luaL_checkinteger(L, 3);
   lua_pushboolean(L, cc_atomic_cas(o, expected, desired));
   return 1;
 }
 
 static int a_exchange(lua_State *L) {
-  cc_obj_t *o = sync_self(L);
+  cc_obj_t *o = conc_sync_self(L);
   lua_pushinteger(L, cc_atomic_exchange(o, luaL_checkinteger(L, 2)));
   return 1;
 }
@@ -269,9 +269,9 @@ static const luaL_Reg funcs[] = {{"semaphore", l_semaphore},
                                  {NULL, NULL}};
 
 void conc_open_sync(lua_State *L) {
-  conc_lazytype(&cc_sem_type, sync_newtype, sem_methods);
-  conc_lazytype(&cc_event_type, sync_newtype, event_methods);
-  conc_lazytype(&cc_barrier_type, sync_newtype, barrier_methods);
-  conc_lazytype(&cc_atomic_type, sync_newtype, atomic_methods);
+  conc_lazytype(&cc_sem_type, conc_sync_newtype, sem_methods);
+  conc_lazytype(&cc_event_type, conc_sync_newtype, event_methods);
+  conc_lazytype(&cc_barrier_type, conc_sync_newtype, barrier_methods);
+  conc_lazytype(&cc_atomic_type, conc_sync_newtype, atomic_methods);
   luaL_setfuncs(L, funcs, 0);
 }

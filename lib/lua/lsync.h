@@ -2,7 +2,7 @@
  * lsync.h - what the synchronisation bindings (llock.c, lsync.c) share:
  * fast method dispatch, timeouts, guards for with()/hold().
  *
- * Methods of a sync type are registered by sync_newtype() with two upvalues:
+ * Methods of a sync type are registered by conc_sync_newtype() with two upvalues:
  * the type's metatable (so SYNC_SELF checks `self` with one rawequal instead
  * of a registry lookup) and the guard metatable. The type's __index is the
  * methods table itself, so `l:acquire()` costs no extra C call.
@@ -14,46 +14,46 @@
 #include "ltask.h"
 
 /* How a guard acquires and releases its object (lock, semaphore, ...). */
-typedef struct sync_ops {
+typedef struct conc_sync_ops {
   /* The fast path, or CC_WAIT_PARK with *w ready for conc_wait (ltask.h). */
   int (*acquire_w)(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline);
   int (*release)(cc_obj_t *o);
-} sync_ops_t;
+} conc_sync_ops_t;
 
 /* Acquires through ops as a blocking call (a task suspends) and returns
  * done(L, rc, w). */
-int sync_acquire(lua_State *L, cc_obj_t *o, int (*acquire_w)(cc_wait_t *, cc_obj_t *, cc_deadline_t),
+int conc_sync_acquire(lua_State *L, cc_obj_t *o, int (*acquire_w)(cc_wait_t *, cc_obj_t *, cc_deadline_t),
                  cc_deadline_t deadline, conc_wait_done_fn done);
 
 /* Registers `type` (conc_newtype) with `methods` as described above. */
-void sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods);
+void conc_sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods);
 
 /* The object at index 1 when it is of the method's type (else raises the
- * standard argument error). For methods registered by sync_newtype only. */
-cc_obj_t *sync_self_slow(lua_State *L);
-static inline cc_obj_t *sync_self(lua_State *L) {
+ * standard argument error). For methods registered by conc_sync_newtype only. */
+cc_obj_t *conc_sync_self_slow(lua_State *L);
+static inline cc_obj_t *conc_sync_self(lua_State *L) {
   conc_ud *u = lua_touserdata(L, 1);
   if (cc_likely(u != NULL && lua_getmetatable(L, 1))) {
     int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
     lua_pop(L, 1);
     if (cc_likely(ok && u->obj != NULL)) return u->obj;
   }
-  return sync_self_slow(L);
+  return conc_sync_self_slow(L);
 }
 
 /* Optional timeout at idx: nil/none -> forever, true -> forever, false -> 0
  * (Python's blocking=False), number of seconds >= 0 -> deadline. */
-cc_deadline_t sync_deadline(lua_State *L, int idx);
+cc_deadline_t conc_sync_deadline(lua_State *L, int idx);
 
 /* Raises for a core error: the deadlock message exactly as
  * cc_deadlock_message() gives it (no position prefix), else conc_raise. */
-int sync_raise(lua_State *L, int err, const char *what);
+int conc_sync_raise(lua_State *L, int err, const char *what);
 
 /* x:with(fn, ...) and x:hold([timeout]) for object `o` at index 1. */
-int sync_with(lua_State *L, cc_obj_t *o, const sync_ops_t *ops);
-int sync_hold(lua_State *L, cc_obj_t *o, const sync_ops_t *ops);
+int conc_sync_with(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops);
+int conc_sync_hold(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops);
 
 /* Raises "cannot release un-acquired lock 'name'" and the like. */
-int sync_notowner(lua_State *L, cc_obj_t *o, const char *verb);
+int conc_sync_notowner(lua_State *L, cc_obj_t *o, const char *verb);
 
 #endif

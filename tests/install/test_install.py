@@ -51,15 +51,12 @@ def check_layout(prefix):
     bad = [n for n in names if not (n.startswith("conclua_") or n == "luaopen_conc")]
     assert not bad, bad
     # Every global symbol of the static library carries a project prefix, so
-    # none can clash with a host's own. `pending`: the sync_* helpers of
-    # lib/lua/lsync.h, lsync.c and llock.c, still to be renamed conc_sync_*;
-    # make it empty once they are.
-    pending = ("sync_",)
+    # none can clash with a host's own.
     syms = [l.split()[-1] for l in sh(["nm", "-g", "--defined-only",
                                         os.path.join(libdir, "libconclua.a")]).splitlines()
             if len(l.split()) == 3]
     bad = [n for n in syms if not n.startswith(("cc_", "conc_", "conclua_")) and
-           n != "luaopen_conc" and not n.startswith(pending) and
+           n != "luaopen_conc" and
            not n.startswith("__")]  # the compiler's own (e.g. ASan's __odr_asan.*)
     assert syms and not bad, bad
     return libdir, pc, cmod
