@@ -133,6 +133,8 @@ void cc_set_self(cc_actor_t *a) {
 void cc_actor_describe(const cc_actor_t *a, char *buf, size_t n) {
   if (a->kind == CC_ACTOR_PROCESS)
     snprintf(buf, n, "process '%s' (pid %d)", a->name, (int)a->pid);
+  else if (a->kind == CC_ACTOR_TASK)
+    snprintf(buf, n, "task '%s'", a->name);
   else
     snprintf(buf, n, "thread '%s'", a->name);
 }

@@ -22,7 +22,9 @@
 
 #define CC_MAX_HELD 32
 
-enum cc_actor_kind { CC_ACTOR_THREAD = 0, CC_ACTOR_PROCESS = 1 };
+/* A task (a coroutine of an event loop) counts as a thread of its process
+ * everywhere but in messages. */
+enum cc_actor_kind { CC_ACTOR_THREAD = 0, CC_ACTOR_PROCESS = 1, CC_ACTOR_TASK = 2 };
 enum cc_actor_state { CC_ACTOR_FREE = 0, CC_ACTOR_RUNNING, CC_ACTOR_WAITING, CC_ACTOR_DONE };
 
 /* What a wait is for: deadlock detection only follows CC_WAIT_LOCK edges. */

@@ -120,6 +120,7 @@ typedef struct cc_globals {
   _Atomic uint32_t nactors; /* slots in published chunks */
   cc_mutex_t actors_lock;
   void *actor_free;
+  _Atomic(void *) wait_table; /* lib/core/wait.c */
 } cc_globals_t;
 
 cc_globals_t *cc_globals(void);
