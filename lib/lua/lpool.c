@@ -36,6 +36,7 @@
 #define FNBOX_T (&cc_fnbox_type)
 
 #define WORKER_FN_CACHE 64 /* decoded functions a worker keeps */
+#define MAP_CHUNK_MAX 4096  /* items in one map chunk */
 
 /* Registry keys. */
 static const char owned_key = 'o';   /* weak: light(pool) -> pool userdata */
@@ -44,18 +45,6 @@ static const char fncache_key = 'f'; /* worker: box id -> function, [0] = count 
 
 /* The pool userdata's user value. */
 enum { UV_WORKERS = 1, UV_CALLBACKS, UV_FUNCTIONS };
-
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
 
 /* ---- the worker side ------------------------------------------------------ */
 
@@ -94,40 +83,47 @@ static void push_function(lua_State *L, cc_fnbox_t *b) {
 }
 
 /* Runs task f (a light userdata at 1): its function, its arguments (for a
- * map chunk, one table), then returns its encoded results as a light
- * userdata and a length. */
+ * map chunk, the chunk's items, each a value of its own), then returns its
+ * encoded results as a light userdata and a length. A task without
+ * arguments has no block (NULL); a task without results returns none. */
 static int task_body(lua_State *L) {
   cc_future_t *f = lua_touserdata(L, 1);
   void *args = f->args;
   size_t alen = f->args_len;
   conc_wbuf_t b;
-  void *data;
-  size_t len;
-  int n;
+  void *data = NULL;
+  size_t len = 0;
+  int n = 0;
   lua_settop(L, 1);
   push_function(L, f->fn); /* 2 */
-  n = conc_decode(L, args, alen);
-  f->args = NULL; /* cleared first: see cc_process_drop_job */
-  atomic_signal_fence(memory_order_seq_cst);
-  conc_codec_release(args, alen);
-  cc_free(args);
-  conc_wbuf_init(&b, 1);
-  if (f->kind == CC_TASK_APPLY) {
-    lua_remove(L, 3); /* the place of the function among the arguments */
-    lua_call(L, n - 1, LUA_MULTRET); /* results from 2 on */
-    conc_encode(L, 2, lua_gettop(L) - 1, &b, "result");
-  } else {
-    lua_Integer m = (lua_Integer)lua_rawlen(L, 3);
-    lua_createtable(L, (int)m, 0); /* 4 */
-    for (lua_Integer i = 1; i <= m; i++) {
-      lua_pushvalue(L, 2);
-      lua_rawgeti(L, 3, i);
-      lua_call(L, 1, 1);
-      lua_rawseti(L, 4, i);
-    }
-    conc_encode(L, 4, 1, &b, "result");
+  if (args) {
+    n = conc_decode(L, args, alen); /* 3 .. n + 2 */
+    f->args = NULL; /* cleared first: see cc_process_drop_job */
+    atomic_signal_fence(memory_order_seq_cst);
+    conc_codec_release(args, alen);
+    cc_free(args);
   }
-  data = conc_wbuf_take(&b, &len);
+  if (f->kind == CC_TASK_APPLY) {
+    if (n > 0) { /* the function's place among the arguments */
+      lua_remove(L, 3);
+      n--;
+    }
+    lua_call(L, n, LUA_MULTRET); /* results from 2 on */
+    n = lua_gettop(L) - 1;
+  } else { /* each item's first result in its place */
+    for (int i = 3; i < n + 3; i++) {
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, i);
+      lua_call(L, 1, 1);
+      lua_replace(L, i);
+    }
+    lua_remove(L, 2);
+  }
+  if (n > 0) {
+    conc_wbuf_init(&b, 1);
+    conc_encode(L, 2, n, &b, "result");
+    data = conc_wbuf_take(&b, &len);
+  }
   lua_settop(L, 0);
   lua_pushlightuserdata(L, data);
   lua_pushinteger(L, (lua_Integer)len);
@@ -143,7 +139,7 @@ static int worker_main(lua_State *L) {
   while ((f = cc_pool_take(p, slot)) != NULL) {
     size_t len = 0;
     lua_settop(L, 2);
-    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, conc_job_msghandler);
     lua_pushcfunction(L, task_body);
     lua_pushlightuserdata(L, f);
     if (lua_pcall(L, 1, 2, 3) == LUA_OK) {
@@ -222,12 +218,17 @@ static void push_error(lua_State *L, cc_future_t *f) {
     lua_pushfstring(L, "pool '%s': %s", f->pool->h.name, text);
 }
 
+/* Pushes the results of f, which finished with CC_F_OK: how many. */
+static int decode_results(lua_State *L, cc_future_t *f) {
+  return f->result ? conc_decode(L, f->result, f->result_len) : 0;
+}
+
 /* Pushes the outcome of final f as callbacks get it: true, results... or
  * false, error. Returns how many values. */
 static int push_outcome(lua_State *L, cc_future_t *f) {
   if (cc_future_state(f) == CC_F_OK) {
     lua_pushboolean(L, 1);
-    return 1 + conc_decode(L, f->result, f->result_len);
+    return 1 + decode_results(L, f);
   }
   lua_pushboolean(L, 0);
   push_error(L, f);
@@ -251,7 +252,7 @@ static void run_callbacks(lua_State *L, int cbs, int fidx, cc_pool_t *p) {
   n = (int)lua_rawlen(L, list);
   for (int i = 1; i <= n; i++) {
     int base = lua_gettop(L), nargs;
-    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, conc_job_msghandler);
     lua_rawgeti(L, list, i);
     nargs = push_outcome(L, f);
     if (lua_pcall(L, nargs, 0, base + 1) != LUA_OK) {
@@ -289,10 +290,14 @@ static void service(lua_State *L, int pidx, cc_pool_t *p) {
   lua_settop(L, top);
 }
 
-/* If this state owns the pool of f, pushes the pool userdata and returns
- * its index; else returns 0. */
-static int owner_of(lua_State *L, cc_future_t *f) {
+/* If this state owns the pool of f (the Future's userdata at fidx),
+ * pushes the pool userdata and returns its index; else returns 0. A Future
+ * that this state submitted keeps its pool's userdata as its user value:
+ * no registry lookup then. */
+static int owner_of(lua_State *L, int fidx, cc_future_t *f) {
   if (f->pool->owner_pid != cc_pid) return 0;
+  if (lua_getiuservalue(L, fidx, 1) == LUA_TUSERDATA) return lua_gettop(L);
+  lua_pop(L, 1);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &owned_key) != LUA_TTABLE ||
       lua_rawgetp(L, -1, f->pool) != LUA_TUSERDATA) {
     lua_pop(L, 2);
@@ -321,9 +326,10 @@ static int owner_wait(lua_State *L, int pidx, cc_pool_t *p, cc_future_t *f,
   }
 }
 
-/* Waits for f, as the owner if this state owns its pool. */
+/* Waits for f (its userdata at 1), as the owner if this state owns its
+ * pool. */
 static int wait_future(lua_State *L, cc_future_t *f, cc_deadline_t d) {
-  int top = lua_gettop(L), pidx = owner_of(L, f), rc;
+  int top = lua_gettop(L), pidx = owner_of(L, 1, f), rc;
   rc = pidx ? owner_wait(L, pidx, f->pool, f, d) : cc_future_wait(f, d);
   lua_settop(L, top);
   return rc;
@@ -331,7 +337,7 @@ static int wait_future(lua_State *L, cc_future_t *f, cc_deadline_t d) {
 
 /* The results of final f, or raises its error. */
 static int push_results(lua_State *L, cc_future_t *f) {
-  if (cc_future_state(f) == CC_F_OK) return conc_decode(L, f->result, f->result_len);
+  if (cc_future_state(f) == CC_F_OK) return decode_results(L, f);
   luaL_where(L, 1);
   push_error(L, f);
   lua_concat(L, 2);
@@ -376,8 +382,10 @@ static cc_future_t *queue_task(lua_State *L, cc_pool_t *p, int kind, cc_fnbox_t 
   int rc;
   cc_future_t *f = cc_future_new(p, kind, b, args, len);
   if (!f) {
-    conc_codec_release(args, len);
-    cc_free(args);
+    if (args) {
+      conc_codec_release(args, len);
+      cc_free(args);
+    }
     luaL_error(L, "pool: %s", cc_strerror(CC_ENOMEM));
   }
   conc_push_owned(L, &f->h);
@@ -406,11 +414,15 @@ static int l_submit(lua_State *L) {
   check_open(L, p, "submit");
   b = function_box(L, 1, 2);
   /* Arguments are numbered as the caller sees them: the function is 1. */
-  lua_pushnil(L);
-  lua_replace(L, 2);
-  conc_wbuf_init(&w, 1);
-  conc_encode(L, 2, n - 1, &w, "argument");
-  args = conc_wbuf_take(&w, &len);
+  args = NULL;
+  len = 0;
+  if (n > 2) {
+    lua_pushnil(L);
+    lua_replace(L, 2);
+    conc_wbuf_init(&w, 1);
+    conc_encode(L, 2, n - 1, &w, "argument");
+    args = conc_wbuf_take(&w, &len);
+  }
   queue_task(L, p, CC_TASK_APPLY, b, args, len);
   return 1;
 }
@@ -426,31 +438,57 @@ static int l_apply(lua_State *L) {
   return push_results(L, f);
 }
 
-/* encode_chunk(list, first, count) -> light block, length: one table of
- * list[first .. first + count - 1] (run protected by map). */
+/* encode_chunk(list, first, count) -> light block, length: the items
+ * list[first .. first + count - 1], each a value of its own, straight from
+ * the list (run protected by map; count is at most MAP_CHUNK_MAX). */
 static int encode_chunk(lua_State *L) {
   lua_Integer first = lua_tointeger(L, 2), count = lua_tointeger(L, 3);
   conc_wbuf_t w;
   void *data;
   size_t len;
-  lua_createtable(L, (int)count, 0);
-  for (lua_Integer k = 0; k < count; k++) {
+  luaL_checkstack(L, (int)count, "map chunk");
+  for (lua_Integer k = 0; k < count; k++)
     if (lua_rawgeti(L, 1, first + k) == LUA_TNIL)
-      return luaL_error(L, "bad argument #2 to 'map' (list has a hole at index %d)",
-                        (int)(first + k));
-    lua_rawseti(L, 4, k + 1);
-  }
+      return luaL_error(L, "bad argument #2 to 'map' (list has a hole at index %I)",
+                        first + k);
   conc_wbuf_init(&w, 1);
-  conc_encode(L, 4, 1, &w, "argument");
+  conc_encode(L, 4, (int)count, &w, "argument");
   data = conc_wbuf_take(&w, &len);
+  lua_settop(L, 0);
   lua_pushlightuserdata(L, data);
   lua_pushinteger(L, (lua_Integer)len);
   return 2;
 }
 
+/* Cancels the Futures futs[from .. to] (a map that gives up). */
+static void cancel_chunks(lua_State *L, int futs, lua_Integer from, lua_Integer to) {
+  for (lua_Integer k = from; k <= to; k++) {
+    lua_rawgeti(L, futs, k);
+    cc_future_cancel((cc_future_t *)conc_toobj(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* The chunk size of a map of n items on p: the caller's, else Python's
+ * choice (n / (4 x workers), rounded up); at most MAP_CHUNK_MAX either way,
+ * as a chunk's items pass through the Lua stack (and stay in the caches). */
+static lua_Integer chunk_size(lua_State *L, cc_pool_t *p, lua_Integer n) {
+  lua_Integer cs;
+  if (lua_isnoneornil(L, 4)) {
+    lua_Integer per = (lua_Integer)p->nworkers * 4;
+    cs = n / per + (n % per != 0);
+  } else {
+    cs = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, cs >= 1, 4, "chunksize must be at least 1");
+  }
+  return cs < 1 ? 1 : cs > MAP_CHUNK_MAX ? MAP_CHUNK_MAX : cs;
+}
+
+/* map(fn, list [, chunksize]): each chunk is encoded straight from the list
+ * and its results are decoded straight into the output list. */
 static int l_map(lua_State *L) {
   cc_pool_t *p = checkpool(L);
-  lua_Integer n, cs, nchunks, out_i = 0;
+  lua_Integer n, cs, nchunks;
   cc_fnbox_t *b;
   int futs, out;
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -461,14 +499,7 @@ static int l_map(lua_State *L) {
     if (lua_next(L, 3))
       return luaL_argerror(L, 3, "sequence expected, got a table with other keys");
   }
-  if (lua_isnoneornil(L, 4)) {
-    lua_Integer per = (lua_Integer)p->nworkers * 4;
-    cs = n / per + (n % per != 0);
-    if (cs < 1) cs = 1;
-  } else {
-    cs = luaL_checkinteger(L, 4);
-    luaL_argcheck(L, cs >= 1, 4, "chunksize must be at least 1");
-  }
+  cs = chunk_size(L, p, n);
   lua_settop(L, 4);
   service(L, 1, p);
   check_open(L, p, "map");
@@ -485,11 +516,7 @@ static int l_map(lua_State *L) {
     lua_pushinteger(L, first);
     lua_pushinteger(L, count);
     if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
-      for (lua_Integer k = 1; k <= c; k++) { /* give back what was queued */
-        lua_rawgeti(L, futs, k);
-        cc_future_cancel((cc_future_t *)conc_toobj(L, -1));
-        lua_pop(L, 1);
-      }
+      cancel_chunks(L, futs, 1, c); /* give back what was queued */
       if (strstr(lua_tostring(L, -1), "cannot copy")) {
         /* Name the item as the caller numbers it: encode the whole list
          * again as argument 2 (the function's place is argument 1). */
@@ -517,23 +544,13 @@ static int l_map(lua_State *L) {
     f = (cc_future_t *)conc_toobj(L, -1);
     rc = owner_wait(L, 1, p, f, CC_FOREVER);
     if (rc == 0 && cc_future_state(f) == CC_F_OK) {
-      lua_Integer m;
-      conc_decode(L, f->result, f->result_len);
-      m = (lua_Integer)lua_rawlen(L, -1);
-      if (m < (c < nchunks ? cs : n - (nchunks - 1) * cs))
-        m = c < nchunks ? cs : n - (nchunks - 1) * cs; /* trailing nil results */
-      for (lua_Integer k = 1; k <= m; k++) {
-        lua_rawgeti(L, -1, k);
-        lua_rawseti(L, out, ++out_i);
-      }
-      lua_pop(L, 2);
+      int m = decode_results(L, f); /* one value per item: nil keeps its place */
+      for (lua_Integer k = (c - 1) * cs + m; m > 0; m--, k--)
+        lua_rawseti(L, out, k);
+      lua_pop(L, 1);
       continue;
     }
-    for (lua_Integer k = c + 1; k <= nchunks; k++) {
-      lua_rawgeti(L, futs, k);
-      cc_future_cancel((cc_future_t *)conc_toobj(L, -1));
-      lua_pop(L, 1);
-    }
+    cancel_chunks(L, futs, c + 1, nchunks);
     if (rc) return conc_raise(L, rc, "pool:map");
     return push_results(L, f);
   }
@@ -597,10 +614,15 @@ static int pool_gc(lua_State *L) {
   return 0;
 }
 
+/* Fields (the key is looked at first: a method lookup, pool:submit, pays
+ * no type check here). */
 static int pool_index(lua_State *L) {
-  cc_pool_t *p = (cc_pool_t *)conc_check(L, 1, POOL_T);
-  const char *k = lua_tostring(L, 2);
-  if (!k) return 0;
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  cc_pool_t *p;
+  if (!k || (strcmp(k, "name") != 0 && strcmp(k, "size") != 0 &&
+             strcmp(k, "processes") != 0))
+    return 0;
+  p = (cc_pool_t *)conc_check(L, 1, POOL_T);
   if (strcmp(k, "name") == 0)
     lua_pushstring(L, p->h.name);
   else if (strcmp(k, "size") == 0)
@@ -670,9 +692,9 @@ static cc_future_t *checkf(lua_State *L) {
   return (cc_future_t *)conc_check(L, 1, FUTURE_T);
 }
 
-/* Serves the pool of f if this state owns it. */
+/* Serves the pool of f (its userdata at 1) if this state owns it. */
 static void touch(lua_State *L, cc_future_t *f) {
-  int top = lua_gettop(L), pidx = owner_of(L, f);
+  int top = lua_gettop(L), pidx = owner_of(L, 1, f);
   if (pidx) service(L, pidx, f->pool);
   lua_settop(L, top);
 }
@@ -712,7 +734,7 @@ static int f_on_done(lua_State *L) {
   int pidx, cbs;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  if (!(pidx = owner_of(L, f)))
+  if (!(pidx = owner_of(L, 1, f)))
     return luaL_error(L, "future:on_done: only the thread that created pool '%s' can "
                          "add callbacks", f->pool->h.name);
   service(L, pidx, f->pool);
@@ -739,9 +761,10 @@ static int f_on_done(lua_State *L) {
 }
 
 static int future_index(lua_State *L) {
-  cc_future_t *f = checkf(L);
-  const char *k = lua_tostring(L, 2);
-  if (!k) return 0;
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  cc_future_t *f;
+  if (!k || (strcmp(k, "name") != 0 && strcmp(k, "pid") != 0)) return 0;
+  f = checkf(L);
   if (strcmp(k, "name") == 0)
     lua_pushstring(L, f->h.name);
   else if (strcmp(k, "pid") == 0 && cc_future_state(f) != CC_F_PENDING)
