@@ -57,7 +57,7 @@ static int obj_index(lua_State *L) {
     lua_settop(L, top);
   }
   lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_gettable(L, lua_upvalueindex(1)); /* a miss raises (conc_methods_strict) */
   return 1;
 }
 
@@ -75,6 +75,7 @@ void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
   lua_rawsetp(L, LUA_REGISTRYINDEX, type); /* fast type checks */
   lua_newtable(L);
   if (methods) luaL_setfuncs(L, methods, 0);
+  conc_methods_strict(L, -1, tname); /* a misspelled method raises, with a suggestion */
   if (index) {
     lua_pushcfunction(L, index);
     lua_pushcclosure(L, obj_index, 2);

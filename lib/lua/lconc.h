@@ -108,6 +108,22 @@ void *conc_store_text(const char *s, size_t len, size_t *outlen);
  * (conclua_msghandler in conclua.h is the top level's, as lua.c's.) */
 int conc_job_msghandler(lua_State *L);
 
+/* ---- the checks every binding shares (lcheck.c) ----
+ * conc_suggest: the candidate (NULL-terminated list) nearest to `word`
+ * within one or two edits, or NULL. conc_check_options: every key of the
+ * options table at idx is one of `keys`, else "bad argument #idx to 'f'
+ * (unknown option 'nmae' (did you mean 'name'?))". conc_name_arg: the name
+ * every constructor takes the same way, at idx: nil/none (NULL: the default
+ * name), a string, or an options table checked against `keys` (NULL: only
+ * "name") whose `name` field is the name; a name of CC_NAME_MAX bytes or
+ * more raises (names are never cut). The string stays anchored at idx.
+ * conc_methods_strict: makes a missing key of the methods table at idx
+ * raise "conc.queue has no method or field 'gett' (did you mean 'get'?)". */
+const char *conc_suggest(const char *word, const char *const cands[]);
+void conc_check_options(lua_State *L, int idx, const char *const keys[]);
+const char *conc_name_arg(lua_State *L, int idx, const char *const keys[]);
+void conc_methods_strict(lua_State *L, int idx, const char *tname);
+
 /* Ctrl-C (linterrupt.c). conc_interrupt_consumed: a wait returned CC_EINTR
  * and is raising it: drop the pending interrupt and its hook. In a host's
  * own state with a SIGINT handler installed (stock lua5.4 running a chunk),

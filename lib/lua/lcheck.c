@@ -1,0 +1,139 @@
+/*
+ * lcheck.c - the checks every binding shares: option tables that reject
+ * unknown keys, the name argument every constructor takes the same way, and
+ * "did you mean" suggestions for misspelled options and methods.
+ *
+ * Bindings use these instead of reading option tables by hand, so that a
+ * misspelled key raises ("unknown option 'nmae' (did you mean 'name'?)")
+ * rather than being ignored, and a name is never cut silently.
+ */
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lconc.h"
+
+/* Edit distance between a and b, or a number above `max` as soon as it is
+ * certain to exceed it. Words longer than 63 bytes never match. */
+static int distance(const char *a, const char *b, int max) {
+  size_t la = strlen(a), lb = strlen(b);
+  int row[64], best;
+  if (la > 63 || lb > 63) return max + 1;
+  if ((la > lb ? la - lb : lb - la) > (size_t)max) return max + 1;
+  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+  for (size_t i = 1; i <= la; i++) {
+    int diag = row[0];
+    row[0] = (int)i;
+    best = row[0];
+    for (size_t j = 1; j <= lb; j++) {
+      int up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+      if (row[j] + 1 < v) v = row[j] + 1;
+      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
+      /* a swap of two neighbours counts as one edit */
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && v > diag) v = diag;
+      diag = up;
+      row[j] = v;
+      if (v < best) best = v;
+    }
+    if (best > max) return max + 1;
+  }
+  return row[lb];
+}
+
+const char *conc_suggest(const char *word, const char *const cands[]) {
+  const char *best = NULL;
+  int bestd = 3, len = (int)strlen(word);
+  int max = len <= 3 ? 1 : 2; /* short words: one edit, or everything matches */
+  for (int i = 0; cands[i]; i++) {
+    int d = distance(word, cands[i], max);
+    if (d <= max && d < bestd) {
+      best = cands[i];
+      bestd = d;
+    }
+  }
+  return best;
+}
+
+void conc_check_options(lua_State *L, int idx, const char *const keys[]) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1), *s;
+      int i;
+      for (i = 0; keys[i]; i++)
+        if (strcmp(k, keys[i]) == 0) break;
+      if (keys[i]) continue;
+      s = conc_suggest(k, keys);
+      if (s)
+        luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' (did you mean '%s'?)", k, s));
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", k));
+    }
+    luaL_argerror(L, idx, lua_pushfstring(L, "option names are strings, got a %s key",
+                                          luaL_typename(L, -1)));
+  }
+}
+
+static const char *check_name(lua_State *L, int idx, int argn) {
+  size_t len;
+  const char *name = lua_tolstring(L, idx, &len);
+  if (len >= CC_NAME_MAX)
+    luaL_argerror(L, argn, lua_pushfstring(L, "name is %d bytes long (at most %d)", (int)len,
+                                           CC_NAME_MAX - 1));
+  return name;
+}
+
+const char *conc_name_arg(lua_State *L, int idx, const char *const keys[]) {
+  static const char *const only_name[] = {"name", NULL};
+  switch (lua_type(L, idx)) {
+  case LUA_TNONE:
+  case LUA_TNIL:
+    return NULL;
+  case LUA_TSTRING:
+    return check_name(L, idx, idx);
+  case LUA_TTABLE: {
+    const char *name = NULL;
+    conc_check_options(L, idx, keys ? keys : only_name);
+    if (lua_getfield(L, idx, "name") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option 'name' must be a string, got %s",
+                                              luaL_typename(L, -1)));
+      name = check_name(L, -1, idx); /* anchored in the options table */
+    }
+    lua_pop(L, 1);
+    return name;
+  }
+  default:
+    return luaL_typeerror(L, idx, "name or options table"), NULL;
+  }
+}
+
+/* __index of a methods table: the key is no method of the type. Raises
+ * "conc.queue has no method 'gett' (did you mean 'get'?)". Upvalue 1 is
+ * the type's name. */
+static int method_miss(lua_State *L) {
+  const char *tname = lua_tostring(L, lua_upvalueindex(1));
+  const char *k = lua_tostring(L, 2), *cands[64], *s;
+  int n = 0;
+  if (lua_type(L, 2) != LUA_TSTRING) return 0; /* t[1] and the like: nil */
+  lua_pushnil(L);
+  while (n < 63 && lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) cands[n++] = lua_tostring(L, -1); /* anchored */
+  }
+  cands[n] = NULL;
+  s = conc_suggest(k, cands);
+  if (s) return luaL_error(L, "%s has no method or field '%s' (did you mean '%s'?)", tname, k, s);
+  return luaL_error(L, "%s has no method or field '%s'", tname, k);
+}
+
+void conc_methods_strict(lua_State *L, int idx, const char *tname) {
+  idx = lua_absindex(L, idx);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, tname);
+  lua_pushcclosure(L, method_miss, 1);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, idx);
+}
