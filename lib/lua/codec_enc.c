@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 
 #include "codec_int.h"
+#include "lconc.h"
 
 /* ---- scalars ---------------------------------------------------------- */
 
@@ -218,10 +219,16 @@ static int enc_flat(lua_State *L, int first, int n, conc_wbuf_t *b) {
 }
 
 void conc_encode(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what) {
+  int rc;
   first = lua_absindex(L, first);
   b->len = 0;
   b->has_objects = 0;
-  switch (enc_flat(L, first, n, b)) {
+  rc = enc_flat(L, first, n, b);
+  if (rc == FLAT_NOMEM && b->in_arena && conc_reclaim(L)) { /* see conc_reclaim */
+    b->len = 0;
+    rc = enc_flat(L, first, n, b);
+  }
+  switch (rc) {
   case FLAT_DONE:
     return;
   case FLAT_NOMEM: {

@@ -25,6 +25,7 @@
 /* ---- encoder: values -------------------------------------------------- */
 
 static _Noreturn void enc_nomem(enc_t *e) {
+  e->nomem = 1;
   lua_pushstring(e->L, conc__nomem_message(e->b));
   lua_error(e->L);
   abort(); /* not reached */
@@ -602,8 +603,9 @@ static int enc_protected(lua_State *L) {
 void conc__enc_general(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what,
                        int hidden, int numbered) {
   enc_t e;
-  int i;
+  int i, tries = 0;
   luaL_checkstack(L, n + 8, "too many values to copy");
+again:
   e.b = b;
   e.what = what;
   e.argn = e.lvl = 0;
@@ -616,10 +618,19 @@ void conc__enc_general(lua_State *L, int first, int n, conc_wbuf_t *b, const cha
   e.deferred = 0;
   e.modname = NULL;
   e.nseen = 0;
+  e.nomem = 0;
   lua_pushcfunction(L, enc_protected);
   lua_pushlightuserdata(L, &e);
   for (i = 0; i < n; i++) lua_pushvalue(L, first + i);
   if (lua_pcall(L, n + 1, 0, 0) != LUA_OK) {
+    /* A full arena: collect (dropped objects give their memory back) and
+     * encode once more from the start; no reference is held yet. */
+    if (e.nomem && b->in_arena && tries++ == 0 && conc_reclaim(L)) {
+      lua_pop(L, 1);
+      b->len = 0;
+      b->has_objects = 0;
+      goto again;
+    }
     conc_wbuf_free(b);
     lua_error(L);
   }

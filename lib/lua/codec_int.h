@@ -189,6 +189,7 @@ typedef struct enc {
   lua_Integer pend_head, pend_tail; /* pend[head+1..tail] are still due */
   int deferred;      /* encoding the contents of a deferred object */
   const char *modname; /* copying this module's value (for error messages) */
+  int nomem;         /* the buffer could not grow (the error is enc_nomem's) */
   frame_t path[CONC_CODEC_MAXDEPTH];
 } enc_t;
 

@@ -92,8 +92,10 @@ for i = 1, 600 do
     local s = conc.shared() s.v = big
   elseif kind == "pipe" then
     local a, b = conc.pipe() a:send(big)
-  elseif kind == "table" then
+  elseif kind == "table" then -- the codec's flat path
     local q = conc.queue() q:put({big, i})
+  elseif kind == "nested" then -- the codec's general path
+    local q = conc.queue() q:put({big, {i}})
   end
 end
 -- A stopped collector only runs when the arena is full: then it may hold
@@ -130,6 +132,14 @@ class DroppedObjects(CliTestCase):
 
     def test_shared_collects_before_reporting_full(self):
         self.check("shared", "stopped")
+
+    def test_pipe_collects_before_reporting_full(self):
+        self.check("pipe", "stopped")
+
+    def test_encoded_values_collect_before_reporting_full(self):
+        self.check("table", "stopped")
+        self.check("nested", "stopped")
+        self.check("nested", "running")
 
 
 PARKED = """
