@@ -70,8 +70,12 @@ static void print_usage(FILE *f, const char *badoption, int needs_arg) {
         "  --        stop handling options\n"
         "  -         stop handling options and execute stdin\n"
         "conclua options:\n"
-        "  -h, --help   show this message\n"
-        "  --version    show version information\n",
+        "  -h, --help         show this message\n"
+        "  --version          show version information\n"
+        "  --trace FILE       write a trace of threads, processes and tasks (Perfetto JSON)\n"
+        "  --timeline FILE    write the same trace as one HTML page\n"
+        "  --lock-order       warn when two locks are taken in both orders\n"
+        "Ctrl-\\ (SIGQUIT) prints conc.dump() to stderr.\n",
         f);
   fflush(f);
 }
@@ -262,11 +266,34 @@ static char *package_field(lua_State *L, const char *field) {
   return copy;
 }
 
-static const char *unimplemented_option(const cli_opts *o) {
-  if (o->trace_file) return "--trace";
-  if (o->timeline_file) return "--timeline";
-  if (o->lock_order) return "--lock-order";
-  return NULL;
+/* ---- --trace, --timeline, --lock-order, Ctrl-\\ ---------------------------- */
+
+static int tracing;
+
+/* Writes the trace files (once): at the normal end, and from atexit when
+ * the script calls os.exit. */
+static void finish_trace(void) {
+  char err[512];
+  if (!tracing) return;
+  tracing = 0;
+  if (conclua_trace_stop(err, sizeof err) != CONCLUA_OK) cli_message(program, err);
+}
+
+/* Before the script: the trace files are created now, so a path that
+ * cannot be written is an error before anything runs. */
+static int start_insight(const cli_opts *o) {
+  conclua_dump_on_sigquit();
+  if (o->lock_order) conclua_lock_order();
+  if (o->trace_file || o->timeline_file) {
+    char err[512];
+    if (conclua_trace_start(o->trace_file, o->timeline_file, err, sizeof err) != CONCLUA_OK) {
+      cli_message(program, err);
+      return 0;
+    }
+    tracing = 1;
+    atexit(finish_trace);
+  }
+  return 1;
 }
 
 /* Everything, in protected mode. Returns true on success. */
@@ -274,7 +301,6 @@ static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = lua_touserdata(L, 2);
   cli_opts opts = {NULL, NULL, 0};
-  const char *todo;
   int script, optlim, args;
   luaL_checkversion(L);
   args = cli_parse_args(argv, &script, &opts);
@@ -293,10 +319,7 @@ static int pmain(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if ((todo = unimplemented_option(&opts)) != NULL) {
-    fprintf(stderr, "%s: option '%s' is not implemented yet\n", program, todo);
-    return 0;
-  }
+  if (!start_insight(&opts)) return 0;
   if (args & HAS_V) cli_print_version();
   if (args & HAS_NOENV) {
     lua_pushboolean(L, 1);
@@ -351,6 +374,7 @@ int main(int argc, char **argv) {
   cli_report(L, status, progname);
   progname = program;
   wait_for_threads();
+  finish_trace();
   lua_close(L);
   /* noenv_path and noenv_cpath stay: an idle worker may still be preparing
    * a state for a daemon thread. */

@@ -315,6 +315,46 @@ CONCLUA_API int conclua_lock_acquire(conclua_object *l, double timeout);
  * CONCLUA_ENOTOWNER or CONCLUA_EINVAL. Never blocks. */
 CONCLUA_API int conclua_lock_release(conclua_object *l);
 
+/* ---- seeing what happens (docs/INSIGHT.md) --------------------------------
+ * What the conclua program's --trace, --timeline, --lock-order and Ctrl-\
+ * use; a host may call them too. */
+
+/* Starts recording a timeline of every thread, process, pool worker and
+ * task of this process family (running, waiting on what, holding which
+ * lock; queue puts and gets): json_path (may be NULL) gets Chrome
+ * trace-event JSON (opens in Perfetto or chrome://tracing), html_path (may
+ * be NULL) one self-contained HTML page that draws it. Both files are
+ * created now: CONCLUA_ESYS, with a message in err (n bytes), when one
+ * cannot be written; CONCLUA_EINVAL when a trace is already on or both
+ * paths are NULL. Call before starting threads; never blocks. */
+CONCLUA_API int conclua_trace_start(const char *json_path, const char *html_path, char *err,
+                                    size_t n);
+
+/* Writes the files of the trace started by this process and stops it:
+ * spans still open (a thread still waiting, a killed process) are closed
+ * at their last event. CONCLUA_OK (also when no trace is on, or in a
+ * forked child) or CONCLUA_ESYS with a message in err. Safe from atexit;
+ * call it after conclua_wait_threads. */
+CONCLUA_API int conclua_trace_stop(char *err, size_t n);
+
+/* Turns on the lock-order checker for this process (and children forked
+ * later): when two locks are ever taken in both orders, a warning naming
+ * both locks and the file:line of both acquisitions goes to stderr, once
+ * per pair. Call before starting threads. Never blocks. */
+CONCLUA_API void conclua_lock_order(void);
+
+/* What conc.dump() returns, as a malloc'd string the caller frees (NULL
+ * when out of memory): every live thread, process and task, its state, what
+ * it waits for and since when, what it holds, and its Lua traceback when
+ * it can be had safely. Blocks up to about 0.2 s while running threads
+ * report. */
+CONCLUA_API char *conclua_dump(void);
+
+/* Installs a SIGQUIT (Ctrl-\) handler that prints conclua_dump() to
+ * stderr (from a thread of its own; the program goes on). CONCLUA_OK or
+ * CONCLUA_ESYS. Call once, from the main thread, before starting threads. */
+CONCLUA_API int conclua_dump_on_sigquit(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -330,6 +330,7 @@ int luaopen_conc(lua_State *L) {
   conc_open_memory(L);
   conc_open_codec(L);
   conc_open_print(L);
+  conc_open_dump(L);
   lua_pushliteral(L, CONCLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -165,5 +165,10 @@ void conc_open_tcp(lua_State *L);
 void conc_open_print(lua_State *L);
 /* conc._encode / conc._decode (lcodec.c): debug entries for tests. */
 void conc_open_codec(lua_State *L);
+/* conc.dump (ldump.c); registers the state for tracebacks. */
+void conc_open_dump(lua_State *L);
+/* A task's coroutine while it runs (NULL after): whose Lua line a
+ * parking task reports (ldump.c). */
+void conc_dump_running(lua_State *co);
 
 #endif

@@ -1,0 +1,424 @@
+/*
+ * ldump.c - conc.dump() and Ctrl-\ (SIGQUIT): every live thread, process
+ * and task, what it waits for and since when, what it holds, and where its
+ * Lua code is.
+ *
+ * Tracebacks are taken without ever reading a lua_State from a thread that
+ * is not running it:
+ * - a parked actor reports from its site record (trace.h), which it wrote
+ *   itself when it parked: the observer's on_park runs on the parking
+ *   thread, in the slow path only, and reads that thread's own state;
+ * - a running one is asked through a hook (lua_sethook, the one call Lua
+ *   allows from elsewhere, as lua.c's SIGINT handler does): at its next
+ *   instruction it writes its traceback into its registry entry and the
+ *   dumper, which waits a bounded time, prints it;
+ * - the caller of conc.dump() reads its own stack.
+ * Each OS thread's state is registered when luaopen_conc runs on it (the
+ * main state, each conc thread's state) and unregistered when it closes.
+ * A task's coroutine is named by conc_dump_running (ltask.c) while it runs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "conclua.h"
+#include "lconc.h"
+#include "lockorder.h"
+#include "pid.h"
+#include "trace.h"
+
+#define FRAMES 10
+#define ANSWER 768
+
+typedef struct reg {
+  struct reg *next;
+  lua_State *L;
+  _Atomic uint32_t asked, answered; /* request generations */
+  _Atomic int64_t actor;            /* index + 1 of the actor that answered */
+  char text[ANSWER];                /* written before `answered` (release) */
+} reg_t;
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static reg_t *regs;
+static _Thread_local lua_State *tl_state;   /* this OS thread's state */
+static _Thread_local lua_State *tl_running; /* a task's coroutine, while it runs */
+static const char reg_key = 'd';
+
+void conc_dump_running(lua_State *co) {
+  tl_running = co;
+}
+
+/* Up to FRAMES Lua frames of L as "\n\tfile:line: in function 'f'", no
+ * allocation (lua_getinfo without 'f'/'L' pushes nothing). */
+static void frames(lua_State *L, char *buf, size_t n, int level) {
+  lua_Debug ar;
+  size_t len = strlen(buf);
+  int shown = 0;
+  while (shown < FRAMES && lua_getstack(L, level++, &ar)) {
+    int w;
+    if (!lua_getinfo(L, "Sln", &ar)) break;
+    if (ar.currentline <= 0) continue; /* C functions */
+    if (ar.name)
+      w = snprintf(buf + len, n - len, "\n\t%s:%d: in %s '%s'", ar.short_src, ar.currentline,
+                   ar.namewhat && *ar.namewhat ? ar.namewhat : "function", ar.name);
+    else if (*ar.what == 'm')
+      w = snprintf(buf + len, n - len, "\n\t%s:%d: in main chunk", ar.short_src, ar.currentline);
+    else
+      w = snprintf(buf + len, n - len, "\n\t%s:%d: in function <%s:%d>", ar.short_src,
+                   ar.currentline, ar.short_src, ar.linedefined);
+    if (w < 0 || (size_t)w >= n - len) break;
+    len += (size_t)w;
+    shown++;
+  }
+}
+
+static lua_State *current_state(void) {
+  return tl_running ? tl_running : tl_state;
+}
+
+/* The observer's on_park: the parking thread records where it parks. */
+static void on_park(cc_actor_t *a) {
+  char text[CC_SITE_MAX];
+  lua_State *L = current_state();
+  text[0] = '\0';
+  if (L) frames(L, text, sizeof text, 0);
+  cc_site_set(a, text);
+}
+
+/* The lock-order checker's "where": the first Lua frame with a line. */
+static void where(char *buf, size_t n) {
+  lua_State *L = current_state();
+  lua_Debug ar;
+  buf[0] = '\0';
+  for (int level = 0; L && lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar)) break;
+    if (ar.currentline > 0) {
+      snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+}
+
+/* ---- running threads report through a hook ------------------------------- */
+
+static void report_hook(lua_State *L, lua_Debug *ar) {
+  reg_t *r;
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  pthread_mutex_lock(&reg_lock);
+  for (r = regs; r; r = r->next)
+    if (r->L == L) break;
+  if (r) {
+    uint32_t gen = atomic_load(&r->asked);
+    if (gen != atomic_load(&r->answered)) {
+      cc_actor_t *a = cc_self();
+      r->text[0] = '\0';
+      frames(L, r->text, sizeof r->text, 0);
+      atomic_store(&r->actor, (int64_t)a->index + 1);
+      atomic_store_explicit(&r->answered, gen, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&reg_lock);
+}
+
+/* Asks every registered state but `self` to report; waits up to about
+ * 200 ms for the answers of those that run Lua code. */
+static void ask_running(lua_State *self) {
+  int pending = 0;
+  pthread_mutex_lock(&reg_lock);
+  for (reg_t *r = regs; r; r = r->next) {
+    if (r->L == self || lua_gethook(r->L) != NULL) continue;
+    atomic_fetch_add(&r->asked, 1);
+    lua_sethook(r->L, report_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+    pending++;
+  }
+  pthread_mutex_unlock(&reg_lock);
+  for (int i = 0; pending && i < 200; i++) {
+    struct timespec ms = {0, 1000000};
+    int left = 0;
+    pthread_mutex_lock(&reg_lock);
+    for (reg_t *r = regs; r; r = r->next)
+      if (r->L != self && atomic_load(&r->asked) != atomic_load(&r->answered)) left++;
+    pthread_mutex_unlock(&reg_lock);
+    if (!left) break;
+    nanosleep(&ms, NULL);
+  }
+}
+
+/* The answer of the state that reported for actor index idx, if any. */
+static int answer_of(uint32_t idx, char *buf, size_t n) {
+  int found = 0;
+  pthread_mutex_lock(&reg_lock);
+  for (reg_t *r = regs; r && !found; r = r->next) {
+    uint32_t gen = atomic_load_explicit(&r->answered, memory_order_acquire);
+    if (gen && gen == atomic_load(&r->asked) && atomic_load(&r->actor) == (int64_t)idx + 1) {
+      snprintf(buf, n, "%s", r->text);
+      found = 1;
+    }
+  }
+  pthread_mutex_unlock(&reg_lock);
+  return found;
+}
+
+/* ---- the text -------------------------------------------------------------- */
+
+typedef struct out {
+  char *s;
+  size_t len, cap;
+} out_t;
+
+static void put(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out_t *o, const char *fmt, ...) {
+  va_list ap;
+  int w;
+  for (;;) {
+    size_t room = o->cap - o->len;
+    va_start(ap, fmt);
+    w = o->s ? vsnprintf(o->s + o->len, room, fmt, ap) : -1;
+    va_end(ap);
+    if (w >= 0 && (size_t)w < room) {
+      o->len += (size_t)w;
+      return;
+    }
+    {
+      size_t cap = o->cap ? o->cap * 2 : 4096;
+      char *g;
+      while (w >= 0 && cap < o->len + (size_t)w + 1) cap *= 2;
+      if (!(g = realloc(o->s, cap))) return;
+      o->s = g;
+      o->cap = cap;
+    }
+  }
+}
+
+static const char *wait_kind(int k) {
+  static const char *names[] = {"?", "lock", "condition", "semaphore", "event", "barrier",
+                                "queue", "join", "sleep", "pipe", "other"};
+  return k >= 0 && k <= CC_WAIT_OTHER ? names[k] : "?";
+}
+
+static void describe_obj(char *buf, size_t n, cc_obj_t *o) {
+  if (!o || !cc_obj_valid(o))
+    snprintf(buf, n, "?");
+  else
+    snprintf(buf, n, "%s '%.*s'", o->type->name, CC_NAME_MAX - 1, o->name);
+}
+
+/* The dump as a malloc'd string (NULL when out of memory). self: the
+ * calling thread's state (its own stack is read directly), or NULL. */
+static char *dump_text(lua_State *self) {
+  out_t o = {NULL, 0, 0};
+  uint32_t n = cc_actor_count();
+  int64_t now = cc_now_ns();
+  cc_actor_t *me = self ? cc_self() : NULL;
+  char buf[CC_SITE_MAX + ANSWER], what[160];
+  ask_running(self);
+  put(&o, "conc.dump (pid %d):\n", (int)getpid());
+  for (uint32_t i = 0; i < n; i++) {
+    cc_actor_t *a = cc_actor_at(i);
+    uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
+    int32_t nheld, pid;
+    if (st != CC_ACTOR_RUNNING && st != CC_ACTOR_WAITING) continue;
+    pid = a->pid;
+    if (pid != (int32_t)getpid() && cc_pid_dead(pid)) continue;
+    cc_actor_describe(a, buf, sizeof buf);
+    put(&o, "%s%s", buf, a->kind == CC_ACTOR_PROCESS ? "" : "");
+    if (a->kind != CC_ACTOR_PROCESS) put(&o, " (pid %d)", (int)pid);
+    if (st == CC_ACTOR_WAITING) {
+      int k = atomic_load(&a->wait_kind);
+      cc_obj_t *w = atomic_load(&a->waiting_on);
+      int64_t since = atomic_load(&a->wait_since);
+      if (w)
+        describe_obj(what, sizeof what, w);
+      else
+        snprintf(what, sizeof what, "%s", wait_kind(k));
+      put(&o, ": waiting (%s) on %s for %.3f s%s\n", wait_kind(k), what,
+          since ? (double)(now - since) / 1e9 : 0.0, atomic_load(&a->wait_timed) ? ", with a timeout" : "");
+    } else {
+      put(&o, ": running\n");
+    }
+    nheld = atomic_load(&a->nheld);
+    if (nheld > CC_MAX_HELD) nheld = CC_MAX_HELD;
+    if (nheld > 0) {
+      put(&o, "  holds:");
+      for (int32_t h = 0; h < nheld; h++) {
+        describe_obj(what, sizeof what, atomic_load(&a->held[h]));
+        put(&o, "%s %s", h ? "," : "", what);
+      }
+      put(&o, "\n");
+    }
+    buf[0] = '\0';
+    if (a == me) {
+      frames(self, buf, sizeof buf, 1);
+    } else if (pid != (int32_t)getpid()) {
+      if (st == CC_ACTOR_WAITING) cc_site_get(a, buf, sizeof buf);
+    } else if (st == CC_ACTOR_WAITING) {
+      cc_site_get(a, buf, sizeof buf);
+    } else {
+      answer_of(a->index, buf, sizeof buf);
+    }
+    if (buf[0])
+      put(&o, "  stack traceback:%s\n", buf);
+    else if (pid != (int32_t)getpid())
+      put(&o, "  (its traceback is in process %d)\n", (int)pid);
+    else
+      put(&o, "  (no Lua traceback: %s)\n",
+          st == CC_ACTOR_WAITING ? "it parked outside Lua code" : "it is not running Lua code now");
+  }
+  return o.s;
+}
+
+static int dump(lua_State *L) {
+  char *s = dump_text(L);
+  if (!s) return luaL_error(L, "not enough memory");
+  lua_pushstring(L, s);
+  free(s);
+  return 1;
+}
+
+/* ---- registration -------------------------------------------------------- */
+
+static int unregister(lua_State *L) {
+  reg_t **p;
+  lua_State *mainL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  mainL = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  pthread_mutex_lock(&reg_lock);
+  for (p = &regs; *p; p = &(*p)->next)
+    if ((*p)->L == mainL) {
+      reg_t *r = *p;
+      *p = r->next;
+      free(r);
+      break;
+    }
+  pthread_mutex_unlock(&reg_lock);
+  if (tl_state == mainL) tl_state = NULL;
+  return 0;
+}
+
+void conc_open_dump(lua_State *L) {
+  lua_State *mainL;
+  cc_site_hooks(on_park, where);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  mainL = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &reg_key) == LUA_TNIL) {
+    reg_t *r = calloc(1, sizeof *r);
+    lua_newuserdatauv(L, 0, 0);
+    lua_newtable(L);
+    lua_pushcfunction(L, unregister);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &reg_key);
+    if (r) {
+      r->L = mainL;
+      pthread_mutex_lock(&reg_lock);
+      r->next = regs;
+      regs = r;
+      pthread_mutex_unlock(&reg_lock);
+    }
+  }
+  lua_pop(L, 1);
+  tl_state = mainL;
+  lua_pushcfunction(L, dump);
+  lua_setfield(L, -2, "dump");
+}
+
+/* ---- the C API: conclua_dump and Ctrl-\ ------------------------------------ */
+
+char *conclua_dump(void) {
+  return dump_text(NULL);
+}
+
+static int quit_pipe[2] = {-1, -1};
+static pid_t quit_pid;
+
+static void on_sigquit(int sig) {
+  int saved = errno;
+  char c = 'q';
+  (void)sig;
+  if (getpid() == quit_pid && write(quit_pipe[1], &c, 1) < 0) {
+  }
+  errno = saved;
+}
+
+static void *quit_thread(void *arg) {
+  (void)arg;
+  for (;;) {
+    char c;
+    ssize_t r = read(quit_pipe[0], &c, 1);
+    char *s;
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return NULL;
+    s = dump_text(NULL);
+    if (s) {
+      fputs(s, stderr);
+      fflush(stderr);
+      free(s);
+    }
+  }
+}
+
+int conclua_dump_on_sigquit(void) {
+  struct sigaction sa;
+  pthread_t th;
+  pthread_attr_t at;
+  sigset_t all, old;
+  if (quit_pipe[0] >= 0) return CONCLUA_OK;
+  if (pipe(quit_pipe) != 0) return CONCLUA_ESYS;
+  quit_pid = getpid();
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  /* The dumping thread takes no signal: Ctrl-C stays the main thread's. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  if (pthread_create(&th, &at, quit_thread, NULL) != 0) {
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&at);
+    return CONCLUA_ESYS;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&at);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigquit;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGQUIT, &sa, NULL);
+  return CONCLUA_OK;
+}
+
+/* ---- the C API: traces and the lock-order checker -------------------------- */
+
+int conclua_trace_start(const char *json_path, const char *html_path, char *err, size_t n) {
+  char buf[512];
+  int rc;
+  if (!json_path && !html_path) return CONCLUA_EINVAL;
+  if (cc_arena_init() != 0) {
+    if (err && n) snprintf(err, n, "%s", cc_arena_error());
+    return CONCLUA_ESYS;
+  }
+  rc = cc_trace_open(json_path, html_path, buf, sizeof buf);
+  if (rc != 0 && err && n) snprintf(err, n, "%s", buf);
+  return rc == 0 ? CONCLUA_OK : rc == CC_EINVAL ? CONCLUA_EINVAL : CONCLUA_ESYS;
+}
+
+int conclua_trace_stop(char *err, size_t n) {
+  char buf[512];
+  int rc = cc_trace_close(buf, sizeof buf);
+  if (rc != 0 && err && n) snprintf(err, n, "%s", buf);
+  return rc == 0 ? CONCLUA_OK : CONCLUA_ESYS;
+}
+
+void conclua_lock_order(void) {
+  if (cc_arena_init() == 0) cc_lockorder_enable();
+}
