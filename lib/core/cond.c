@@ -18,9 +18,11 @@
 
 #include "actor.h"
 #include "futex.h"
+#include "interrupt.h"
 #include "lock.h"
 #include "mutex.h"
 #include "pid.h"
+#include "wait.h"
 
 enum { WAITING = 0, NOTIFIED = 1, ABANDONED = 2 };
 
@@ -93,7 +95,7 @@ static int notify_locked(cc_cond_t *c, int n) {
     if (waiter_dead(w)) {
       cc_free(w);
     } else if (atomic_compare_exchange_strong(&w->state, &expect, NOTIFIED)) {
-      cc_futex_wake(&w->state, 1);
+      cc_wake(&w->state, 1);
       woken++;
     } else {
       cc_free(w); /* abandoned */
@@ -118,50 +120,94 @@ int cc_cond_waiting(cc_obj_t *o) {
   return n;
 }
 
-static void sleep_on(cc_obj_t *o, cc_cond_waiter_t *w, cc_deadline_t deadline, int *rc) {
-  *rc = CC_ETIMEOUT;
-  if (deadline == CC_NOW) return;
-  cc_wait_begin(o, CC_WAIT_COND, deadline);
-  *rc = 0;
-  while (atomic_load_explicit(&w->state, memory_order_acquire) == WAITING) {
-    *rc = cc_futex_wait(&w->state, WAITING, deadline);
-    if (*rc == CC_ETIMEOUT || *rc == CC_EINTR) break;
-    *rc = 0;
+/* ---- wait: the wait's test (wait.h) --------------------------------------
+ * A wait has three steps on one cc_wait_t: cc_cond_wait_w (queue the node,
+ * release the lock, then wait for the node's word), cc_cond_relock_w (the
+ * lock's own acquire, deadlock-checked) and cc_cond_wait_end. The lock's
+ * acquire uses arg[0]; the condition keeps its state in arg[1..4]. */
+
+#define A_NODE 1
+#define A_COND 2
+#define A_DEPTH 3
+#define A_RC 4
+
+static int notified_poll(cc_wait_t *w) {
+  cc_cond_waiter_t *n = (cc_cond_waiter_t *)w->arg[A_NODE];
+  if (atomic_load_explicit(&n->state, memory_order_acquire) != WAITING) return 0;
+  w->addr = &n->state;
+  w->val = WAITING;
+  return CC_WAIT_PARK;
+}
+
+static const cc_wait_ops_t notified_ops = {CC_WAIT_COND, 0, notified_poll, NULL, NULL};
+
+int cc_cond_wait_w(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline) {
+  cc_cond_t *c = C(o);
+  cc_cond_waiter_t *n;
+  uint32_t depth;
+  if (!cc_lock_held_by_me(c->lock)) return CC_ENOTOWNER;
+  if (!(n = cc_calloc(sizeof *n))) return CC_ENOMEM;
+  n->pid = cc_pid;
+  n->prev = c->tail;
+  if (c->tail)
+    c->tail->next = n;
+  else
+    c->head = n;
+  c->tail = n;
+  cc_lock_release_all(c->lock, &depth);
+  cc_wait_init(w, &notified_ops, o, deadline);
+  w->arg[A_NODE] = (uintptr_t)n;
+  w->arg[A_COND] = (uintptr_t)o;
+  w->arg[A_DEPTH] = depth;
+  return CC_WAIT_PARK;
+}
+
+int cc_cond_relock_w(cc_wait_t *w, int rc) {
+  cc_cond_t *c = C((cc_obj_t *)w->arg[A_COND]);
+  w->arg[A_RC] = (uintptr_t)(intptr_t)rc;
+  return cc_lock_acquire_w(w, c->lock, CC_FOREVER);
+}
+
+int cc_cond_wait_end(cc_wait_t *w, int rc2) {
+  cc_cond_t *c = C((cc_obj_t *)w->arg[A_COND]);
+  cc_cond_waiter_t *n = (cc_cond_waiter_t *)w->arg[A_NODE];
+  int rc = (int)(intptr_t)w->arg[A_RC], notified;
+  if (rc2 != 0 && rc2 != CC_EINTR && rc2 != CC_ECANCELLED) {
+    uint32_t expect = WAITING;
+    /* Without the lock the list is not ours: leave the node to a notify. */
+    if (!atomic_compare_exchange_strong(&n->state, &expect, ABANDONED)) cc_free(n);
+    return rc2;
   }
-  cc_wait_end(o, *rc);
+  atomic_store_explicit(&((cc_lock_t *)c->lock)->depth,
+                        w->arg[A_DEPTH] ? (uint32_t)w->arg[A_DEPTH] : 1, memory_order_relaxed);
+  notified = atomic_load_explicit(&n->state, memory_order_acquire) == NOTIFIED;
+  if (!notified) unlink_waiter(c, n);
+  cc_free(n);
+  if (rc2 == CC_EINTR || rc2 == CC_ECANCELLED) rc = rc2;
+  if (rc == CC_EINTR || rc == CC_ECANCELLED) {
+    /* Do not swallow a notification meant for someone. */
+    if (notified) notify_locked(c, 1);
+    return rc;
+  }
+  return notified ? 0 : CC_ETIMEOUT;
 }
 
 int cc_cond_wait(cc_obj_t *o, cc_deadline_t deadline) {
-  cc_cond_t *c = C(o);
-  cc_cond_waiter_t *w;
-  uint32_t depth;
-  int rc, rc2, notified;
-  if (!cc_lock_held_by_me(c->lock)) return CC_ENOTOWNER;
-  if (!(w = cc_calloc(sizeof *w))) return CC_ENOMEM;
-  w->pid = cc_pid;
-  w->prev = c->tail;
-  if (c->tail)
-    c->tail->next = w;
-  else
-    c->head = w;
-  c->tail = w;
-  cc_lock_release_all(c->lock, &depth);
-  sleep_on(o, w, deadline, &rc);
-  rc2 = cc_lock_restore(c->lock, depth);
-  if (rc2 == CC_EDEADLOCK) {
-    uint32_t expect = WAITING;
-    /* Without the lock the list is not ours: leave the node to a notify. */
-    if (!atomic_compare_exchange_strong(&w->state, &expect, ABANDONED)) cc_free(w);
-    return rc2;
-  }
-  notified = atomic_load_explicit(&w->state, memory_order_acquire) == NOTIFIED;
-  if (!notified) unlink_waiter(c, w);
-  cc_free(w);
-  if (rc2 == CC_EINTR) rc = CC_EINTR;
+  cc_wait_t w;
+  int rc = cc_cond_wait_w(&w, o, deadline);
+  if (rc != CC_WAIT_PARK) return rc;
+  rc = cc_wait_run(&w);
+  rc = cc_cond_relock_w(&w, rc);
+  if (rc == CC_WAIT_PARK) rc = cc_wait_run(&w);
   if (rc == CC_EINTR) {
-    /* Do not swallow a notification meant for someone. */
-    if (notified) notify_locked(c, 1);
-    return CC_EINTR;
+    /* The lock must come back even when interrupted (as in Python): wait
+     * again, deaf to the interrupt, and report it afterwards. */
+    int was = cc_thread_interruptible();
+    cc_thread_set_interruptible(0);
+    rc = cc_lock_acquire_w(&w, C(o)->lock, CC_FOREVER);
+    if (rc == CC_WAIT_PARK) rc = cc_wait_run(&w);
+    cc_thread_set_interruptible(was);
+    if (rc == 0) rc = CC_EINTR;
   }
-  return notified ? 0 : CC_ETIMEOUT;
+  return cc_cond_wait_end(&w, rc);
 }

@@ -46,6 +46,20 @@ cc_obj_t *cc_cond_lock(cc_obj_t *c);
  * CC_EDEADLOCK (re-acquiring the lock would never end: the lock is NOT
  * held on return). */
 int cc_cond_wait(cc_obj_t *c, cc_deadline_t deadline);
+/* The same wait in three steps, for callers that may be tasks (wait.h):
+ * cc_cond_wait_w returns CC_ENOTOWNER or CC_ENOMEM (nothing happened), or
+ * CC_WAIT_PARK with the node queued, the lock released and *w ready to run
+ * (the wait for a notification). With that wait's result, cc_cond_relock_w
+ * starts the lock's re-acquire on the same *w (forever, deadlock-checked):
+ * its result, or CC_WAIT_PARK to run *w again. cc_cond_wait_end, with the
+ * re-acquire's result, finishes: the results of cc_cond_wait, where
+ * CC_ECANCELLED (the first wait was cancelled) comes back with the lock
+ * held, like CC_EINTR. A re-acquire result of CC_EINTR or CC_ECANCELLED
+ * means "held again, but interrupted (cancelled) meanwhile". */
+struct cc_wait;
+int cc_cond_wait_w(struct cc_wait *w, cc_obj_t *c, cc_deadline_t deadline);
+int cc_cond_relock_w(struct cc_wait *w, int rc);
+int cc_cond_wait_end(struct cc_wait *w, int rc);
 /* Wakes up to n waiters (n < 0: all). 0 or CC_ENOTOWNER. Never blocks.
  * *woken (may be NULL) receives how many were woken. */
 int cc_cond_notify(cc_obj_t *c, int n, int *woken);

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "lock.h"
+#include "wait.h"
 
 #define SLOT_TOMB 0xFFu
 #define MIN_CAP 8u
@@ -354,17 +355,57 @@ static void leave(cc_shared_t *s, op_t *o) {
   cc_item_clear(&o->junk);
 }
 
-int cc_shared_hold(cc_shared_t *s, cc_deadline_t deadline) {
-  int fresh = !cc_lock_held_by_me(s->ulock);
+/* The hold is the user rlock's acquire (arg[0] is the lock's) and then
+ * the start of the section; arg[5] remembers whether the rlock was ours. */
+int cc_shared_hold_w(cc_wait_t *w, cc_shared_t *s, cc_deadline_t deadline) {
+  w->arg[5] = !cc_lock_held_by_me(s->ulock);
+  return cc_lock_acquire_w(w, s->ulock, deadline);
+}
+
+int cc_shared_hold_end(cc_wait_t *w, cc_shared_t *s, int rc) {
   cc_item_t junk = {0};
-  int rc = cc_lock_acquire(s->ulock, deadline);
   if (rc) return rc;
   lock_table(s, &junk);
-  if (fresh) s->depth = 0; /* a holder that died may have left a count */
+  if (w->arg[5]) s->depth = 0; /* a holder that died may have left a count */
   if (s->depth++ == 0) atomic_store_explicit(&s->held, 1, memory_order_relaxed);
   cc_mutex_unlock(&s->lock);
   cc_item_clear(&junk);
   return 0;
+}
+
+int cc_shared_hold(cc_shared_t *s, cc_deadline_t deadline) {
+  cc_wait_t w;
+  int rc = cc_shared_hold_w(&w, s, deadline);
+  if (rc == CC_WAIT_PARK) rc = cc_wait_run(&w);
+  return cc_shared_hold_end(&w, s, rc);
+}
+
+int cc_shared_busy(cc_shared_t *s) {
+  return atomic_load_explicit(&s->held, memory_order_relaxed) && !cc_lock_held_by_me(s->ulock);
+}
+
+int cc_shared_wait_free_w(cc_wait_t *w, cc_shared_t *s) {
+  int rc = cc_lock_acquire_w(w, s->ulock, CC_FOREVER);
+  return rc == CC_WAIT_PARK ? rc : cc_shared_wait_free_end(s, rc);
+}
+
+/* With the rlock: no live holder exists, so a set flag is stale. */
+static void clear_stale(cc_shared_t *s) {
+  cc_item_t junk = {0};
+  if (!atomic_load_explicit(&s->held, memory_order_relaxed)) return;
+  lock_table(s, &junk);
+  atomic_store_explicit(&s->held, 0, memory_order_relaxed);
+  s->depth = 0;
+  cc_mutex_unlock(&s->lock);
+  cc_item_clear(&junk);
+}
+
+int cc_shared_wait_free_end(cc_shared_t *s, int rc) {
+  if (rc == 0) {
+    clear_stale(s);
+    cc_lock_release(s->ulock);
+  }
+  return rc;
 }
 
 int cc_shared_unhold(cc_shared_t *s) {

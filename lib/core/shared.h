@@ -137,4 +137,18 @@ int cc_shared_hold(cc_shared_t *s, cc_deadline_t deadline);
 /* Ends one level of cc_shared_hold: 0 or CC_ENOTOWNER. */
 int cc_shared_unhold(cc_shared_t *s);
 
+/* For callers that may be tasks (wait.h): cc_shared_hold is
+ * cc_shared_hold_w (the result at once, or CC_WAIT_PARK with *w ready to
+ * run), then cc_shared_hold_end with that result (0 when held). */
+struct cc_wait;
+int cc_shared_hold_w(struct cc_wait *w, cc_shared_t *s, cc_deadline_t deadline);
+int cc_shared_hold_end(struct cc_wait *w, cc_shared_t *s, int rc);
+/* Non-zero when another actor holds the table now: a single operation
+ * would wait for it. A task waits first with cc_shared_wait_free_w (the
+ * result, or CC_WAIT_PARK: run *w, then cc_shared_wait_free_end), which
+ * takes the user rlock and lets it go, and then tries again. */
+int cc_shared_busy(cc_shared_t *s);
+int cc_shared_wait_free_w(struct cc_wait *w, cc_shared_t *s);
+int cc_shared_wait_free_end(cc_shared_t *s, int rc);
+
 #endif

@@ -19,9 +19,11 @@
 
 #define NBUCKETS 1024
 
+/* Waiters in the order they registered, so a wake of n reaches the n
+ * oldest (as the kernel's futex queue does for threads). */
 typedef struct bucket {
   cc_mutex_t lock;
-  cc_waiter_t *head;
+  cc_waiter_t *head, *tail;
 } bucket_t;
 
 typedef struct table {
@@ -127,8 +129,17 @@ void cc_bell_awake(cc_bell_t *b) {
 }
 
 cc_waiter_t *cc_bell_take(cc_bell_t *b) {
+  cc_waiter_t *w, *fifo = NULL;
   if (atomic_load_explicit(&b->woken, memory_order_relaxed) == NULL) return NULL;
-  return atomic_exchange(&b->woken, NULL);
+  w = atomic_exchange(&b->woken, NULL);
+  /* The list is pushed newest first: hand it out in the order of wakes. */
+  while (w) {
+    cc_waiter_t *next = w->wnext;
+    w->wnext = fifo;
+    fifo = w;
+    w = next;
+  }
+  return fifo;
 }
 
 static void push_woken(cc_waiter_t *t) {
@@ -157,11 +168,12 @@ cc_waiter_t *cc_waiter_new(cc_bell_t *b, void *task) {
 
 /* With the bucket lock held. */
 static void unlink_locked(table_t *tb, bucket_t *bk, cc_waiter_t *t) {
-  cc_waiter_t **p;
+  cc_waiter_t **p, *prev = NULL;
   if (!t->linked) return;
-  for (p = &bk->head; *p; p = &(*p)->next)
+  for (p = &bk->head; *p; prev = *p, p = &(*p)->next)
     if (*p == t) {
       *p = t->next;
+      if (bk->tail == t) bk->tail = prev;
       break;
     }
   t->next = NULL;
@@ -203,8 +215,12 @@ static int register_at(cc_waiter_t *t, _Atomic uint32_t *addr) {
   bk = bucket_of(tb, addr);
   cc_mutex_lock(&bk->lock);
   t->addr = addr;
-  t->next = bk->head;
-  bk->head = t;
+  t->next = NULL;
+  if (bk->tail)
+    bk->tail->next = t;
+  else
+    bk->head = t;
+  bk->tail = t;
   t->linked = 1;
   atomic_store(&t->state, CC_WAITER_PARKED);
   atomic_fetch_add(&tb->ntasks, 1);

@@ -65,7 +65,7 @@ typedef struct cc_wait {
   int ticked;              /* a tick passed since the last poll */
   int begun;               /* cc_wait_begin recorded */
   struct cc_waiter *task;  /* NULL: an OS thread waits */
-  uintptr_t arg[4];        /* the primitive's own state */
+  uintptr_t arg[6];        /* the primitive's own state */
 } cc_wait_t;
 
 /* Fills *w for a wait on `o` until `deadline` (an OS thread waits unless

@@ -288,40 +288,80 @@ static int c_lock(lua_State *L) {
   return 1;
 }
 
-/* 1 notified, 0 timed out; raises otherwise. */
-static int cond_wait(lua_State *L, cc_obj_t *c, cc_deadline_t d) {
-  int rc = cc_cond_wait(c, d);
-  if (rc == 0) return 1;
-  if (rc == CC_ETIMEOUT) return 0;
+/* wait: in a thread cc_cond_wait; in a task its three steps (cond.h), the
+ * re-acquire shielded from a cancel, which is raised once the lock is back
+ * (so that a guard's release finds it held, as in asyncio). */
+static int cond_result(lua_State *L, cc_obj_t *c, int rc) {
+  if (rc == 0 || rc == CC_ETIMEOUT) {
+    lua_pushboolean(L, rc == 0);
+    return 1;
+  }
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
   if (rc == CC_ENOTOWNER) return conc_sync_notowner(L, cc_cond_lock(c), "wait on");
   return conc_sync_raise(L, rc, "condition:wait");
 }
 
-static int c_wait(lua_State *L) {
-  cc_obj_t *c = conc_sync_self(L);
-  lua_pushboolean(L, cond_wait(L, c, conc_sync_deadline(L, 2)));
-  return 1;
+static int cond_relocked(lua_State *L, int rc, cc_wait_t *w) {
+  cc_obj_t *c = (cc_obj_t *)w->arg[2];
+  if (rc == 0 && conc_cancel_pending(L)) rc = CC_ECANCELLED;
+  return cond_result(L, c, cc_cond_wait_end(w, rc));
 }
 
-/* wait_for(pred [, timeout]): Python's loop; returns pred's last result. */
-static int c_wait_for(lua_State *L) {
+static int cond_notified(lua_State *L, int rc, cc_wait_t *w) {
+  rc = cc_cond_relock_w(w, rc);
+  if (rc == CC_WAIT_PARK) return conc_wait_ex(L, w, cond_relocked, CONC_WAIT_SHIELD);
+  return cond_relocked(L, rc, w);
+}
+
+static int cond_wait(lua_State *L, cc_obj_t *c, cc_deadline_t d) {
+  cc_wait_t *w = conc_wait_slot(L);
+  int rc;
+  if (cc_likely(w == NULL)) return cond_result(L, c, cc_cond_wait(c, d));
+  rc = cc_cond_wait_w(w, c, d);
+  if (rc != CC_WAIT_PARK) return cond_result(L, c, rc);
+  return conc_wait_ex(L, w, cond_notified, CONC_WAIT_SEE_CANCEL);
+}
+
+static int c_wait(lua_State *L) {
   cc_obj_t *c = conc_sync_self(L);
+  return cond_wait(L, c, conc_sync_deadline(L, 2));
+}
+
+/* Helpers of wait_for (written in Lua below, since pred may suspend too):
+ * the deadline of a timeout (after checking the arguments and that the
+ * caller holds the lock), whether it passed, and a wait until it. */
+static int c_wait_for_start(lua_State *L) {
+  cc_obj_t *c = conc_check(L, 1, &cc_cond_type);
   cc_deadline_t d;
   luaL_checkany(L, 2);
   d = conc_sync_deadline(L, 3);
   if (!cc_lock_held_by_me(cc_cond_lock(c))) return conc_sync_notowner(L, cc_cond_lock(c), "wait on");
-  for (;;) {
-    lua_settop(L, 3);
-    lua_pushvalue(L, 2);
-    lua_call(L, 0, 1);
-    if (lua_toboolean(L, -1) || (d != CC_FOREVER && cc_now_ns() >= d)) return 1;
-    if (!cond_wait(L, c, d)) {
-      lua_pushvalue(L, 2);
-      lua_call(L, 0, 1);
-      return 1;
-    }
-  }
+  lua_pushinteger(L, (lua_Integer)d);
+  return 1;
 }
+
+static int c_wait_for_expired(lua_State *L) {
+  cc_deadline_t d = (cc_deadline_t)luaL_checkinteger(L, 1);
+  lua_pushboolean(L, d != CC_FOREVER && cc_now_ns() >= d);
+  return 1;
+}
+
+static int c_wait_until(lua_State *L) {
+  cc_obj_t *c = conc_check(L, 1, &cc_cond_type);
+  return cond_wait(L, c, (cc_deadline_t)luaL_checkinteger(L, 2));
+}
+
+/* wait_for(pred [, timeout]): Python's loop; returns pred's last result. */
+static const char wait_for_src[] =
+    "local start, expired, wait_until = ...\n"
+    "return function(self, pred, timeout)\n"
+    "  local d = start(self, pred, timeout)\n"
+    "  while true do\n"
+    "    local r = pred()\n"
+    "    if r or expired(d) then return r end\n"
+    "    if not wait_until(self, d) then return (pred()) end\n"
+    "  end\n"
+    "end\n";
 
 static int c_notify(lua_State *L) {
   cc_obj_t *c = conc_sync_self(L);
@@ -356,15 +396,30 @@ static int l_condition(lua_State *L) {
 static const luaL_Reg cond_methods[] = {
     {"acquire", c_acquire}, {"release", c_release},   {"locked", c_locked},
     {"owned", c_owned},     {"with", c_with},         {"hold", c_hold},
-    {"lock", c_lock},       {"wait", c_wait},         {"wait_for", c_wait_for},
+    {"lock", c_lock},       {"wait", c_wait},
     {"notify", c_notify},   {"notify_all", c_notify_all}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
     {"lock", l_lock}, {"rlock", l_rlock}, {"condition", l_condition}, {NULL, NULL}};
 
+/* The condition's type: the sync methods plus wait_for. */
+static void new_cond_type(lua_State *L, const cc_type_t *type, const luaL_Reg *methods) {
+  conc_sync_newtype(L, type, methods);
+  luaL_getmetatable(L, "conc.condition");
+  lua_getfield(L, -1, "__index");
+  if (luaL_loadbuffer(L, wait_for_src, sizeof wait_for_src - 1, "=condition:wait_for") != LUA_OK)
+    lua_error(L);
+  lua_pushcfunction(L, c_wait_for_start);
+  lua_pushcfunction(L, c_wait_for_expired);
+  lua_pushcfunction(L, c_wait_until);
+  lua_call(L, 3, 1);
+  lua_setfield(L, -2, "wait_for");
+  lua_pop(L, 2);
+}
+
 void conc_open_lock(lua_State *L) {
   conc_lazytype(&cc_lock_type, conc_sync_newtype, lock_methods);
   conc_lazytype(&cc_rlock_type, conc_sync_newtype, lock_methods);
-  conc_lazytype(&cc_cond_type, conc_sync_newtype, cond_methods);
+  conc_lazytype(&cc_cond_type, new_cond_type, cond_methods);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -17,6 +17,7 @@
 
 #include "actor.h"
 #include "lconc.h"
+#include "ltask.h"
 #include "lvalue.h"
 #include "shared.h"
 
@@ -81,6 +82,32 @@ static int fail_op(lua_State *L, int rc) {
   return conc_raise(L, rc, "shared table");
 }
 
+/* ---- a task waits for another holder ----------------------------------------
+ * A single operation in a task whose table another actor holds (another
+ * task of this loop, say) suspends the task until the holder is done, then
+ * runs again from the start (op: the metamethod itself, its stack intact).
+ * In a thread, or when the table is free, the core waits as before. */
+static int wait_free_done(lua_State *L, int rc, cc_wait_t *w) {
+  rc = cc_shared_wait_free_end((cc_shared_t *)w->arg[4], rc);
+  if (rc) return fail_op(L, rc);
+  return ((lua_CFunction)w->arg[3])(L);
+}
+
+static int wait_free(lua_State *L, cc_shared_t *s, lua_CFunction op) {
+  cc_wait_t *w = conc_wait_slot(L);
+  int rc;
+  if (!w) return -1;
+  w->arg[3] = (uintptr_t)op;
+  w->arg[4] = (uintptr_t)s;
+  rc = cc_shared_wait_free_w(w, s);
+  if (rc == CC_WAIT_PARK) return conc_wait(L, w, wait_free_done);
+  if (rc) return fail_op(L, rc);
+  return op(L);
+}
+
+/* In an operation: `if (BUSY(s)) { n = wait_free(...); if (n >= 0) return n; }` */
+#define BUSY(s) (cc_unlikely(conc_running_task != NULL) && cc_shared_busy(s))
+
 /* Pushes the value of key k (nil when absent). */
 static void push_value(lua_State *L, cc_shared_t *s, const cc_skey_t *k) {
   cc_item_t it;
@@ -100,6 +127,10 @@ static int m_index(lua_State *L) {
     lua_rawget(L, lua_upvalueindex(2)); /* the methods */
     return 1;
   }
+  if (BUSY(s)) {
+    int n = wait_free(L, s, m_index);
+    if (n >= 0) return n;
+  }
   push_value(L, s, &k);
   return 1;
 }
@@ -118,13 +149,24 @@ static void store(lua_State *L, cc_shared_t *s, int kidx, int vidx) {
 }
 
 static int m_newindex(lua_State *L) {
-  store(L, self(L), 2, 3);
+  cc_shared_t *s = self(L);
+  if (BUSY(s)) {
+    int n = wait_free(L, s, m_newindex);
+    if (n >= 0) return n;
+  }
+  store(L, s, 2, 3);
   return 0;
 }
 
 static int m_len(lua_State *L) {
+  cc_shared_t *s = self(L);
   int64_t n;
-  int rc = cc_shared_len(self(L), &n);
+  int rc;
+  if (BUSY(s)) {
+    int r = wait_free(L, s, m_len);
+    if (r >= 0) return r;
+  }
+  rc = cc_shared_len(s, &n);
   if (rc) return fail_op(L, rc);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
@@ -142,6 +184,10 @@ static int pairs_next(lua_State *L) {
   lua_getiuservalue(L, lua_upvalueindex(1), 1);
   s = (cc_shared_t *)conc_check(L, -1, SHARED_T);
   lua_pop(L, 1);
+  if (BUSY(s)) {
+    int n = wait_free(L, s, pairs_next);
+    if (n >= 0) return n;
+  }
   while (pos < len) {
     cc_skey_t k;
     uint32_t klen;
@@ -180,6 +226,10 @@ static int m_pairs(lua_State *L) {
   size_t cap = 0;
   void *buf = NULL;
   int64_t need;
+  if (BUSY(s)) {
+    int n = wait_free(L, s, m_pairs);
+    if (n >= 0) return n;
+  }
   for (;;) {
     need = cc_shared_snapshot(s, buf, cap);
     if (need < 0) return fail_op(L, (int)need);
@@ -249,14 +299,21 @@ static int with_done(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 2; /* the results, above the guard and self */
 }
 
-/* s:with(fn, ...) -> fn's results; the hold ends on return or error. */
-static int m_with(lua_State *L) {
-  cc_shared_t *s = self(L);
-  sguard_t *g;
+/* Takes the hold as a blocking call (a task suspends, and the holder is
+ * the task) with the guard on top, and returns done(L, rc, w). */
+static int hold(lua_State *L, cc_shared_t *s, cc_deadline_t d, conc_wait_done_fn done) {
+  cc_wait_t local, *w = conc_wait_slot(L);
   int rc;
-  luaL_checkany(L, 2);
-  g = push_guard(L, s);
-  rc = cc_shared_hold(s, CC_FOREVER);
+  if (cc_likely(w == NULL)) w = &local;
+  rc = cc_shared_hold_w(w, s, d);
+  w->arg[4] = (uintptr_t)s;
+  if (rc == CC_WAIT_PARK) return conc_wait(L, w, done);
+  return done(L, rc, w);
+}
+
+static int with_held(lua_State *L, int rc, cc_wait_t *w) {
+  sguard_t *g = lua_touserdata(L, -1);
+  rc = cc_shared_hold_end(w, (cc_shared_t *)w->arg[4], rc);
   if (rc) return fail_op(L, rc);
   g->active = 1;
   lua_insert(L, 1);
@@ -265,16 +322,29 @@ static int m_with(lua_State *L) {
   return with_done(L, LUA_OK, 0);
 }
 
-/* s:hold([timeout]) -> guard, or nil, "timeout" */
-static int m_hold(lua_State *L) {
+/* s:with(fn, ...) -> fn's results; the hold ends on return or error. */
+static int m_with(lua_State *L) {
   cc_shared_t *s = self(L);
-  cc_deadline_t d = conc_opt_deadline(L, 2);
-  sguard_t *g = push_guard(L, s);
-  int rc = cc_shared_hold(s, d);
+  luaL_checkany(L, 2);
+  push_guard(L, s);
+  return hold(L, s, CC_FOREVER, with_held);
+}
+
+static int hold_held(lua_State *L, int rc, cc_wait_t *w) {
+  sguard_t *g = lua_touserdata(L, -1);
+  rc = cc_shared_hold_end(w, (cc_shared_t *)w->arg[4], rc);
   if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
   if (rc) return fail_op(L, rc);
   g->active = 1;
   return 1;
+}
+
+/* s:hold([timeout]) -> guard, or nil, "timeout" */
+static int m_hold(lua_State *L) {
+  cc_shared_t *s = self(L);
+  cc_deadline_t d = conc_opt_deadline(L, 2);
+  push_guard(L, s);
+  return hold(L, s, d, hold_held);
 }
 
 static void build_shared_type(lua_State *L, const cc_type_t *type,

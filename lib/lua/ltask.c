@@ -42,6 +42,7 @@ struct conc_task {
   uv_timer_t *timer;
   cc_wait_t wait;
   conc_wait_done_fn done;
+  int wait_flags;     /* CONC_WAIT_* of the wait in progress */
   cc_waiter_t *waiter;
   cc_actor_t *actor;
 };
@@ -538,6 +539,7 @@ static void cancel_task(conc_task_t *t) {
     ready(t);
     break;
   case T_WAIT:
+    if (t->wait_flags & CONC_WAIT_SHIELD) break; /* when the wait ends */
     if (cc_waiter_cancel(t->waiter)) {
       stop_timer(t);
       t->why = CC_ECANCELLED;
@@ -635,7 +637,9 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   t->why = 0;
   rc = cc_wait_resume(&t->wait, why);
   if (rc == CC_EPARKED) return park(L, t);
-  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
+  if (rc == CC_ECANCELLED && !(t->wait_flags & CONC_WAIT_SEE_CANCEL))
+    return conc_task_raise_cancelled(L);
+  t->wait_flags = 0;
   return t->done(L, rc, &t->wait);
 }
 
@@ -654,7 +658,7 @@ static int park(lua_State *L, conc_task_t *t) {
   return lua_yieldk(L, 0, 0, wait_k);
 }
 
-int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done) {
+int conc_wait_ex(lua_State *L, cc_wait_t *w, conc_wait_done_fn done, int flags) {
   conc_task_t *t = conc_task_of(L);
   int rc;
   if (!t || w != &t->wait) return done(L, cc_wait_run(w), w);
@@ -664,7 +668,17 @@ int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done) {
   t->done = done;
   rc = cc_wait_run(w);
   if (rc != CC_EPARKED) return done(L, rc, w);
+  t->wait_flags = flags;
   return park(L, t);
+}
+
+int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done) {
+  return conc_wait_ex(L, w, done, 0);
+}
+
+int conc_cancel_pending(lua_State *L) {
+  conc_task_t *t = conc_task_of(L);
+  return t && t->cancel_pending;
 }
 
 /* ---- I/O (ltcp.c) ------------------------------------------------------------ */

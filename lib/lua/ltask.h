@@ -45,6 +45,17 @@ static inline cc_wait_t *conc_wait_slot(lua_State *L) {
 }
 /* Runs the prepared wait *w (see above) and returns done(L, rc, w). */
 int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done);
+/* The same with flags for waits that must end in done even when the task
+ * is cancelled (a condition re-acquires its lock first):
+ * CONC_WAIT_SEE_CANCEL: a cancel ends the wait with rc CC_ECANCELLED in
+ * done (which must raise it: conc_task_raise_cancelled) instead of raising;
+ * CONC_WAIT_SHIELD: a cancel does not end this wait; it stays pending
+ * (conc_cancel_pending) for done or the next suspension. A thread ignores
+ * both. done may start another wait on w (conc_wait again). */
+enum { CONC_WAIT_SEE_CANCEL = 1, CONC_WAIT_SHIELD = 2 };
+int conc_wait_ex(lua_State *L, cc_wait_t *w, conc_wait_done_fn done, int flags);
+/* Non-zero when L is a task with a cancel not yet delivered. */
+int conc_cancel_pending(lua_State *L);
 
 /* ---- for I/O bindings (ltcp.c) ------------------------------------------ */
 
