@@ -11,6 +11,7 @@
 
 #include <lualib.h>
 
+#include "actor.h"
 #include "conclua.h"
 #include "thread.h"
 
@@ -268,6 +269,11 @@ int conc_raise(lua_State *L, int err, const char *what) {
   if (err == CC_EINTR) {
     conc_interrupt_consumed();
     return luaL_error(L, "interrupted!");
+  }
+  if (err == CC_EAGAIN) { /* the OS refused a thread or a process: say which limit */
+    char hint[256];
+    return luaL_error(L, "%s: %s (%s)", what, cc_strerror(err),
+                      cc_os_limit_hint(hint, sizeof hint));
   }
   return luaL_error(L, "%s: %s", what, cc_strerror(err));
 }

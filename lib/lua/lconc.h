@@ -59,7 +59,8 @@ cc_deadline_t conc_opt_deadline(lua_State *L, int idx);
 
 /* Raises a Lua error for a core error code (misuse / environment), with a
  * prefix such as "lock:acquire". CC_EDEADLOCK raises cc_deadlock_message();
- * CC_EINTR raises "interrupted!". */
+ * CC_EINTR raises "interrupted!"; CC_EAGAIN (the OS refused a thread or a
+ * process) adds the limit it most likely hit (cc_os_limit_hint). */
 int conc_raise(lua_State *L, int err, const char *what);
 /* Pushes nil, message, CODE and returns 3: for expected outcomes
  * (timeout, closed). */
