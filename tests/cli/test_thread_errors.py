@@ -79,7 +79,7 @@ print(n)
         # prompt, but before the loop below sees the thread dead.
         repl.expect(REPORT % "bg" + r"stdin:1: in the repl\n")
         repl.sendline("while t:alive() do conc.sleep(0.001) end print('ended')")
-        repl.expect(r"\nended\n")
+        repl.expect(r"\nended\n> ")  # the prompt first: a Ctrl-D typed before it is lost
         repl.send("\x04")
         self.assertEqual(repl.wait(), 0)
 
