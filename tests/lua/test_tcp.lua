@@ -80,8 +80,8 @@ do
     assert(#five >= 1 and #five <= 5 and ("three and more"):sub(1, #five) == five)
     local rest = c:read("a") -- up to the close
     assert(five .. rest == "three and moreabc", five .. rest)
-    local v, err = c:read("l")
-    assert(v == nil and err == "closed")
+    local v, err, code = c:read("l")
+    assert(v == nil and err == "closed" and code == "CLOSED")
     assert(c:read("a") == "")
     c:close()
     assert(select(2, c:read()) == "closed")
@@ -96,15 +96,15 @@ do
   conc.run(function()
     local srv = assert(conc.tcp.listen("127.0.0.1", 0))
     local t0 = conc.now()
-    local v, err = srv:accept(0.05)
-    assert(v == nil and err == "timeout" and conc.now() - t0 >= 0.04)
+    local v, err, code = srv:accept(0.05)
+    assert(v == nil and err == "timeout" and code == "TIMEOUT" and conc.now() - t0 >= 0.04)
     local acc = conc.task(function() return srv:accept(10) end)
     local c = assert(conc.tcp.connect("127.0.0.1", srv.port, 10))
     local peer = assert(acc:await())
     c:settimeout(0.05)
     t0 = conc.now()
-    v, err = c:read("l")
-    assert(v == nil and err == "timeout" and conc.now() - t0 >= 0.04)
+    v, err, code = c:read("l")
+    assert(v == nil and err == "timeout" and code == "TIMEOUT" and conc.now() - t0 >= 0.04)
     peer:write("late\n")
     c:settimeout(10)
     assert(c:read("l") == "late")
@@ -112,21 +112,30 @@ do
   end)
 end
 
--- Failures return nil, message; bad arguments raise.
+-- Failures return nil, message, CODE; bad arguments raise. listen
+-- resolves a name as connect does.
 do
   local function check()
-    local c, err = conc.tcp.connect("127.0.0.1", 1, 10)
-    assert(c == nil and err:find("refused", 1, true), err)
-    c, err = conc.tcp.connect("no-such-host.invalid", 80, 10)
-    assert(c == nil and type(err) == "string", err)
+    local c, err, code = conc.tcp.connect("127.0.0.1", 1, 10)
+    assert(c == nil and err == "127.0.0.1:1: connection refused" and code == "ECONNREFUSED",
+           tostring(err) .. " " .. tostring(code))
+    c, err, code = conc.tcp.connect("no-such-host.invalid", 80, 10)
+    assert(c == nil and err:find("no-such-host.invalid:80: ", 1, true) and code:find("^EAI_"), err)
     raises("port must be between 0 and 65535", conc.tcp.connect, "127.0.0.1", 70000)
     raises("port must be between 0 and 65535", conc.tcp.listen, "127.0.0.1", -1)
-    local s, e2 = conc.tcp.listen("not an address", 0)
-    assert(s == nil and e2:find("not a numeric address", 1, true))
+    local s, e2, c2 = conc.tcp.listen("no-such-host.invalid", 0)
+    assert(s == nil and e2:find("no-such-host.invalid:0: ", 1, true) and c2:find("^EAI_"), e2)
     local srv = assert(conc.tcp.listen("127.0.0.1", 0))
-    local busy, e3 = conc.tcp.listen("127.0.0.1", srv.port)
-    assert(busy == nil and e3:find("address already in use", 1, true), e3)
+    local busy, e3, c3 = conc.tcp.listen("127.0.0.1", srv.port)
+    assert(busy == nil and e3:find("address already in use", 1, true) and c3 == "EADDRINUSE", e3)
     srv:close()
+    -- a name: resolved (here from /etc/hosts), bound to its IPv4 address
+    local byname = assert(conc.tcp.listen("localhost", 0))
+    local conn = assert(conc.tcp.connect("127.0.0.1", byname.port, 10))
+    local peer = assert(byname:accept(10))
+    assert(peer:peername() == "127.0.0.1")
+    conn:close(); peer:close(); byname:close()
+    assert(select(3, byname:accept()) == "CLOSED")
   end
   check()              -- in the main thread, outside any loop
   conc.run(check)      -- in a task
@@ -149,12 +158,13 @@ do
     acc:await():close()
     c:settimeout(10)
     assert(select(2, c:read("l")) == "closed")
-    local ok, err
+    local ok, err, code
     for _ = 1, 50 do -- the reset arrives after a write or two
-      ok, err = c:write(string.rep("x", 65536))
+      ok, err, code = c:write(string.rep("x", 65536))
       if not ok then break end
     end
     assert(ok == nil and type(err) == "string", "writes to a closed peer must fail")
+    assert(code == "EPIPE" or code == "ECONNRESET", code)
     c:close(); srv:close()
   end)
 end
