@@ -118,8 +118,7 @@ typedef struct dec {
   int first;         /* slot of the first object while !has_seen (0: none) */
   lua_Integer nseen; /* objects numbered so far */
   int untrusted;     /* see conc_decode_untrusted */
-  int pend;          /* stack slot of the deferred objects, once has_pend */
-  int has_pend;
+  int has_pend;      /* the queue of deferred objects exists (seen[0]) */
   lua_Integer pend_head, pend_tail; /* pend[head+1..tail] are still due */
 } dec_t;
 
@@ -153,6 +152,20 @@ static void dec_enter(dec_t *d, int depth, int slots) {
   if (!lua_checkstack(d->L, slots)) dec_fail(d, "nesting too deep");
 }
 
+/* Creates the object list (objects 1..nseen, and at index 0 the queue of
+ * deferred objects once there is one). */
+static void dec_need_seen(dec_t *d) {
+  lua_State *L = d->L;
+  if (d->has_seen) return;
+  lua_createtable(L, 8, 0);
+  if (d->first) {
+    lua_pushvalue(L, d->first);
+    lua_rawseti(L, -2, 1);
+  }
+  lua_replace(L, d->seen);
+  d->has_seen = 1;
+}
+
 /* Numbers the object at idx; mirrors enc_register. */
 static void dec_register(dec_t *d, int idx, int depth) {
   lua_State *L = d->L;
@@ -162,13 +175,7 @@ static void dec_register(dec_t *d, int idx, int depth) {
       d->first = idx;
       return;
     }
-    lua_createtable(L, 8, 0);
-    if (d->first) {
-      lua_pushvalue(L, d->first);
-      lua_rawseti(L, -2, 1);
-    }
-    lua_replace(L, d->seen);
-    d->has_seen = 1;
+    dec_need_seen(d);
   }
   lua_pushvalue(L, idx);
   lua_rawseti(L, d->seen, d->nseen);
@@ -236,13 +243,17 @@ static void dec_table(dec_t *d, int depth, int has_mt) {
  * after the current top-level value); leaves it pushed. */
 static void dec_defer(dec_t *d) {
   lua_State *L = d->L;
+  if (!lua_checkstack(L, 2)) dec_fail(d, "nesting too deep");
+  dec_need_seen(d);
   if (!d->has_pend) {
     lua_createtable(L, 16, 0);
-    lua_replace(L, d->pend);
+    lua_rawseti(L, d->seen, 0);
     d->has_pend = 1;
   }
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, d->pend, ++d->pend_tail);
+  lua_rawgeti(L, d->seen, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, ++d->pend_tail);
+  lua_pop(L, 1);
 }
 
 typedef struct chunk {
@@ -492,11 +503,15 @@ static void dec_value(dec_t *d, int depth, int ctx) {
  * meanwhile join the queue. */
 static void dec_drain(dec_t *d) {
   lua_State *L = d->L;
+  int pend;
+  if (!lua_checkstack(L, 8)) dec_fail(d, "nesting too deep");
+  lua_rawgeti(L, d->seen, 0);
+  pend = lua_gettop(L);
   while (d->pend_head < d->pend_tail) {
     int v;
-    lua_rawgeti(L, d->pend, ++d->pend_head);
+    lua_rawgeti(L, pend, ++d->pend_head);
     lua_pushnil(L);
-    lua_rawseti(L, d->pend, d->pend_head);
+    lua_rawseti(L, pend, d->pend_head);
     v = lua_gettop(L);
     if (lua_istable(L, v)) {
       unsigned tag = dec_byte(d);
@@ -509,6 +524,7 @@ static void dec_drain(dec_t *d) {
     }
     lua_settop(L, v - 1);
   }
+  lua_pop(L, 1);
   d->pend_head = d->pend_tail = 0;
 }
 
@@ -537,7 +553,7 @@ static int decode(lua_State *L, const void *data, size_t len, int untrusted, int
   d.p = data;
   d.end = d.p + len;
   d.seen = d.has_seen = d.first = 0;
-  d.pend = d.has_pend = 0;
+  d.has_pend = 0;
   d.pend_head = d.pend_tail = 0;
   d.nseen = 0;
   hdr = dec_byte(&d);
@@ -551,8 +567,6 @@ static int decode(lua_State *L, const void *data, size_t len, int untrusted, int
   if (job && n < 2) dec_fail(&d, "bad job");
   lua_pushnil(L); /* slot for the object list */
   d.seen = lua_gettop(L);
-  lua_pushnil(L); /* slot for the deferred objects */
-  d.pend = lua_gettop(L);
   for (i = 0; i < n; i++) {
     dec_value(&d, 0, 0);
     if (d.has_pend) dec_drain(&d);
@@ -562,7 +576,6 @@ static int decode(lua_State *L, const void *data, size_t len, int untrusted, int
     }
   }
   if (d.p != d.end) dec_fail(&d, "trailing bytes");
-  lua_remove(L, d.pend);
   lua_remove(L, d.seen);
   return (int)n - (job ? 2 : 0);
 }
