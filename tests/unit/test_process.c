@@ -29,6 +29,7 @@
 #include "futex.h"
 #include "item.h"
 #include "lock.h"
+#include "pid.h"
 #include "process.h"
 #include "queue.h"
 #include "shared.h"
@@ -129,19 +130,26 @@ static int reaped(int pid) {
   return waitpid(pid, NULL, WNOHANG) == -1 && errno == ECHILD;
 }
 
-/* True when pid no longer runs (gone, or a zombie nobody reaped yet). */
-static int pid_finished(int pid) {
-  char path[64], buf[512], *p;
-  FILE *f;
-  size_t n;
-  if (kill(pid, 0) == -1 && errno == ESRCH) return 1;
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  if (!(f = fopen(path, "r"))) return 1;
-  n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  p = strrchr(buf, ')');
-  return p && (p[2] == 'Z' || p[2] == 'X');
+/* ---- the one pid-liveness check (pid.c) ------------------------------------- */
+
+/* Gone or a zombie is dead, everywhere (mutex takeover, lock takeover, a
+ * lost child's join used to disagree about zombies). */
+static void test_pid_dead(void **state) {
+  pid_t pid;
+  int status;
+  (void)state;
+  assert_false(cc_pid_dead(0));
+  assert_false(cc_pid_dead(-1));
+  assert_false(cc_pid_dead(cc_pid));     /* ourselves */
+  assert_false(cc_pid_dead(getppid())); /* alive */
+  pid = fork();
+  if (pid == 0) _exit(0);
+  assert_true(pid > 0);
+  /* Not reaped yet: a zombie (until then, alive, but it exits at once). */
+  EVENTUALLY(cc_pid_dead(pid));
+  assert_int_equal(kill(pid, 0), 0); /* kill() still finds the zombie */
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(cc_pid_dead(pid)); /* gone */
 }
 
 /* ---- outcomes ---------------------------------------------------------------- */
@@ -799,10 +807,10 @@ static void test_parent_death(void **state) {
   EVENTUALLY(atomic_load(&b->ready));
   gpid = atomic_load(&b->pid);
   g = atomic_load(&b->proc);
-  assert_true(gpid > 0 && !pid_finished(gpid));
+  assert_true(gpid > 0 && !cc_pid_dead(gpid));
   assert_int_equal(cc_process_kill(m, SIGKILL), 0);
   assert_int_equal(cc_process_join(m, SECONDS(10)), 0);
-  EVENTUALLY(pid_finished(gpid)); /* the grandchild did not live on */
+  EVENTUALLY(cc_pid_dead(gpid)); /* the grandchild did not live on */
   /* We are not its forker: the join notices that nobody can reap it. */
   assert_int_equal(cc_process_join(g, SECONDS(10)), 0);
   assert_int_equal(g->how, CC_PROC_LOST);
@@ -937,6 +945,7 @@ static void test_no_pidfd(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_pid_dead),
       cmocka_unit_test(test_outcomes),
       cmocka_unit_test(test_kill_and_timeouts),
       cmocka_unit_test(test_unjoined_reaped),
