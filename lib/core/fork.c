@@ -19,7 +19,9 @@
  *      parent's workers do not exist here;
  *   4. the reaper's list, fds and lock (reaper.c);
  *   5. stderr, then stdout, unlocked (the forking thread, now the child's
- *      only thread, holds them).
+ *      only thread, holds them);
+ *   6. the resets registered by the layers above the core (the bindings:
+ *      lconc.c's metatable-builder lock), in registration order.
  * Then cc_process_fork goes on with cc_child_setup (child.c).
  */
 #include <pthread.h>
@@ -45,6 +47,15 @@ static void parent(void) {
   funlockfile(stdout);
 }
 
+#define MAX_ON_CHILD 4
+static void (*on_child[MAX_ON_CHILD])(void);
+static int non_child;
+
+void cc_fork_on_child(void (*fn)(void)) {
+  if (non_child == MAX_ON_CHILD) cc_panic("too many fork resets");
+  on_child[non_child++] = fn;
+}
+
 static void child(void) {
   cc_pid = (int32_t)getpid();
   cc_set_self(NULL);
@@ -52,6 +63,7 @@ static void child(void) {
   cc_reaper_fork_child();
   funlockfile(stderr);
   funlockfile(stdout);
+  for (int i = 0; i < non_child; i++) on_child[i]();
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -102,6 +102,13 @@ int cc_process_kill(cc_process_t *p, int sig);
 /* The exit code once done: 0 ok, 1 error, N for exit(N), -signal. */
 int cc_process_exitcode(const cc_process_t *p);
 
+/* Registers a reset of process-private state that lives above the core (a
+ * binding's pthread mutex, say): fork.c runs it in every forked child, after
+ * the core's own resets (step 6 in docs/LOCKING.md, "Fork"), in
+ * registration order. Call at load time (a constructor), before any thread
+ * or fork; at most 4. */
+void cc_fork_on_child(void (*fn)(void));
+
 /* "SIGKILL" for 9, and so on ("signal N" when unknown); the buffer is used
  * only for unknown numbers. */
 const char *cc_signal_name(int sig, char *buf, size_t n);

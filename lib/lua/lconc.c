@@ -13,6 +13,7 @@
 
 #include "actor.h"
 #include "conclua.h"
+#include "process.h" /* cc_fork_on_child */
 #include "thread.h"
 
 /* Registry keys (addresses of these statics). */
@@ -107,6 +108,18 @@ static struct {
 } builders[MAX_TYPES];
 static int nbuilders;
 static pthread_mutex_t builders_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Process-private: a fork while another thread held it (a worker opening
+ * conc in a fresh state) would leave it locked in the child. The entries
+ * are consistent whenever nbuilders is (it is bumped last), so the child
+ * only needs a fresh mutex (docs/LOCKING.md, "Fork", step 6). */
+static void builders_after_fork(void) {
+  pthread_mutex_init(&builders_mu, NULL);
+}
+
+__attribute__((constructor)) static void builders_fork_reset(void) {
+  cc_fork_on_child(builders_after_fork);
+}
 
 void conc_lazytype(const cc_type_t *type, conc_build_fn build, const luaL_Reg *methods) {
   pthread_mutex_lock(&builders_mu);

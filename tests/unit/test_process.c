@@ -152,6 +152,31 @@ static void test_pid_dead(void **state) {
   assert_true(cc_pid_dead(pid)); /* gone */
 }
 
+/* A reset registered with cc_fork_on_child runs in every forked child,
+ * after the core's own resets (cc_pid is the child's by then). */
+static int32_t reset_saw_pid;
+static void on_child_reset(void) {
+  reset_saw_pid = cc_pid;
+}
+
+static void body_report_reset(cc_process_t *p, board_t *b) {
+  int64_t *r = cc_alloc(sizeof *r);
+  (void)b;
+  *r = reset_saw_pid == getpid();
+  cc_process_exit(p, CC_T_OK, r, sizeof *r);
+}
+
+static void test_fork_reset_hook(void **state) {
+  cc_process_t *p;
+  (void)state;
+  p = spawn("reset", body_report_reset, NULL);
+  assert_int_equal(cc_process_join(p, SECONDS(10)), 0);
+  assert_int_equal(p->t.status, CC_T_OK);
+  assert_int_equal(*(int64_t *)p->t.result, 1);
+  assert_int_equal(reset_saw_pid, 0); /* never in the parent */
+  cc_obj_unref(&p->t.h);
+}
+
 /* ---- outcomes ---------------------------------------------------------------- */
 
 static void body_result(cc_process_t *p, board_t *b) {
@@ -946,6 +971,7 @@ static void test_no_pidfd(void **state) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pid_dead),
+      cmocka_unit_test(test_fork_reset_hook),
       cmocka_unit_test(test_outcomes),
       cmocka_unit_test(test_kill_and_timeouts),
       cmocka_unit_test(test_unjoined_reaped),
@@ -973,6 +999,7 @@ int main(int argc, char **argv) {
     static const cc_thread_hooks_t th = {NULL, NULL, NULL, NULL, counting_release};
     static const cc_process_hooks_t ph = {count_report};
     test_pid = getpid();
+    cc_fork_on_child(on_child_reset);
     cc_thread_set_hooks(&th);
     cc_process_set_hooks(&ph);
   }
