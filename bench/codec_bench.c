@@ -4,7 +4,7 @@
  * Not part of the build:
  *   cc -O2 -Ilib/lua -Ilib/core -Ilib/include $(pkg-config --cflags lua5.4) \
  *     bench/codec_bench.c build/libconclua.a $(pkg-config --libs lua5.4) \
- *     -lpthread -lm -ldl -o /tmp/codec_bench && /tmp/codec_bench
+ *     -luv -lpthread -lm -ldl -o /tmp/codec_bench && /tmp/codec_bench
  *
  * "reused" encodes into one malloc buffer kept across items; "arena" makes
  * a fresh arena block per item and frees it after decoding, as a queue's

@@ -223,12 +223,12 @@ static void enc_need_mods(enc_t *e) {
 /* The libraries every state of the runtime opens (conclua_openlibs): a
  * destination always has them. */
 static int is_library(const char *name) {
-  static const char *const libs[] = {LUA_GNAME, LUA_LOADLIBNAME, LUA_COLIBNAME, LUA_TABLIBNAME,
-                                     LUA_IOLIBNAME, LUA_OSLIBNAME, LUA_STRLIBNAME,
-                                     LUA_MATHLIBNAME, LUA_UTF8LIBNAME, LUA_DBLIBNAME, "conc"};
+  static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, "conc",
+                                     LUA_IOLIBNAME, LUA_OSLIBNAME, LUA_COLIBNAME,
+                                     LUA_UTF8LIBNAME, LUA_DBLIBNAME, LUA_LOADLIBNAME, LUA_GNAME};
   size_t i;
   for (i = 0; i < sizeof libs / sizeof libs[0]; i++)
-    if (strcmp(name, libs[i]) == 0) return 1;
+    if (name[0] == libs[i][0] && strcmp(name, libs[i]) == 0) return 1;
   return 0;
 }
 
@@ -308,6 +308,7 @@ static int findable(lua_State *L, int name) {
  * pushed); anything else (set in package.loaded by hand) is copied by value
  * (M_VALUE). */
 static int module_how(lua_State *L, int name) {
+  if (is_library(lua_tostring(L, name))) return M_REQUIRE; /* the usual case, checked first */
   if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE) == LUA_TTABLE) {
     lua_pushvalue(L, name);
     if (lua_rawget(L, -2) == LUA_TFUNCTION) {
@@ -317,7 +318,7 @@ static int module_how(lua_State *L, int name) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  if (is_library(lua_tostring(L, name)) || findable(L, name)) return M_REQUIRE;
+  if (findable(L, name)) return M_REQUIRE;
   return M_VALUE;
 }
 
