@@ -1,7 +1,7 @@
 /*
- * ltask.c - conc.run, conc.task, await/cancel/done, conc.gather, conc.sleep,
- * and the suspension of a task in any blocking call (ltask.h,
- * docs/TASKS.md).
+ * ltask.c - tasks: their life (resume, finish, cancel), the Task object
+ * (await/cancel/done), conc.task, conc.run, conc.gather (ltask.h,
+ * docs/TASKS.md; the loop is in ltask_loop.c, suspension in lconc_io.c).
  *
  * A task is a Lua coroutine plus a conc_task_t in its userdata. The loop
  * keeps a FIFO of ready tasks and resumes them in order; between rounds it
@@ -10,9 +10,8 @@
  * a timer (sleep, wait deadline), a bell (a woken wait), a finished task
  * (await), an I/O callback. `why` tells the continuation what happened.
  */
-#include "ltask.h"
+#include "ltask_int.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,206 +21,9 @@
 
 #define TASK_T "conc.task"
 
-enum { T_NEW, T_READY, T_RUNNING, T_SLEEP, T_WAIT, T_AWAIT, T_IO, T_DONE };
-
-struct conc_task {
-  lua_State *co;
-  conc_loop_t *loop;
-  conc_task_t *next;                  /* ready queue */
-  conc_task_t *prev_all, *next_all;   /* the loop's live tasks */
-  conc_task_t *awaited;               /* the task this one awaits */
-  conc_task_t *awaiters, *await_next; /* tasks awaiting this one */
-  int state, why, nargs, nres;
-  int ok;             /* done: returned (1) or raised (0) */
-  int cancel_pending; /* delivered at the next suspension */
-  int cancelled;      /* ended by a cancel */
-  int retrieved;      /* someone saw its error */
-  int is_main;
-  int ref;            /* registry reference while live */
-  int64_t id;
-  uv_timer_t *timer;
-  cc_wait_t wait;
-  conc_wait_done_fn done;
-  int wait_flags;     /* CONC_WAIT_* of the wait in progress */
-  cc_waiter_t *waiter;
-  cc_actor_t *actor;
-};
-
-struct conc_loop {
-  uv_loop_t uv;
-  uv_async_t async;
-  uv_timer_t intr;           /* Ctrl-C check while the loop runs */
-  cc_bell_t *bell;
-  pthread_t helper;
-  int helper_on, running, interrupted;
-  conc_task_t *head, *tail;  /* ready */
-  conc_task_t *all;          /* live */
-  conc_task_t *lost;         /* ended with an error: see report_lost */
-  int live;
-  int nwait;                 /* tasks in T_WAIT: worth spinning for */
-  cc_actor_t *thread_actor;
-  lua_State *L;
-  conc_task_t *current;
-  conc_task_t *main;         /* conc.run's task */
-  int main_done_seen;
-  int io_done;               /* a plain thread's I/O step may go on */
-};
-
-static _Thread_local conc_loop_t *tl_loop;
 _Thread_local conc_task_t *conc_running_task; /* lp->current, for ltask.h */
 static int64_t next_task_id = 1;
-
-/* ---- the loop ------------------------------------------------------------ */
-
-static void on_async(uv_async_t *a) {
-  (void)a; /* the loop drains its bell every round */
-}
-
-static void notify(void *arg) {
-  uv_async_send(arg);
-}
-
-static void *helper_main(void *arg) {
-  cc_bell_watch(arg);
-  return NULL;
-}
-
-/* Closing the loop of a thread that ends (the key's destructor). */
-static pthread_key_t loop_key;
-static pthread_once_t loop_key_once = PTHREAD_ONCE_INIT;
-
-static void close_walk(uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static void loop_destroy(void *arg) {
-  conc_loop_t *lp = arg;
-  if (!lp) return;
-  if (lp->helper_on) {
-    cc_bell_stop(lp->bell);
-    pthread_join(lp->helper, NULL);
-  }
-  uv_walk(&lp->uv, close_walk, NULL);
-  uv_run(&lp->uv, UV_RUN_DEFAULT);
-  uv_loop_close(&lp->uv);
-  cc_bell_free(lp->bell);
-  if (tl_loop == lp) tl_loop = NULL;
-  free(lp);
-}
-
-/* A forked child must not use its parent's loop (its epoll set and
- * handles are the parent's): it starts its own on first use. */
-static void forget_loop_after_fork(void) {
-  tl_loop = NULL;
-  conc_running_task = NULL;
-}
-
-static void make_key(void) {
-  pthread_key_create(&loop_key, loop_destroy);
-  pthread_atfork(NULL, NULL, forget_loop_after_fork);
-}
-
-conc_loop_t *conc_loop_get(lua_State *L) {
-  conc_loop_t *lp = tl_loop;
-  if (cc_likely(lp != NULL)) return lp;
-  pthread_once(&loop_key_once, make_key);
-  lp = calloc(1, sizeof *lp);
-  if (!lp || uv_loop_init(&lp->uv) != 0) {
-    free(lp);
-    luaL_error(L, "conc: cannot start an event loop");
-    return NULL;
-  }
-  uv_async_init(&lp->uv, &lp->async, on_async);
-  uv_unref((uv_handle_t *)&lp->async);
-  uv_timer_init(&lp->uv, &lp->intr);
-  uv_unref((uv_handle_t *)&lp->intr);
-  lp->bell = cc_bell_new(notify, &lp->async);
-  if (!lp->bell) {
-    uv_close((uv_handle_t *)&lp->async, NULL);
-    uv_close((uv_handle_t *)&lp->intr, NULL);
-    uv_run(&lp->uv, UV_RUN_DEFAULT);
-    uv_loop_close(&lp->uv);
-    free(lp);
-    luaL_error(L, "conc: %s", cc_strerror(CC_ENOMEM));
-    return NULL;
-  }
-  tl_loop = lp;
-  pthread_setspecific(loop_key, lp);
-  return lp;
-}
-
-uv_loop_t *conc_loop_uv(conc_loop_t *lp) {
-  return &lp->uv;
-}
-
-static void ready(conc_task_t *t) {
-  conc_loop_t *lp = t->loop;
-  if (t->state == T_WAIT) lp->nwait--;
-  t->state = T_READY;
-  t->next = NULL;
-  if (lp->tail)
-    lp->tail->next = t;
-  else
-    lp->head = t;
-  lp->tail = t;
-}
-
-static void stop_timer(conc_task_t *t) {
-  if (t->timer) uv_timer_stop(t->timer);
-}
-
-/* Wakes whatever the bell collected: tasks whose wait was woken. */
-static void drain_bell(conc_loop_t *lp) {
-  cc_waiter_t *w = cc_bell_take(lp->bell), *next;
-  for (; w; w = next) {
-    next = w->wnext; /* before cc_waiter_take: a waker may push it again */
-    if (cc_waiter_take(w)) {
-      conc_task_t *t = w->task;
-      stop_timer(t);
-      t->why = 0;
-      ready(t);
-    }
-  }
-}
-
-static void on_timer(uv_timer_t *tm) {
-  conc_task_t *t = tm->data;
-  if (t->state == T_SLEEP) {
-    t->why = 0;
-    ready(t);
-  } else if (t->state == T_WAIT) {
-    if (cc_waiter_cancel(t->waiter)) {
-      t->why = (t->wait.deadline != CC_FOREVER && cc_now_ns() >= t->wait.deadline)
-                   ? CC_ETIMEOUT
-                   : CC_EAGAIN;
-      ready(t);
-    }
-  } else if (t->state == T_IO) {
-    t->why = CC_ETIMEOUT;
-    ready(t);
-  }
-}
-
-static void free_timer(uv_handle_t *h) {
-  free(h);
-}
-
-/* Arms the task's timer for `deadline` (nothing for CC_FOREVER). */
-static int arm(conc_task_t *t, cc_deadline_t deadline) {
-  int64_t ns;
-  if (deadline == CC_FOREVER) return 0;
-  if (!t->timer) {
-    t->timer = malloc(sizeof *t->timer);
-    if (!t->timer) return CC_ENOMEM;
-    uv_timer_init(&t->loop->uv, t->timer);
-    t->timer->data = t;
-  }
-  uv_update_time(&t->loop->uv);
-  ns = deadline - cc_now_ns();
-  uv_timer_start(t->timer, on_timer, ns <= 0 ? 0 : (uint64_t)((ns + 999999) / 1000000), 0);
-  return 0;
-}
+#define tl_loop conc_tl_loop
 
 /* ---- tasks ----------------------------------------------------------------- */
 
@@ -243,7 +45,7 @@ int conc_task_raise_cancelled(lua_State *L) {
 }
 
 /* A task's own actor, so that what it holds and waits for is its own. */
-static void ensure_actor(lua_State *L, conc_task_t *t) {
+void conc_ensure_actor(lua_State *L, conc_task_t *t) {
   char name[32];
   if (t->actor) return;
   snprintf(name, sizeof name, "task-%lld", (long long)t->id);
@@ -314,9 +116,9 @@ static void finish(conc_task_t *t, int st, int nres) {
     if (lua_type(t->co, 1) == LUA_TSTRING && strcmp(lua_tostring(t->co, 1), "cancelled") == 0)
       t->cancelled = 1;
   }
-  stop_timer(t);
+  conc_stop_timer(t);
   if (t->timer) {
-    uv_close((uv_handle_t *)t->timer, free_timer);
+    uv_close((uv_handle_t *)t->timer, conc_free_timer);
     t->timer = NULL;
   }
   cc_waiter_free(t->waiter);
@@ -328,7 +130,7 @@ static void finish(conc_task_t *t, int st, int nres) {
     a->await_next = NULL;
     a->awaited = NULL;
     a->why = 0;
-    ready(a);
+    conc_ready(a);
   }
   unlink_live(t);
   /* Unretrieved errors are reported when the loop ends (report_lost). */
@@ -341,7 +143,7 @@ static void finish(conc_task_t *t, int st, int nres) {
   }
 }
 
-static void resume(conc_loop_t *lp, conc_task_t *t) {
+void conc_task_resume(conc_loop_t *lp, conc_task_t *t) {
   int nres = 0, st, nargs = 0;
   if (t->nargs >= 0) { /* first run */
     if (t->cancel_pending) {
@@ -364,56 +166,10 @@ static void resume(conc_loop_t *lp, conc_task_t *t) {
   conc_running_task = NULL;
   if (st == LUA_YIELD) {
     lua_pop(t->co, nres);
-    if (t->state == T_RUNNING) ready(t); /* a bare coroutine.yield */
+    if (t->state == T_RUNNING) conc_ready(t); /* a bare coroutine.yield */
     return;
   }
   finish(t, st, nres);
-}
-
-/* Resumes the tasks that are ready now; those made ready meanwhile wait
- * for the next round, after libuv has been polled. */
-static void run_ready(conc_loop_t *lp) {
-  conc_task_t *end = lp->tail;
-  while (lp->head) {
-    conc_task_t *t = lp->head;
-    lp->head = t->next;
-    if (!lp->head) lp->tail = NULL;
-    t->next = NULL;
-    resume(lp, t);
-    if (t == end) break;
-  }
-}
-
-static void on_intr(uv_timer_t *tm) {
-  conc_loop_t *lp = tm->data;
-  if (cc_interrupt) lp->interrupted = 1;
-}
-
-/* One round: ready tasks, then libuv (blocking when nothing is ready). */
-static void round_once(conc_loop_t *lp) {
-  int block, intr = cc_thread_interruptible();
-  drain_bell(lp);
-  run_ready(lp);
-  drain_bell(lp);
-  if (lp->live == 0 || (lp->main && lp->main->state == T_DONE && !lp->main_done_seen)) {
-    if (lp->main) lp->main_done_seen = 1;
-    return; /* conc.run decides what comes next */
-  }
-  block = lp->head == NULL;
-  /* Before blocking: the one spin policy (wait.h), when a task waits on a
-   * primitive that another thread may release in a moment. */
-  if (block && !cc_bell_sleep(lp->bell, lp->nwait ? cc_wait_spin : 0)) {
-    drain_bell(lp);
-    block = 0;
-  }
-  if (block) uv_ref((uv_handle_t *)&lp->async);
-  if (block && intr) cc_interrupt_in_wait = 1;
-  uv_run(&lp->uv, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
-  if (block && intr) cc_interrupt_in_wait = 0;
-  if (block) {
-    cc_bell_awake(lp->bell);
-    uv_unref((uv_handle_t *)&lp->async);
-  }
 }
 
 static void cancel_task(conc_task_t *t);
@@ -448,7 +204,7 @@ static conc_task_t *spawn(lua_State *L, conc_loop_t *lp, int fn, int nargs) {
   if (lp->all) lp->all->prev_all = t;
   lp->all = t;
   lp->live++;
-  ready(t);
+  conc_ready(t);
   t->state = T_NEW;
   return t;
 }
@@ -534,22 +290,22 @@ static void cancel_task(conc_task_t *t) {
   switch (t->state) {
   case T_SLEEP:
   case T_IO:
-    stop_timer(t);
+    conc_stop_timer(t);
     t->why = CC_ECANCELLED;
-    ready(t);
+    conc_ready(t);
     break;
   case T_WAIT:
     if (t->wait_flags & CONC_WAIT_SHIELD) break; /* when the wait ends */
     if (cc_waiter_cancel(t->waiter)) {
-      stop_timer(t);
+      conc_stop_timer(t);
       t->why = CC_ECANCELLED;
-      ready(t);
+      conc_ready(t);
     }
     break;
   case T_AWAIT:
     unlink_awaiter(t);
     t->why = CC_ECANCELLED;
-    ready(t);
+    conc_ready(t);
     break;
   default: /* new, ready or running: at its next suspension */
     break;
@@ -581,220 +337,6 @@ static int t_tostring(lua_State *L) {
                                        "awaiting", "in I/O", "done"};
   lua_pushfstring(L, "conc.task %d (%s)", (int)t->id, states[t->state]);
   return 1;
-}
-
-/* ---- conc.sleep ------------------------------------------------------------ */
-
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  conc_task_t *t = tl_loop->current;
-  (void)status;
-  (void)ctx;
-  if (t->why == CC_ECANCELLED) {
-    t->why = 0;
-    return conc_task_raise_cancelled(L);
-  }
-  return 0;
-}
-
-static int l_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  conc_task_t *t;
-  luaL_argcheck(L, s >= 0 && s == s, 1, "duration must be a non-negative number");
-  t = conc_task_of(L);
-  if (!t) {
-    int rc = cc_wait_sleep(cc_deadline_in(s));
-    if (rc) return conc_raise(L, rc, "conc.sleep");
-    return 0;
-  }
-  if (t->cancel_pending) return conc_task_raise_cancelled(L);
-  t->why = 0;
-  if (s == 0) {
-    ready(t);
-  } else {
-    if (arm(t, cc_deadline_in(s)) != 0) return conc_raise(L, CC_ENOMEM, "conc.sleep");
-    t->state = T_SLEEP;
-  }
-  return lua_yieldk(L, 0, 0, sleep_k);
-}
-
-/* ---- blocking calls in tasks (ltask.h) -------------------------------------- */
-
-cc_wait_t *conc_wait_slot_slow(lua_State *L) {
-  conc_task_t *t = conc_task_of(L);
-  if (cc_likely(t == NULL)) return NULL;
-  if (t->cancel_pending) conc_task_raise_cancelled(L);
-  ensure_actor(L, t);
-  return &t->wait;
-}
-
-static int park(lua_State *L, conc_task_t *t);
-
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  conc_task_t *t = tl_loop->current;
-  int rc, why = t->why;
-  (void)status;
-  (void)ctx;
-  t->why = 0;
-  rc = cc_wait_resume(&t->wait, why);
-  if (rc == CC_EPARKED) return park(L, t);
-  if (rc == CC_ECANCELLED && !(t->wait_flags & CONC_WAIT_SEE_CANCEL))
-    return conc_task_raise_cancelled(L);
-  t->wait_flags = 0;
-  return t->done(L, rc, &t->wait);
-}
-
-static int park(lua_State *L, conc_task_t *t) {
-  conc_loop_t *lp = t->loop;
-  cc_deadline_t until = t->wait.deadline;
-  if (!lp->helper_on && pthread_create(&lp->helper, NULL, helper_main, lp->bell) == 0)
-    lp->helper_on = 1;
-  if (t->wait.tick_ns) {
-    cc_deadline_t tick = cc_now_ns() + t->wait.tick_ns;
-    if (tick < until) until = tick;
-  }
-  arm(t, until);
-  t->state = T_WAIT;
-  lp->nwait++;
-  return lua_yieldk(L, 0, 0, wait_k);
-}
-
-int conc_wait_ex(lua_State *L, cc_wait_t *w, conc_wait_done_fn done, int flags) {
-  conc_task_t *t = conc_task_of(L);
-  int rc;
-  if (!t || w != &t->wait) return done(L, cc_wait_run(w), w);
-  if (!t->waiter && !(t->waiter = cc_waiter_new(t->loop->bell, t)))
-    return done(L, cc_wait_run(w), w); /* no room: wait as the thread */
-  w->task = t->waiter;
-  t->done = done;
-  rc = cc_wait_run(w);
-  if (rc != CC_EPARKED) return done(L, rc, w);
-  t->wait_flags = flags;
-  return park(L, t);
-}
-
-int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done) {
-  return conc_wait_ex(L, w, done, 0);
-}
-
-int conc_cancel_pending(lua_State *L) {
-  conc_task_t *t = conc_task_of(L);
-  return t && t->cancel_pending;
-}
-
-/* ---- I/O (ltcp.c) ------------------------------------------------------------ */
-
-typedef struct io_ctx {
-  conc_io_step_fn step, timeout, abandon;
-  cc_deadline_t deadline;
-} io_ctx_t;
-
-void *conc_io_waiter(lua_State *L) {
-  conc_task_t *t = conc_task_of(L);
-  return t ? (void *)t : (void *)conc_loop_get(L);
-}
-
-void conc_io_wake(void *waiter) {
-  conc_loop_t *lp = tl_loop;
-  if (waiter == lp) {
-    lp->io_done = 1;
-    return;
-  }
-  {
-    conc_task_t *t = waiter;
-    if (t->state == T_IO) {
-      stop_timer(t);
-      t->why = 0;
-      ready(t);
-    }
-  }
-}
-
-static int io_k(lua_State *L, int status, lua_KContext ctx) {
-  conc_task_t *t = tl_loop->current;
-  io_ctx_t *io = (io_ctx_t *)ctx;
-  int why = t->why, n;
-  (void)status;
-  t->why = 0;
-  if (why == CC_ECANCELLED) {
-    io->abandon(L);
-    free(io);
-    return conc_task_raise_cancelled(L);
-  }
-  if (why == CC_ETIMEOUT) {
-    n = io->timeout(L);
-    free(io);
-    return n;
-  }
-  n = io->step(L);
-  if (n >= 0) {
-    free(io);
-    return n;
-  }
-  arm(t, io->deadline);
-  t->state = T_IO;
-  return lua_yieldk(L, 0, ctx, io_k);
-}
-
-static void on_io_timer(uv_timer_t *tm) {
-  int *expired = tm->data;
-  *expired = 1;
-}
-
-int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
-            conc_io_step_fn abandon, cc_deadline_t deadline) {
-  conc_task_t *t = conc_task_of(L);
-  int n = step(L);
-  if (n >= 0) return n;
-  if (t) {
-    io_ctx_t *io = malloc(sizeof *io);
-    if (!io) return conc_raise(L, CC_ENOMEM, "conc.tcp");
-    if (t->cancel_pending) {
-      free(io);
-      abandon(L);
-      return conc_task_raise_cancelled(L);
-    }
-    io->step = step;
-    io->timeout = timeout;
-    io->abandon = abandon;
-    io->deadline = deadline;
-    t->why = 0;
-    arm(t, deadline);
-    t->state = T_IO;
-    return lua_yieldk(L, 0, (lua_KContext)io, io_k);
-  } else {
-    conc_loop_t *lp = conc_loop_get(L);
-    uv_timer_t tm;
-    int expired = 0;
-    if (lp->running)
-      return luaL_error(L, "conc.tcp: cannot block here (inside a C call that cannot yield)");
-    uv_timer_init(&lp->uv, &tm);
-    tm.data = &expired;
-    if (deadline != CC_FOREVER) {
-      int64_t ns = deadline - cc_now_ns();
-      uv_update_time(&lp->uv);
-      uv_timer_start(&tm, on_io_timer, ns <= 0 ? 0 : (uint64_t)((ns + 999999) / 1000000), 0);
-    }
-    for (;;) {
-      lp->io_done = 0;
-      uv_run(&lp->uv, UV_RUN_ONCE);
-      if (lp->io_done && (n = step(L)) >= 0) break;
-      if (expired) {
-        n = timeout(L);
-        break;
-      }
-      if (cc_thread_interruptible() && cc_interrupt) {
-        n = -2;
-        break;
-      }
-    }
-    uv_close((uv_handle_t *)&tm, NULL);
-    uv_run(&lp->uv, UV_RUN_NOWAIT);
-    if (n == -2) {
-      abandon(L);
-      return conc_raise(L, CC_EINTR, "conc.tcp");
-    }
-    return n;
-  }
 }
 
 /* ---- conc.run --------------------------------------------------------------- */
@@ -831,16 +373,16 @@ static int l_run(lua_State *L) {
   intr = cc_thread_interruptible();
   if (intr) {
     lp->intr.data = lp;
-    uv_timer_start(&lp->intr, on_intr, 100, 100);
+    uv_timer_start(&lp->intr, conc_on_intr, 100, 100);
   }
   main = spawn(L, lp, 1, lua_gettop(L) - 1);
   main->is_main = 1;
   lp->main = main;
   lp->main_done_seen = 0;
-  while (main->state != T_DONE && !lp->interrupted) round_once(lp);
+  while (main->state != T_DONE && !lp->interrupted) conc_round(lp);
   cancel_all(lp);
   while (lp->live > 0) {
-    round_once(lp);
+    conc_round(lp);
     if (lp->interrupted) cancel_all(lp);
   }
   if (intr) uv_timer_stop(&lp->intr);
@@ -886,7 +428,7 @@ static const luaL_Reg task_methods[] = {{"await", t_await},
                                         {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
-    {"run", l_run}, {"task", l_task}, {"sleep", l_sleep}, {NULL, NULL}};
+    {"run", l_run}, {"task", l_task}, {"sleep", conc_l_sleep}, {NULL, NULL}};
 
 void conc_open_task(lua_State *L) {
   if (luaL_newmetatable(L, TASK_T)) {
@@ -904,3 +446,4 @@ void conc_open_task(lua_State *L) {
   lua_call(L, 1, 1);
   lua_setfield(L, -2, "gather");
 }
+

@@ -1,0 +1,225 @@
+/*
+ * lconc_io.c - how a task suspends (ltask.h): conc.sleep, the wait of a
+ * blocking binding (conc_wait_slot / conc_wait), and I/O steps (conc_io,
+ * for ltcp.c). In a plain thread the same calls block the thread.
+ */
+#include <stdlib.h>
+
+#include "interrupt.h"
+#include "ltask_int.h"
+
+#define tl_loop conc_tl_loop
+
+/* ---- conc.sleep ------------------------------------------------------------ */
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  conc_task_t *t = tl_loop->current;
+  (void)status;
+  (void)ctx;
+  if (t->why == CC_ECANCELLED) {
+    t->why = 0;
+    return conc_task_raise_cancelled(L);
+  }
+  return 0;
+}
+
+int conc_l_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  conc_task_t *t;
+  luaL_argcheck(L, s >= 0 && s == s, 1, "duration must be a non-negative number");
+  t = conc_task_of(L);
+  if (!t) {
+    int rc = cc_wait_sleep(cc_deadline_in(s));
+    if (rc) return conc_raise(L, rc, "conc.sleep");
+    return 0;
+  }
+  if (t->cancel_pending) return conc_task_raise_cancelled(L);
+  t->why = 0;
+  if (s == 0) {
+    conc_ready(t);
+  } else {
+    if (conc_arm(t, cc_deadline_in(s)) != 0) return conc_raise(L, CC_ENOMEM, "conc.sleep");
+    t->state = T_SLEEP;
+  }
+  return lua_yieldk(L, 0, 0, sleep_k);
+}
+
+/* ---- blocking calls in tasks (ltask.h) -------------------------------------- */
+
+cc_wait_t *conc_wait_slot_slow(lua_State *L) {
+  conc_task_t *t = conc_task_of(L);
+  if (cc_likely(t == NULL)) return NULL;
+  if (t->cancel_pending) conc_task_raise_cancelled(L);
+  conc_ensure_actor(L, t);
+  return &t->wait;
+}
+
+static int park(lua_State *L, conc_task_t *t);
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  conc_task_t *t = tl_loop->current;
+  int rc, why = t->why;
+  (void)status;
+  (void)ctx;
+  t->why = 0;
+  rc = cc_wait_resume(&t->wait, why);
+  if (rc == CC_EPARKED) return park(L, t);
+  if (rc == CC_ECANCELLED && !(t->wait_flags & CONC_WAIT_SEE_CANCEL))
+    return conc_task_raise_cancelled(L);
+  t->wait_flags = 0;
+  return t->done(L, rc, &t->wait);
+}
+
+static int park(lua_State *L, conc_task_t *t) {
+  conc_loop_t *lp = t->loop;
+  cc_deadline_t until = t->wait.deadline;
+  conc_start_helper(lp);
+  if (t->wait.tick_ns) {
+    cc_deadline_t tick = cc_now_ns() + t->wait.tick_ns;
+    if (tick < until) until = tick;
+  }
+  conc_arm(t, until);
+  t->state = T_WAIT;
+  lp->nwait++;
+  return lua_yieldk(L, 0, 0, wait_k);
+}
+
+int conc_wait_ex(lua_State *L, cc_wait_t *w, conc_wait_done_fn done, int flags) {
+  conc_task_t *t = conc_task_of(L);
+  int rc;
+  if (!t || w != &t->wait) return done(L, cc_wait_run(w), w);
+  if (!t->waiter && !(t->waiter = cc_waiter_new(t->loop->bell, t)))
+    return done(L, cc_wait_run(w), w); /* no room: wait as the thread */
+  w->task = t->waiter;
+  t->done = done;
+  rc = cc_wait_run(w);
+  if (rc != CC_EPARKED) return done(L, rc, w);
+  t->wait_flags = flags;
+  return park(L, t);
+}
+
+int conc_wait(lua_State *L, cc_wait_t *w, conc_wait_done_fn done) {
+  return conc_wait_ex(L, w, done, 0);
+}
+
+int conc_cancel_pending(lua_State *L) {
+  conc_task_t *t = conc_task_of(L);
+  return t && t->cancel_pending;
+}
+
+/* ---- I/O (ltcp.c) ------------------------------------------------------------ */
+
+typedef struct io_ctx {
+  conc_io_step_fn step, timeout, abandon;
+  cc_deadline_t deadline;
+} io_ctx_t;
+
+void *conc_io_waiter(lua_State *L) {
+  conc_task_t *t = conc_task_of(L);
+  return t ? (void *)t : (void *)conc_loop_get(L);
+}
+
+void conc_io_wake(void *waiter) {
+  conc_loop_t *lp = tl_loop;
+  if (waiter == lp) {
+    lp->io_done = 1;
+    return;
+  }
+  {
+    conc_task_t *t = waiter;
+    if (t->state == T_IO) {
+      conc_stop_timer(t);
+      t->why = 0;
+      conc_ready(t);
+    }
+  }
+}
+
+static int io_k(lua_State *L, int status, lua_KContext ctx) {
+  conc_task_t *t = tl_loop->current;
+  io_ctx_t *io = (io_ctx_t *)ctx;
+  int why = t->why, n;
+  (void)status;
+  t->why = 0;
+  if (why == CC_ECANCELLED) {
+    io->abandon(L);
+    free(io);
+    return conc_task_raise_cancelled(L);
+  }
+  if (why == CC_ETIMEOUT) {
+    n = io->timeout(L);
+    free(io);
+    return n;
+  }
+  n = io->step(L);
+  if (n >= 0) {
+    free(io);
+    return n;
+  }
+  conc_arm(t, io->deadline);
+  t->state = T_IO;
+  return lua_yieldk(L, 0, ctx, io_k);
+}
+
+static void on_io_timer(uv_timer_t *tm) {
+  int *expired = tm->data;
+  *expired = 1;
+}
+
+int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
+            conc_io_step_fn abandon, cc_deadline_t deadline) {
+  conc_task_t *t = conc_task_of(L);
+  int n = step(L);
+  if (n >= 0) return n;
+  if (t) {
+    io_ctx_t *io = malloc(sizeof *io);
+    if (!io) return conc_raise(L, CC_ENOMEM, "conc.tcp");
+    if (t->cancel_pending) {
+      free(io);
+      abandon(L);
+      return conc_task_raise_cancelled(L);
+    }
+    io->step = step;
+    io->timeout = timeout;
+    io->abandon = abandon;
+    io->deadline = deadline;
+    t->why = 0;
+    conc_arm(t, deadline);
+    t->state = T_IO;
+    return lua_yieldk(L, 0, (lua_KContext)io, io_k);
+  } else {
+    conc_loop_t *lp = conc_loop_get(L);
+    uv_timer_t tm;
+    int expired = 0;
+    if (lp->running)
+      return luaL_error(L, "conc.tcp: cannot block here (inside a C call that cannot yield)");
+    uv_timer_init(&lp->uv, &tm);
+    tm.data = &expired;
+    if (deadline != CC_FOREVER) {
+      int64_t ns = deadline - cc_now_ns();
+      uv_update_time(&lp->uv);
+      uv_timer_start(&tm, on_io_timer, ns <= 0 ? 0 : (uint64_t)((ns + 999999) / 1000000), 0);
+    }
+    for (;;) {
+      lp->io_done = 0;
+      uv_run(&lp->uv, UV_RUN_ONCE);
+      if (lp->io_done && (n = step(L)) >= 0) break;
+      if (expired) {
+        n = timeout(L);
+        break;
+      }
+      if (cc_thread_interruptible() && cc_interrupt) {
+        n = -2;
+        break;
+      }
+    }
+    uv_close((uv_handle_t *)&tm, NULL);
+    uv_run(&lp->uv, UV_RUN_NOWAIT);
+    if (n == -2) {
+      abandon(L);
+      return conc_raise(L, CC_EINTR, "conc.tcp");
+    }
+    return n;
+  }
+}
+
