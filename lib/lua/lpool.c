@@ -176,10 +176,10 @@ static void push_uv(lua_State *L, int pidx, int k) {
   lua_remove(L, -2);
 }
 
-/* Starts the worker of slot i, or raises (the slot is then dead again). */
-static void spawn_worker(lua_State *L, int pidx, cc_pool_t *p, int i) {
+/* Starts the worker of slot i: 1, or 0 with the error pushed (the slot is
+ * then dead again). */
+static int start_worker(lua_State *L, int pidx, cc_pool_t *p, int i) {
   char name[CC_NAME_MAX];
-  cc_obj_t *w;
   int top = lua_gettop(L);
   snprintf(name, sizeof name, "%.40s worker %d", p->h.name, i + 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &spawn_key);
@@ -195,16 +195,46 @@ static void spawn_worker(lua_State *L, int pidx, cc_pool_t *p, int i) {
   cc_pool_slot_live(p, i);
   if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
     cc_pool_slot_dead(p, i);
-    lua_error(L);
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return 0;
   }
-  w = conc_toobj(L, -1);
-  if (p->processes && cc_pool_watch(p, i, w) != 0)
-    fprintf(stderr, "conclua: warning: pool '%s': cannot watch worker process %d\n",
-            p->h.name, (int)((cc_thread_t *)w)->pid);
   push_uv(L, pidx, UV_WORKERS);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, i + 1);
   lua_settop(L, top);
+  return 1;
+}
+
+/* Starts the workers of the n slots listed, then the monitors of the
+ * process workers among them: no monitor thread of ours is starting (and
+ * allocating) while we fork, which GCC 12's AddressSanitizer runtime does
+ * not survive (see docs/PROCESSES.md). On a failure, watches what did
+ * start, gives the slots not reached back as dead, and raises. */
+static void start_workers(lua_State *L, int pidx, cc_pool_t *p, const int *slots, int n) {
+  int top = lua_gettop(L), started = 0, failed = 0;
+  while (started < n && !failed) {
+    if (start_worker(L, pidx, p, slots[started]))
+      started++;
+    else
+      failed = 1;
+  }
+  for (int k = started + failed; k < n; k++)
+    cc_pool_slot_dead(p, slots[k]);
+  if (p->processes) {
+    push_uv(L, pidx, UV_WORKERS);
+    for (int k = 0; k < started; k++) {
+      cc_obj_t *w;
+      lua_rawgeti(L, -1, slots[k] + 1);
+      w = conc_toobj(L, -1);
+      if (cc_pool_watch(p, slots[k], w) != 0)
+        fprintf(stderr, "conclua: warning: pool '%s': cannot watch worker process %d\n",
+                p->h.name, (int)((cc_thread_t *)w)->pid);
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top + failed);
+  if (failed) lua_error(L);
 }
 
 /* Pushes the error of a failed or cancelled Future as a string. */
@@ -267,17 +297,24 @@ static void run_callbacks(lua_State *L, int cbs, int fidx, cc_pool_t *p) {
 
 /* What the owner does at each call into a pool or one of its Futures and
  * while it waits in one: replace dead workers, run queued callbacks. */
-static void service(lua_State *L, int pidx, cc_pool_t *p) {
-  cc_future_t *f;
-  int i, top = lua_gettop(L);
+/* Replaces the workers that died (service's rare path). */
+static void replace_dead(lua_State *L, int pidx, cc_pool_t *p) {
+  int slots[CC_POOL_MAX], n = 0, i;
   while ((i = cc_pool_claim_dead(p)) >= 0) {
     if (atomic_load(&p->terminated) ||
         (atomic_load(&p->closed) && cc_queue_size(p->tasks) == 0)) {
       atomic_store(&p->slot[i].state, CC_SLOT_EXITED); /* nothing left to do */
       continue;
     }
-    spawn_worker(L, pidx, p, i);
+    slots[n++] = i;
   }
+  start_workers(L, pidx, p, slots, n);
+}
+
+static void service(lua_State *L, int pidx, cc_pool_t *p) {
+  cc_future_t *f;
+  int top = lua_gettop(L);
+  if (cc_unlikely(atomic_load(&p->deaths) != 0)) replace_dead(L, pidx, p);
   if (!(f = cc_pool_take_callbacks(p))) return;
   push_uv(L, pidx, UV_CALLBACKS);
   while (f) {
@@ -681,8 +718,12 @@ static int l_pool(lua_State *L) {
   lua_pushvalue(L, pidx);
   lua_rawsetp(L, -2, p);
   lua_pop(L, 1);
-  for (int i = 0; i < (int)n; i++)
-    spawn_worker(L, pidx, p, i);
+  {
+    int slots[CC_POOL_MAX];
+    for (int i = 0; i < (int)n; i++)
+      slots[i] = i;
+    start_workers(L, pidx, p, slots, (int)n);
+  }
   return 1;
 }
 
