@@ -48,6 +48,34 @@ do
   -- nil results keep their places
   r = p:map(function(x) if x % 2 == 0 then return x end end, {1, 2, 3, 4, 5, 6}, 4)
   assert(r[1] == nil and r[2] == 2 and r[5] == nil and r[6] == 6)
+  -- chunks are encoded straight from the list and decoded straight into
+  -- the result: larger lists, chunks past the 4096-item cap, nil results
+  -- at chunk ends, items of every kind (tables take the codec's general path)
+  local big = {}
+  for i = 1, 10001 do big[i] = i end
+  for _, cs in ipairs({nil, 4096, 4097, 20000}) do
+    r = p:map(function(x) if x % 4096 ~= 0 and x % 3 ~= 0 then return x * 2 end end, big, cs)
+    for i = 1, 10001 do
+      assert(r[i] == ((i % 4096 ~= 0 and i % 3 ~= 0) and i * 2 or nil), i)
+    end
+  end
+  local mixed = {1, -2, 2^53, 1.5, "s", ("x"):rep(100), true, false, {1, {2}}, id}
+  r = p:map(function(v) return type(v) == "table" and v[2][1] or v end, mixed, 3)
+  for i = 1, #mixed do
+    if i == 9 then assert(r[i] == 2) elseif i == 10 then assert(r[i](5) == 5)
+    else assert(r[i] == mixed[i], i) end
+  end
+  r = p:map(function(v) return v, "only the first" end, {"a", "b"})
+  assert(#r == 2 and r[1] == "a" and r[2] == "b")
+  -- no arguments, no results: tasks without encoded blocks
+  assert(select("#", p:submit(function() end):get()) == 0)
+  assert(p:submit(function(...) return select("#", ...) end, nil, nil):get() == 2)
+  assert(p:submit(function(...) return select("#", ...) end):get() == 0)
+  local cb = {}
+  local f0 = p:submit(function() end)
+  f0:on_done(function(...) cb.n = select("#", ...) cb.ok = ... end)
+  p:join()
+  assert(cb.n == 1 and cb.ok == true)
   -- a function is copied with its upvalues
   local k = 7
   assert(p:apply(function(x) return x * k end, 6) == 42)
@@ -70,6 +98,8 @@ do
   -- an uncopyable result is the task's error
   raises("cannot copy a coroutine %(result 1%)", p.apply, p,
          function() return coroutine.create(print) end)
+  raises("cannot copy a coroutine %(result 2%)", p.map, p,
+         function(x) if x == 2 then return coroutine.create(print) end return x end, {1, 2, 3}, 3)
   assert(p:apply(id, "still fine") == "still fine")
 end
 
