@@ -201,6 +201,11 @@ static void check_lost(cc_thread_t *t) {
   if (cc_pid_dead(p->ppid) && cc_pid_dead(p->t.pid)) cc_process_settle(p, CC_PROC_LOST, 0);
 }
 
+int cc_process_join_w(struct cc_wait *w, cc_process_t *p, cc_deadline_t deadline) {
+  if (p->ppid == cc_pid) return cc_thread_join_w(w, &p->t, deadline, 0, NULL);
+  return cc_thread_join_w(w, &p->t, deadline, ORPHAN_POLL_NS, check_lost);
+}
+
 int cc_process_join(cc_process_t *p, cc_deadline_t deadline) {
   if (p->ppid == cc_pid) return cc_thread_join(&p->t, deadline);
   return cc_thread_join_poll(&p->t, deadline, ORPHAN_POLL_NS, check_lost);

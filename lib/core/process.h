@@ -94,6 +94,10 @@ _Noreturn void cc_process_exit(cc_process_t *p, int status, void *result, size_t
  * polling every 100 ms, a child that can no longer be reaped because its
  * forker died (both dead or zombies: cc_pid_dead). */
 int cc_process_join(cc_process_t *p, cc_deadline_t deadline);
+/* For callers that may be tasks (wait.h): the result at once, or
+ * CC_WAIT_PARK with *w ready to run. */
+struct cc_wait;
+int cc_process_join_w(struct cc_wait *w, cc_process_t *p, cc_deadline_t deadline);
 
 /* Sends `sig` to the child unless it has already been reaped. Returns 0,
  * CC_ECLOSED (already ended) or CC_EINVAL (bad signal number). */

@@ -18,6 +18,7 @@
 #include "actor_dead.h"
 #include "futex.h"
 #include "mutex.h"
+#include "wait.h"
 
 static cc_thread_hooks_t hooks;
 
@@ -178,7 +179,7 @@ int cc_thread_decide_report(cc_thread_t *t, int printable) {
 
 void cc_thread_publish_done(cc_thread_t *t) {
   atomic_store_explicit(&t->done, 1, memory_order_release);
-  cc_futex_wake(&t->done, INT32_MAX);
+  cc_wake(&t->done, INT32_MAX);
 }
 
 void cc_thread_finish(cc_thread_t *t, int status, void *result, size_t len) {
@@ -361,33 +362,56 @@ int cc_thread_start(cc_thread_t *t) {
  * finisher decided while it was counted, the outcome is this join's to
  * raise whatever ended the wait (a timeout, an interrupt): it waits for
  * `done`, which the finisher publishes right after deciding. */
-int cc_thread_join_poll(cc_thread_t *t, cc_deadline_t deadline, int64_t slice_ns,
-                        void (*poll)(cc_thread_t *t)) {
-  int rc = 0;
-  uint32_t w;
+#define JT(w) ((cc_thread_t *)(w)->arg[0])
+
+static int join_poll(cc_wait_t *w) {
+  cc_thread_t *t = JT(w);
   if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
-  if (deadline == CC_NOW) return CC_ETIMEOUT;
-  cc_wait_begin(&t->h, CC_WAIT_JOIN, deadline);
-  atomic_fetch_add(&t->watch, 1);
-  while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
-    cc_deadline_t until = deadline;
-    if (slice_ns > 0 && cc_now_ns() + slice_ns < deadline) until = cc_now_ns() + slice_ns;
-    rc = cc_futex_wait(&t->done, 0, until);
-    if (rc == CC_EINTR) break;
-    if (rc == CC_ETIMEOUT) {
-      if (until == deadline) break;
-      poll(t);
-    }
-    rc = 0;
+  if (w->ticked && w->arg[1]) {
+    ((void (*)(cc_thread_t *))w->arg[1])(t);
+    if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
   }
-  w = atomic_fetch_sub(&t->watch, 1);
-  if (rc != 0 && (w & CC_WATCH_DECIDED)) {
+  w->addr = &t->done;
+  w->val = 0;
+  return CC_WAIT_PARK;
+}
+
+static void join_enter(cc_wait_t *w) {
+  atomic_fetch_add(&JT(w)->watch, 1);
+}
+
+static int join_leave(cc_wait_t *w, int rc) {
+  cc_thread_t *t = JT(w);
+  uint32_t was;
+  if (!w->parked) return rc;
+  was = atomic_fetch_sub(&t->watch, 1);
+  if (rc != 0 && (was & CC_WATCH_DECIDED)) {
+    /* Published right after the decision: a short wait, even for a task. */
     while (!atomic_load_explicit(&t->done, memory_order_acquire))
       cc_futex_wait(&t->done, 0, CC_FOREVER);
     rc = 0;
   }
-  cc_wait_end(&t->h, rc);
   return rc;
+}
+
+static const cc_wait_ops_t join_ops = {CC_WAIT_JOIN, 0, join_poll, join_enter, join_leave};
+
+int cc_thread_join_w(cc_wait_t *w, cc_thread_t *t, cc_deadline_t deadline, int64_t slice_ns,
+                     void (*poll)(cc_thread_t *t)) {
+  if (atomic_load_explicit(&t->done, memory_order_acquire)) return 0;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  cc_wait_init(w, &join_ops, &t->h, deadline);
+  w->tick_ns = poll ? slice_ns : 0;
+  w->arg[0] = (uintptr_t)t;
+  w->arg[1] = (uintptr_t)poll;
+  return CC_WAIT_PARK;
+}
+
+int cc_thread_join_poll(cc_thread_t *t, cc_deadline_t deadline, int64_t slice_ns,
+                        void (*poll)(cc_thread_t *t)) {
+  cc_wait_t w;
+  int rc = cc_thread_join_w(&w, t, deadline, slice_ns, poll);
+  return rc == CC_WAIT_PARK ? cc_wait_run(&w) : rc;
 }
 
 int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline) {

@@ -100,6 +100,12 @@ int cc_thread_join(cc_thread_t *t, cc_deadline_t deadline);
  * may finish t itself (a Process whose forker died). */
 int cc_thread_join_poll(cc_thread_t *t, cc_deadline_t deadline, int64_t slice_ns,
                         void (*poll)(cc_thread_t *t));
+/* For callers that may be tasks (wait.h): 0 or CC_ETIMEOUT at once, or
+ * CC_WAIT_PARK with *w ready to run (cc_thread_join_poll is this plus
+ * cc_wait_run). */
+struct cc_wait;
+int cc_thread_join_w(struct cc_wait *w, cc_thread_t *t, cc_deadline_t deadline, int64_t slice_ns,
+                     void (*poll)(cc_thread_t *t));
 int cc_thread_alive(const cc_thread_t *t);
 
 /* The finisher's side of the observed rule, for the core modules that end
