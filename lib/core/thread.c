@@ -42,8 +42,8 @@ void cc_thread_drop_job(cc_thread_t *t) {
 
 void cc_thread_release_fields(cc_thread_t *t) {
   cc_thread_drop_job(t);
-  if (t->result && t->status == CC_T_OK && hooks.release_payload)
-    hooks.release_payload(t->result, t->result_len);
+  /* An error value holds object references too (error({q = queue})). */
+  if (t->result && hooks.release_payload) hooks.release_payload(t->result, t->result_len);
   cc_free(t->result);
   t->result = NULL;
 }

@@ -137,3 +137,28 @@ void conc_methods_strict(lua_State *L, int idx, const char *tname) {
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, idx);
 }
+
+void conc_hint_global(lua_State *L) {
+  const char *msg, *p, *q, *nl;
+  char name[CC_NAME_MAX];
+  size_t n;
+  int found;
+  if (lua_type(L, -1) != LUA_TSTRING) return; /* (lua_tostring would turn a number into one) */
+  msg = lua_tostring(L, -1);
+  if (!(p = strstr(msg, "a nil value (global '"))) return;
+  p += strlen("a nil value (global '");
+  if (!(q = strchr(p, '\'')) || (n = (size_t)(q - p)) == 0 || n >= sizeof name) return;
+  nl = strchr(msg, '\n');
+  if (nl && nl < q) return; /* the pattern is in the traceback, not the message */
+  memcpy(name, p, n);
+  name[n] = '\0';
+  found = lua_getglobal(L, name) != LUA_TNIL;
+  lua_pop(L, 1);
+  if (!found) return;
+  if (!nl) nl = msg + strlen(msg);
+  lua_pushlstring(L, msg, (size_t)(nl - msg));
+  lua_pushfstring(L, " ('%s' is a global here, but globals are not shared with threads and "
+                     "processes: pass it as an argument or use conc.shared)%s", name, nl);
+  lua_concat(L, 2);
+  lua_remove(L, -2);
+}

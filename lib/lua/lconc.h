@@ -124,6 +124,11 @@ const char *conc_suggest(const char *word, const char *const cands[]);
 void conc_check_options(lua_State *L, int idx, const char *const keys[]);
 const char *conc_name_arg(lua_State *L, int idx, const char *const keys[]);
 void conc_methods_strict(lua_State *L, int idx, const char *tname);
+/* The error at the top of the stack, raised in another thread or process
+ * that failed on a nil global: when that global exists in this (the
+ * joining) state, adds to the message that globals are not shared and
+ * what to do instead. Leaves anything else alone. */
+void conc_hint_global(lua_State *L);
 
 /* Ctrl-C (linterrupt.c). conc_interrupt_consumed: a wait returned CC_EINTR
  * and is raising it: drop the pending interrupt and its hook. In a host's

@@ -30,18 +30,6 @@ static cc_process_t *checkp(lua_State *L, int idx) {
 
 /* ---- the child ------------------------------------------------------------ */
 
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 /* Flushes L's default output file (io.output()) when it is not stdout: the
  * core flushes stdout and stderr itself. Allocates nothing. */
 static void flush_default_output(lua_State *L) {
@@ -89,7 +77,7 @@ static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
   lua_settop(L, 0);
   replace_os_exit(L);
   co = lua_newthread(L); /* stays on L's stack: never collected */
-  lua_pushcfunction(co, msghandler);
+  lua_pushcfunction(co, conc_error_handler);
   lua_pushcfunction(co, conc_run_job);
   lua_pushlightuserdata(co, &p->t);
   rc = lua_pcall(co, 1, 2, 1);
@@ -99,12 +87,8 @@ static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
     len = (size_t)lua_tointeger(co, -1);
     cc_process_exit(p, CC_T_OK, data, len);
   } else {
-    size_t mlen;
-    const char *m = lua_tolstring(co, -1, &mlen);
-    void *text;
-    if (!m) m = "?", mlen = 1;
-    text = conc_store_text(m, mlen, &len);
-    cc_process_exit(p, CC_T_ERROR, text, len);
+    void *err = conc_error_store(co, -1, &len); /* the error value, whatever its type */
+    cc_process_exit(p, CC_T_ERROR, err, len);
   }
 }
 
@@ -113,10 +97,11 @@ static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
 /* A Lua error of a child that no join was waiting for when it was reaped
  * (the observed rule, thread.h); runs on the reaper thread. */
 static void report_error(cc_process_t *p) {
+  size_t tl;
+  const char *tx = conc_error_text(p->t.result, p->t.result_len, &tl); /* no malloc */
   fprintf(stderr,
-          "conclua: error in process '%s' (pid %d, started at %s), not joined:\n%s\n",
-          p->t.h.name, (int)p->t.pid, p->t.spawn_site,
-          p->t.result ? (const char *)p->t.result : "?");
+          "conclua: error in process '%s' (pid %d, started at %s), not joined:\n%.*s\n",
+          p->t.h.name, (int)p->t.pid, p->t.spawn_site, (int)tl, tx);
   fflush(stderr);
 }
 
@@ -166,10 +151,13 @@ static int l_join(lua_State *L) {
   }
   if (rc != 0) return conc_raise(L, rc, "join");
   if (p->t.status == CC_T_ERROR) {
-    const char *msg = p->t.result ? (const char *)p->t.result : "?";
+    /* The child's own error is named here; the core's texts (killed, exit
+     * status) already name the process. */
     if (p->how == CC_PROC_REPORTED)
-      return luaL_error(L, "process '%s': %s", p->t.h.name, msg);
-    lua_pushstring(L, msg); /* already names the process */
+      conc_error_push(L, p->t.result, p->t.result_len, "process", p->t.h.name);
+    else
+      conc_error_push(L, p->t.result, p->t.result_len, NULL, NULL);
+    conc_hint_global(L);
     return lua_error(L);
   }
   lua_pushboolean(L, 1);

@@ -21,25 +21,13 @@
 
 /* ---- running a job ---------------------------------------------------- */
 
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 int conc_run_job(lua_State *L) {
   cc_thread_t *t = lua_touserdata(L, 1);
   conc_wbuf_t b;
   int n, base = lua_gettop(L);
   void *data;
   size_t len;
-  n = conc_decode(L, t->job, t->job_len);
+  n = conc_decode_job(L, t->job, t->job_len); /* the creator's package paths first */
   cc_thread_drop_job(t); /* clears first: a process killed here leaks, never frees twice */
   lua_call(L, n - 1, LUA_MULTRET);
   n = lua_gettop(L) - base;
@@ -66,8 +54,10 @@ void *conc_store_text(const char *s, size_t len, size_t *outlen) {
  * ended (the observed rule, thread.h): printed by the core at that moment,
  * once. A later join still re-raises it. */
 static void report_error(cc_thread_t *t) {
-  fprintf(stderr, "conclua: error in thread '%s' (started at %s), not joined:\n%s\n",
-          t->h.name, t->spawn_site, t->result ? (const char *)t->result : "?");
+  size_t tl;
+  const char *tx = conc_error_text(t->result, t->result_len, &tl);
+  fprintf(stderr, "conclua: error in thread '%s' (started at %s), not joined:\n%.*s\n",
+          t->h.name, t->spawn_site, (int)tl, tx);
   fflush(stderr);
 }
 
@@ -77,10 +67,10 @@ static void thread_run(void *ctx, cc_thread_t *t) {
   if (!L) {
     const char *m = "cannot create a Lua state for the thread";
     cc_thread_drop_job(t);
-    cc_thread_finish(t, CC_T_ERROR, conc_store_text(m, strlen(m), &len), len);
+    cc_thread_finish(t, CC_T_ERROR, conc_error_from_text(m, strlen(m), &len), len);
     return;
   }
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, conc_error_handler);
   lua_pushcfunction(L, conc_run_job);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, 2, 1) == LUA_OK) {
@@ -89,14 +79,10 @@ static void thread_run(void *ctx, cc_thread_t *t) {
     lua_settop(L, 0);
     cc_thread_finish(t, CC_T_OK, data, len);
   } else {
-    size_t mlen;
-    const char *m = lua_tolstring(L, -1, &mlen);
-    void *text;
-    if (!m) m = "?", mlen = 1;
-    text = conc_store_text(m, mlen, &len);
+    void *err = conc_error_store(L, -1, &len); /* the error value, whatever its type */
     lua_settop(L, 0);
     cc_thread_drop_job(t);
-    cc_thread_finish(t, CC_T_ERROR, text, len); /* reports it if no join waits */
+    cc_thread_finish(t, CC_T_ERROR, err, len); /* reports it if no join waits */
   }
 }
 
@@ -118,20 +104,20 @@ static void install_hooks(void) {
 /* ---- Lua API ---------------------------------------------------------- */
 
 void conc_spawn_args(lua_State *L, conc_spawn_t *s) {
+  static const char *const keys[] = {"name", "daemon", NULL};
   int fidx = 1;
   s->name = NULL;
   s->daemon = 0;
   if (lua_istable(L, 1)) {
     fidx = 2;
-    if (lua_getfield(L, 1, "name") != LUA_TNIL) s->name = luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* the string stays anchored in the options table */
+    s->name = conc_name_arg(L, 1, keys); /* unknown keys raise */
     lua_getfield(L, 1, "daemon");
     s->daemon = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
   luaL_checktype(L, fidx, LUA_TFUNCTION);
   conc_wbuf_init(&s->job, 1);
-  conc_encode(L, fidx, lua_gettop(L) - fidx + 1, &s->job, "argument");
+  conc_encode_job(L, fidx, lua_gettop(L) - fidx + 1, &s->job);
 }
 
 static int l_thread(lua_State *L) {
@@ -165,9 +151,12 @@ static int l_join(lua_State *L) {
     return 1;
   }
   if (rc != 0) return conc_raise(L, rc, "join");
-  if (t->status == CC_T_ERROR)
-    return luaL_error(L, "%s '%s': %s", t->is_process ? "process" : "thread", t->h.name,
-                      t->result ? (const char *)t->result : "?");
+  if (t->status == CC_T_ERROR) {
+    conc_error_push(L, t->result, t->result_len, t->is_process ? "process" : "thread",
+                    t->h.name);
+    conc_hint_global(L);
+    return lua_error(L);
+  }
   lua_pushboolean(L, 1);
   return 1 + conc_decode(L, t->result, t->result_len);
 }
