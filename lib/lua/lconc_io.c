@@ -24,8 +24,10 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 int conc_l_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
+  int isnum;
+  double s = lua_tonumberx(L, 1, &isnum);
   conc_task_t *t;
+  if (cc_unlikely(!isnum)) s = luaL_checknumber(L, 1); /* raises */
   luaL_argcheck(L, s >= 0 && s == s, 1, "duration must be a non-negative number");
   t = conc_task_of(L);
   if (!t) {

@@ -161,7 +161,7 @@ void conc_task_resume(conc_loop_t *lp, conc_task_t *t) {
   conc_running_task = t;
   if (t->actor) cc_set_self(t->actor);
   st = lua_resume(t->co, lp->L, nargs, &nres);
-  cc_set_self(lp->thread_actor);
+  if (t->actor) cc_set_self(lp->thread_actor); /* it may have got one meanwhile */
   lp->current = NULL;
   conc_running_task = NULL;
   if (st == LUA_YIELD) {
