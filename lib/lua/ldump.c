@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -330,6 +331,9 @@ void conc_open_dump(lua_State *L) {
   }
   lua_pop(L, 1);
   tl_state = mainL;
+  /* The process's main thread shows in dumps from the start (other
+   * threads get their actor when the runtime starts them). */
+  if (syscall(SYS_gettid) == getpid()) cc_self();
   lua_pushcfunction(L, dump);
   lua_setfield(L, -2, "dump");
 }
