@@ -20,6 +20,7 @@
 
 #include "codec.h"
 #include "lconc.h"
+#include "ltask.h"
 #include "process.h"
 
 #define PROCESS_T (&cc_process_type)
@@ -138,13 +139,26 @@ static int l_process(lua_State *L) {
   return 1;
 }
 
+static int joined(lua_State *L, int rc, cc_wait_t *w);
+
+/* p:join([timeout]): a blocking call (ltask.h): a task suspends. */
 static int l_join(lua_State *L) {
   cc_process_t *p = checkp(L, 1);
   cc_deadline_t d = conc_opt_deadline(L, 2);
+  cc_wait_t local, *w;
   int rc;
   if (cc_self()->thread == &p->t.h)
     return luaL_error(L, "cannot join the current process");
-  rc = cc_process_join(p, d);
+  w = conc_wait_slot(L);
+  if (!w) w = &local;
+  rc = cc_process_join_w(w, p, d);
+  if (rc == CC_WAIT_PARK) return conc_wait(L, w, joined);
+  return joined(L, rc, w);
+}
+
+static int joined(lua_State *L, int rc, cc_wait_t *w) {
+  cc_process_t *p = checkp(L, 1);
+  (void)w;
   if (rc == CC_ETIMEOUT) {
     lua_pushboolean(L, 0);
     return 1;

@@ -15,6 +15,7 @@
 #include "conclua.h"
 #include "futex.h"
 #include "lconc.h"
+#include "ltask.h"
 #include "thread.h"
 
 #define THREAD_T (&cc_thread_type)
@@ -138,14 +139,27 @@ static int l_thread(lua_State *L) {
   return 1;
 }
 
+static int joined(lua_State *L, int rc, cc_wait_t *w);
+
+/* t:join([timeout]): a blocking call (ltask.h): a task suspends. */
 static int l_join(lua_State *L) {
   cc_thread_t *t = (cc_thread_t *)conc_check(L, 1, THREAD_T);
   cc_deadline_t d = conc_opt_deadline(L, 2);
+  cc_wait_t local, *w;
   int rc;
   cc_actor_t *me = cc_self();
   if (me->thread == &t->h && cc_thread_alive(t))
     return luaL_error(L, "cannot join the current thread");
-  rc = cc_thread_join(t, d);
+  w = conc_wait_slot(L);
+  if (!w) w = &local;
+  rc = cc_thread_join_w(w, t, d, 0, NULL);
+  if (rc == CC_WAIT_PARK) return conc_wait(L, w, joined);
+  return joined(L, rc, w);
+}
+
+static int joined(lua_State *L, int rc, cc_wait_t *w) {
+  cc_thread_t *t = (cc_thread_t *)conc_check(L, 1, THREAD_T);
+  (void)w;
   if (rc == CC_ETIMEOUT) {
     lua_pushboolean(L, 0);
     return 1;
