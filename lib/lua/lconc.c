@@ -232,8 +232,23 @@ void conc_push(lua_State *L, cc_obj_t *o) {
   push_obj(L, o, 0);
 }
 
+/* lua_pcall'd by conc_push_owned: argument 1 is the object. */
+static int push_protected(lua_State *L) {
+  push_obj(L, lua_touserdata(L, 1), 0);
+  return 1;
+}
+
 void conc_push_owned(lua_State *L, cc_obj_t *o) {
-  push_obj(L, o, 1);
+  int st;
+  /* Making the userdata may run out of Lua memory (the userdata itself, the
+   * cache, the metatable): do it in protected mode with the userdata taking
+   * a reference of its own, and drop the caller's either way, so a failed
+   * constructor leaks nothing. */
+  lua_pushcfunction(L, push_protected);
+  lua_pushlightuserdata(L, o);
+  st = lua_pcall(L, 1, 1, 0);
+  cc_obj_unref(o);
+  if (st != LUA_OK) lua_error(L);
   conc_gc_account(L); /* a new object: what it took from the arena */
 }
 

@@ -57,8 +57,7 @@ static int l_recv(lua_State *L) {
   if (!e->in) return luaL_error(L, "pipe:recv: this end only sends");
   rc = cc_pipe_recv(e, &it, d);
   if (cc_likely(rc == 0)) {
-    conc_item_push(L, &it);
-    cc_item_clear(&it);
+    conc_item_push_take(L, &it);
     return 1;
   }
   if (cc_pipe_closed(e)) return luaL_error(L, "pipe:recv: this end is closed");

@@ -73,10 +73,9 @@ static int l_try_put(lua_State *L) {
   return do_put(L, self(L), CC_NOW);
 }
 
-/* Pushes the item and frees it. */
+/* Pushes the item and frees it (also when the push raises). */
 static int push_item(lua_State *L, cc_item_t *it) {
-  conc_item_push(L, it);
-  cc_item_clear(it);
+  conc_item_push_take(L, it);
   return 1;
 }
 

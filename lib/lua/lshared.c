@@ -113,8 +113,7 @@ static void push_value(lua_State *L, cc_shared_t *s, const cc_skey_t *k) {
   cc_item_t it;
   int rc = cc_shared_get(s, k, &it);
   if (rc) fail_op(L, rc);
-  conc_item_push(L, &it);
-  cc_item_clear(&it);
+  conc_item_push_take(L, &it);
 }
 
 static int m_index(lua_State *L) {

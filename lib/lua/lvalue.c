@@ -83,6 +83,26 @@ void conc_item_from_lua(lua_State *L, int idx, cc_item_t *it, const char *what) 
   conc_gc_account(L); /* the item's box, if it has one */
 }
 
+static int push_protected(lua_State *L) {
+  conc_item_push(L, lua_touserdata(L, 1));
+  return 1;
+}
+
+void conc_item_push_take(lua_State *L, cc_item_t *it) {
+  int st;
+  /* An inline item holds nothing in the arena: nothing to leak if the push
+   * raises, so no protected call on the fast path. */
+  if (cc_likely(!(it->flags & CC_ITEM_EXT))) {
+    conc_item_push(L, it);
+    return;
+  }
+  lua_pushcfunction(L, push_protected);
+  lua_pushlightuserdata(L, it);
+  st = lua_pcall(L, 1, 1, 0);
+  cc_item_clear(it);
+  if (st != LUA_OK) lua_error(L);
+}
+
 void conc_item_push(lua_State *L, const cc_item_t *it) {
   switch (it->kind) {
   case CONC_K_TRUE:

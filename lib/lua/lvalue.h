@@ -35,6 +35,12 @@ void conc_item_from_lua(lua_State *L, int idx, cc_item_t *it, const char *what);
  * Raises on malformed codec data or a memory error. */
 void conc_item_push(lua_State *L, const cc_item_t *it);
 
+/* Pushes the value *it holds and clears the item, also when the push
+ * raises (Lua out of memory, a decode error): what the item held in the
+ * arena is then released, never leaked. For items taken out of a
+ * container (queue get, pipe recv, shared-table read). */
+void conc_item_push_take(lua_State *L, cc_item_t *it);
+
 /* Installs the codec's release hook for items (idempotent, thread-safe). */
 void conc_item_init(void);
 
