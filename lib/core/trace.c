@@ -121,21 +121,49 @@ void cc_site_get(const cc_actor_t *a, char *buf, size_t n) {
   buf[0] = '\0';
 }
 
-/* ---- per-thread buffers -------------------------------------------------- */
+/* ---- per-thread buffers of binary records ----------------------------------
+ * An event costs a clock read and a copy into the thread's buffer; the JSON
+ * is written only when the trace closes. A hold released within
+ * SHORT_HOLD_NS with nothing recorded in between is taken back out of the
+ * buffer (counted instead): an uncontended lock pair in a loop would
+ * otherwise fill the trace with invisible slivers and cost a formatted
+ * event each. */
 
 #define BUF_CAP (64 * 1024)
-#define LINE_MAX_ 1024
 #define SEEN 16
+#define STR_MAX 512
+#define SHORT_HOLD_NS 5000
+
+enum { CAT_RUN, CAT_WAIT, CAT_HOLD, CAT_QUEUE, CAT_FLOW, CAT_EVENT, CAT_NAME, CAT_PNAME };
+
+/* One event: the header, then n1 bytes of label and n2 of detail. */
+typedef struct rec {
+  uint16_t size; /* header + strings, rounded up to 8 */
+  char ph;       /* B E i s f M */
+  uint8_t cat;
+  int32_t pid;
+  int64_t tid;
+  int64_t ts; /* ns */
+  uint64_t num; /* flow id, item position, or result code */
+  uint16_t n1, n2;
+  uint32_t pad;
+  /* A type's name (static: the same address in every process of the
+   * family), or NULL: the object's type for waits and holds. */
+  const char *type;
+} rec_t;
 
 typedef struct tbuf {
   struct tbuf *next;
   _Atomic int busy;
   size_t len;
+  size_t last_hold; /* offset + 1 of a hold record still last in data, or 0 */
+  const cc_actor_t *last_hold_a;
+  const cc_obj_t *last_hold_o;
   /* Actors this thread has named in the trace: key = actor address + id. */
   const cc_actor_t *seen_a[SEEN];
   int64_t seen_id[SEEN];
   int64_t seen_tid[SEEN];
-  char data[BUF_CAP];
+  _Alignas(8) char data[BUF_CAP];
 } tbuf_t;
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -145,16 +173,18 @@ static int raw_fd = -1, out_fd = -1;
 static int32_t owner_pid;
 static int through; /* a forked child: every event is written at once */
 static int64_t t0;
+static _Atomic uint64_t short_holds;
 
 static void buf_flush_locked(tbuf_t *b) {
   size_t off = 0;
   while (off < b->len) {
     ssize_t w = write(raw_fd, b->data + off, b->len - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break; /* disk full: the trace loses these lines */
+    if (w <= 0) break; /* disk full: the trace loses these records */
     off += (size_t)w;
   }
   b->len = 0;
+  b->last_hold = 0;
 }
 
 static void buf_lock(tbuf_t *b) {
@@ -185,6 +215,7 @@ static void after_fork_child(void) {
   if (mine) {
     mine->next = NULL;
     mine->len = 0;
+    mine->last_hold = 0;
     atomic_store(&mine->busy, 0);
     buffers = mine;
   }
@@ -195,39 +226,40 @@ __attribute__((constructor)) static void trace_atfork(void) {
   pthread_atfork(NULL, NULL, after_fork_child);
 }
 
-/* JSON string body of s (quotes and controls escaped) into out. */
-static size_t json_str(char *out, size_t n, const char *s) {
-  size_t j = 0;
-  for (; *s && j + 7 < n; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '<') { /* never "</script>" inside the timeline page */
-      memcpy(out + j, "\\u003c", 6);
-      j += 6;
-    } else if (c == '"' || c == '\\') {
-      out[j++] = '\\';
-      out[j++] = (char)c;
-    } else if (c < 0x20) {
-      j += (size_t)snprintf(out + j, n - j, "\\u%04x", c);
-    } else {
-      out[j++] = (char)c;
-    }
-  }
-  out[j] = '\0';
-  return j;
+/* Appends a record; returns its offset + 1 (0 when it did not fit). */
+static size_t emit(tbuf_t *b, char ph, int cat, int32_t pid, int64_t tid, int64_t ns, uint64_t num,
+                   const char *s1, const char *s2) {
+  size_t n1 = s1 ? strnlen(s1, STR_MAX) : 0, n2 = s2 ? strnlen(s2, STR_MAX) : 0;
+  size_t size = (sizeof(rec_t) + n1 + n2 + 7) & ~(size_t)7, at;
+  rec_t r;
+  if (b->len + size > BUF_CAP) buf_flush_locked(b);
+  at = b->len;
+  r.size = (uint16_t)size;
+  r.ph = ph;
+  r.cat = (uint8_t)cat;
+  r.pid = pid;
+  r.tid = tid;
+  r.ts = ns;
+  r.num = num;
+  r.n1 = (uint16_t)n1;
+  r.n2 = (uint16_t)n2;
+  r.pad = 0;
+  r.type = NULL;
+  memcpy(b->data + at, &r, sizeof r);
+  if (n1) memcpy(b->data + at + sizeof r, s1, n1);
+  if (n2) memcpy(b->data + at + sizeof r + n1, s2, n2);
+  b->len = at + size;
+  b->last_hold = 0;
+  return at + 1;
 }
 
-/* Appends one line: `{"ph":"X","pid":P,"tid":T,"ts":US` + rest + `}\n`. */
-static void emit(tbuf_t *b, char ph, int32_t pid, int64_t tid, int64_t ns, const char *rest) {
-  char line[LINE_MAX_];
-  int64_t us = (ns - t0) / 1000, frac = (ns - t0) % 1000;
-  int len;
-  if (us < 0) us = 0, frac = 0;
-  len = snprintf(line, sizeof line, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%lld,\"ts\":%lld.%03d%s}\n",
-                 ph, (int)pid, (long long)tid, (long long)us, (int)frac, rest);
-  if (len <= 0 || (size_t)len >= sizeof line) return;
-  if (b->len + (size_t)len > BUF_CAP) buf_flush_locked(b);
-  memcpy(b->data + b->len, line, (size_t)len);
-  b->len += (size_t)len;
+/* emit() for a wait or hold record: s1 the object's name, type its type's. */
+static size_t emit_obj(tbuf_t *b, char ph, int cat, int32_t pid, int64_t tid, int64_t ns,
+                       uint64_t num, const char *name, const char *type) {
+  size_t at = emit(b, ph, cat, pid, tid, ns, num, name, NULL);
+  rec_t *r = (rec_t *)(b->data + at - 1);
+  r->type = type;
+  return at;
 }
 
 static const char *kind_name(int kind) {
@@ -257,80 +289,84 @@ static int64_t track_of(const cc_actor_t *a) {
  * time this thread sees it. */
 static int64_t track(tbuf_t *b, const cc_actor_t *a, int64_t now) {
   unsigned slot = (unsigned)(((uintptr_t)a >> 4) % SEEN);
-  char rest[LINE_MAX_ / 2], name[CC_NAME_MAX * 2];
+  char pname[CC_NAME_MAX + 32];
   int64_t tid;
   if (b->seen_a[slot] == a && b->seen_id[slot] == a->id) return b->seen_tid[slot];
   tid = track_of(a);
   b->seen_a[slot] = a;
   b->seen_id[slot] = a->id;
   b->seen_tid[slot] = tid;
-  json_str(name, sizeof name, a->name);
   if (a->kind == CC_ACTOR_PROCESS) {
-    snprintf(rest, sizeof rest, ",\"name\":\"process_name\",\"args\":{\"name\":\"process '%s' (pid %d)\"}",
-             name, (int)a->pid);
-    emit(b, 'M', a->pid, 0, t0, rest);
+    snprintf(pname, sizeof pname, "process '%s' (pid %d)", a->name, (int)a->pid);
+    emit(b, 'M', CAT_PNAME, a->pid, 0, t0, 0, pname, NULL);
   } else if (a->pid == owner_pid && strcmp(a->name, "main") == 0) {
-    snprintf(rest, sizeof rest, ",\"name\":\"process_name\",\"args\":{\"name\":\"main (pid %d)\"}",
-             (int)a->pid);
-    emit(b, 'M', a->pid, 0, t0, rest);
+    snprintf(pname, sizeof pname, "main (pid %d)", (int)a->pid);
+    emit(b, 'M', CAT_PNAME, a->pid, 0, t0, 0, pname, NULL);
   }
-  snprintf(rest, sizeof rest, ",\"name\":\"thread_name\",\"args\":{\"name\":\"%s\"}", name);
-  emit(b, 'M', a->pid, tid, t0, rest);
-  snprintf(rest, sizeof rest, ",\"name\":\"thread_name\",\"args\":{\"name\":\"%s holds\"}", name);
-  emit(b, 'M', a->pid, tid + 1, t0, rest);
-  emit(b, 'B', a->pid, tid, now, ",\"name\":\"running\",\"cat\":\"run\"");
+  emit(b, 'M', CAT_NAME, a->pid, tid, t0, 0, a->name, NULL);
+  emit(b, 'M', CAT_NAME, a->pid, tid + 1, t0, 1, a->name, NULL);
+  emit(b, 'B', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
   return tid;
-}
-
-static void obj_label(char *out, size_t n, const char *kind, const cc_obj_t *o) {
-  char name[CC_NAME_MAX * 2];
-  if (!o) {
-    snprintf(out, n, "%s", kind);
-    return;
-  }
-  json_str(name, sizeof name, o->name);
-  snprintf(out, n, "%s '%s'", o->type ? o->type->name : kind, name);
 }
 
 static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
   tbuf_t *b = my_buffer();
-  char label[CC_NAME_MAX * 3], rest[LINE_MAX_ / 2];
   int64_t now = cc_now_ns(), tid;
   if (!b || !a) return;
   buf_lock(b);
   tid = track(b, a, now);
   switch (ev) {
-  case CC_EV_WAIT_BEGIN:
-    obj_label(label, sizeof label, kind_name(atomic_load(&a->wait_kind)), o);
-    emit(b, 'E', a->pid, tid, now, "");
-    snprintf(rest, sizeof rest,
-             ",\"name\":\"wait %s\",\"cat\":\"wait\",\"args\":{\"object\":\"%s\",\"kind\":\"%s\"}",
-             label, label, kind_name(atomic_load(&a->wait_kind)));
-    emit(b, 'B', a->pid, tid, now, rest);
+  case CC_EV_WAIT_BEGIN: {
+    /* Strings as they are (name, type): the label is made at close. */
+    int kind = atomic_load(&a->wait_kind);
+    emit(b, 'E', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
+    emit_obj(b, 'B', CAT_WAIT, a->pid, tid, now, (uint64_t)kind, o ? o->name : NULL,
+             o && o->type ? o->type->name : kind_name(kind));
     break;
+  }
   case CC_EV_WAIT_END:
-    snprintf(rest, sizeof rest, ",\"args\":{\"result\":\"%s\"}", cc_strerror(result));
-    emit(b, 'E', a->pid, tid, now, rest);
-    emit(b, 'B', a->pid, tid, now, ",\"name\":\"running\",\"cat\":\"run\"");
+    emit(b, 'E', CAT_WAIT, a->pid, tid, now, (uint64_t)(int64_t)result, NULL, NULL);
+    emit(b, 'B', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
     break;
-  case CC_EV_HOLD:
-    obj_label(label, sizeof label, "lock", o);
-    snprintf(rest, sizeof rest, ",\"name\":\"hold %s\",\"cat\":\"hold\",\"args\":{\"object\":\"%s\"}",
-             label, label);
-    emit(b, 'B', a->pid, tid + 1, now, rest);
+  case CC_EV_HOLD: {
+    size_t at = emit_obj(b, 'B', CAT_HOLD, a->pid, tid + 1, now, 0, o->name,
+                         o->type ? o->type->name : "lock");
+    b->last_hold = at;
+    b->last_hold_a = a;
+    b->last_hold_o = o;
     break;
+  }
+#ifdef CC_EV_LIFECYCLE /* actor.h's lifecycle events (see notes/see_to_arena.md) */
+  case CC_EV_START:
+    break; /* track() began its running span */
+  case CC_EV_END:
+    emit(b, 'E', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
+    b->seen_a[((uintptr_t)a >> 4) % SEEN] = NULL;
+    break;
+  case CC_EV_DEADLOCK:
+    emit(b, 'i', CAT_EVENT, a->pid, tid, now, 0, "deadlock", cc_deadlock_message());
+    break;
+#endif
   case CC_EV_UNHOLD: {
+    int32_t n = atomic_load(&a->nheld);
+    if (b->last_hold && b->last_hold_a == a && b->last_hold_o == o) {
+      const rec_t *r = (const rec_t *)(b->data + b->last_hold - 1);
+      if (now - r->ts < SHORT_HOLD_NS) {
+        b->len = b->last_hold - 1; /* a sliver: taken back */
+        b->last_hold = 0;
+        atomic_fetch_add_explicit(&short_holds, 1, memory_order_relaxed);
+        break;
+      }
+    }
     /* Holds need not end in the order they began: end them all, then
      * begin again those still held, so the lane nests. */
-    int32_t n = atomic_load(&a->nheld);
     if (n > CC_MAX_HELD) n = CC_MAX_HELD;
-    emit(b, 'E', a->pid, tid + 1, now, "");
-    for (int32_t i = 0; i < n; i++) emit(b, 'E', a->pid, tid + 1, now, "");
+    emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
+    for (int32_t i = 0; i < n; i++) emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
     for (int32_t i = 0; i < n; i++) {
-      obj_label(label, sizeof label, "lock", atomic_load(&a->held[i]));
-      snprintf(rest, sizeof rest, ",\"name\":\"hold %s\",\"cat\":\"hold\",\"args\":{\"object\":\"%s\"}",
-               label, label);
-      emit(b, 'B', a->pid, tid + 1, now, rest);
+      cc_obj_t *h = atomic_load(&a->held[i]);
+      emit_obj(b, 'B', CAT_HOLD, a->pid, tid + 1, now, 0, h->name,
+               h->type ? h->type->name : "lock");
     }
     break;
   }
@@ -342,18 +378,13 @@ static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
 void cc_trace_instant(const char *what, const char *detail) {
   tbuf_t *b;
   cc_actor_t *a;
-  char w[128], d[512], rest[LINE_MAX_ / 2 + 200];
   int64_t now, tid;
   if (!atomic_load(&cc_trace_on) || !(b = my_buffer())) return;
   a = cc_self();
   now = cc_now_ns();
-  json_str(w, sizeof w, what);
-  json_str(d, sizeof d, detail ? detail : "");
   buf_lock(b);
   tid = track(b, a, now);
-  snprintf(rest, sizeof rest, ",\"name\":\"%s\",\"cat\":\"event\",\"s\":\"t\",\"args\":{\"detail\":\"%s\"}",
-           w, d);
-  emit(b, 'i', a->pid, tid, now, rest);
+  emit(b, 'i', CAT_EVENT, a->pid, tid, now, 0, what, detail);
   if (through) buf_flush_locked(b);
   buf_unlock(b);
 }
@@ -361,23 +392,16 @@ void cc_trace_instant(const char *what, const char *detail) {
 void cc_trace_queue(cc_obj_t *q, int put, uint64_t pos) {
   tbuf_t *b;
   cc_actor_t *a;
-  char label[CC_NAME_MAX * 3], rest[LINE_MAX_ / 2];
   int64_t now, tid;
-  unsigned long long flow;
+  uint64_t flow;
   if (!atomic_load(&cc_trace_on) || !(b = my_buffer())) return;
   a = cc_self();
   now = cc_now_ns();
-  flow = ((unsigned long long)q->id << 32) ^ (unsigned long long)pos;
-  obj_label(label, sizeof label, "queue", q);
+  flow = ((uint64_t)q->id << 32) ^ pos;
   buf_lock(b);
   tid = track(b, a, now);
-  snprintf(rest, sizeof rest,
-           ",\"name\":\"%s %s\",\"cat\":\"queue\",\"s\":\"t\",\"args\":{\"object\":\"%s\",\"item\":%llu}",
-           put ? "put" : "get", label, label, (unsigned long long)pos);
-  emit(b, 'i', a->pid, tid, now, rest);
-  snprintf(rest, sizeof rest, ",\"name\":\"item\",\"cat\":\"flow\",\"id\":%llu%s", flow,
-           put ? "" : ",\"bp\":\"e\"");
-  emit(b, put ? 's' : 'f', a->pid, tid, now, rest);
+  emit(b, 'i', CAT_QUEUE, a->pid, tid, now, pos, q->name, put ? "put" : "get");
+  emit(b, put ? 's' : 'f', CAT_FLOW, a->pid, tid, now, flow, NULL, NULL);
   if (through) buf_flush_locked(b);
   buf_unlock(b);
 }
@@ -410,7 +434,7 @@ int cc_trace_open(const char *json, const char *html, char *err, size_t n) {
     goto fail;
   }
   unlink(tmp);
-  /* O_APPEND: every process of the family appends whole lines. */
+  /* O_APPEND: every process of the family appends whole records. */
   fcntl(raw_fd, F_SETFL, fcntl(raw_fd, F_GETFL) | O_APPEND);
   fcntl(raw_fd, F_SETFD, FD_CLOEXEC);
   json_path = json ? strdup(json) : NULL;
@@ -434,40 +458,123 @@ int cc_trace_active(void) {
 /* ---- the final file -------------------------------------------------------- */
 
 typedef struct ev {
-  char *line; /* NUL-terminated, without its newline */
-  int32_t pid;
-  int64_t tid;
-  double ts;
-  char ph;
+  const rec_t *r;
   size_t seq;
-  unsigned long long flow;
 } ev_t;
 
 static int ev_cmp(const void *x, const void *y) {
-  const ev_t *a = x, *b = y;
+  const rec_t *a = ((const ev_t *)x)->r, *b = ((const ev_t *)y)->r;
+  int am = a->ph == 'M', bm = b->ph == 'M';
   if (a->pid != b->pid) return a->pid < b->pid ? -1 : 1;
   if (a->tid != b->tid) return a->tid < b->tid ? -1 : 1;
+  if (am != bm) return bm - am; /* names first */
   if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
-  return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-static unsigned long long flow_id(const char *line) {
-  const char *p = strstr(line, "\"cat\":\"flow\",\"id\":");
-  return p ? strtoull(p + 18, NULL, 10) : 0;
+  return ((const ev_t *)x)->seq < ((const ev_t *)y)->seq ? -1 : 1;
 }
 
 /* Flow ends seen, sorted: (id << 1) | (ph == 'f'). */
-static unsigned long long *flows;
+static uint64_t *flows;
 static size_t nflow;
 
-static int ull_cmp(const void *x, const void *y) {
-  unsigned long long a = *(const unsigned long long *)x, b = *(const unsigned long long *)y;
+static int u64_cmp(const void *x, const void *y) {
+  uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
   return a < b ? -1 : a > b;
 }
 
-static int has_flow(unsigned long long id, char ph) {
-  unsigned long long key = (id << 1) | (ph == 'f');
-  return bsearch(&key, flows, nflow, sizeof key, ull_cmp) != NULL;
+static int has_flow(uint64_t id, char ph) {
+  uint64_t key = (id << 1) | (ph == 'f');
+  return bsearch(&key, flows, nflow, sizeof key, u64_cmp) != NULL;
+}
+
+/* A JSON string (quoted) of n bytes at s. */
+static void json_put(FILE *out, const char *s, size_t n) {
+  fputc('"', out);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\')
+      fprintf(out, "\\%c", c);
+    else if (c < 0x20 || c == '<') /* never "</script>" inside the timeline page */
+      fprintf(out, "\\u%04x", c);
+    else
+      fputc(c, out);
+  }
+  fputc('"', out);
+}
+
+static void put_ts(FILE *out, int64_t ns) {
+  int64_t d = ns - t0;
+  if (d < 0) d = 0;
+  fprintf(out, "%lld.%03d", (long long)(d / 1000), (int)(d % 1000));
+}
+
+static void put_event(FILE *out, const rec_t *r) {
+  static const char *cats[] = {"run", "wait", "hold", "queue", "flow", "event"};
+  const char *s1 = (const char *)(r + 1), *s2 = s1 + r->n1;
+  fprintf(out, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%lld,\"ts\":", r->ph, (int)r->pid,
+          (long long)r->tid);
+  put_ts(out, r->ts);
+  switch (r->ph) {
+  case 'M':
+    fprintf(out, ",\"name\":\"%s\",\"args\":{\"name\":",
+            r->cat == CAT_PNAME ? "process_name" : "thread_name");
+    if (r->num) { /* the holds lane */
+      char name[STR_MAX + 8];
+      snprintf(name, sizeof name, "%.*s holds", (int)r->n1, s1);
+      json_put(out, name, strlen(name));
+    } else {
+      json_put(out, s1, r->n1);
+    }
+    fputs("}", out);
+    break;
+  case 'B':
+    if (r->cat == CAT_RUN) {
+      fputs(",\"name\":\"running\",\"cat\":\"run\"", out);
+    } else {
+      /* s1: the object's name (none for a sleep), r->type: its type. */
+      char label[2 * STR_MAX + 8], name[2 * STR_MAX + 16];
+      const char *type = r->type ? r->type : "?";
+      if (r->n1 || r->cat == CAT_HOLD)
+        snprintf(label, sizeof label, "%s '%.*s'", type, (int)r->n1, s1);
+      else
+        snprintf(label, sizeof label, "%s", type);
+      snprintf(name, sizeof name, "%s %s", r->cat == CAT_WAIT ? "wait" : "hold", label);
+      fputs(",\"name\":", out);
+      json_put(out, name, strlen(name));
+      fprintf(out, ",\"cat\":\"%s\",\"args\":{\"object\":", cats[r->cat]);
+      json_put(out, label, strlen(label));
+      if (r->cat == CAT_WAIT) fprintf(out, ",\"kind\":\"%s\"", kind_name((int)r->num));
+      fputs("}", out);
+    }
+    break;
+  case 'E':
+    if (r->cat == CAT_WAIT) /* a code, or a primitive's own result (>= 0) */
+      fprintf(out, ",\"args\":{\"result\":\"%s\"}",
+              (int64_t)r->num < 0 ? cc_strerror((int)(int64_t)r->num) : "ok");
+    break;
+  case 'i':
+    fputs(",\"s\":\"t\",\"name\":", out);
+    if (r->cat == CAT_QUEUE) {
+      char label[STR_MAX + 16], name[STR_MAX + 24];
+      snprintf(label, sizeof label, "queue '%.*s'", (int)r->n1, s1);
+      snprintf(name, sizeof name, "%.*s %s", (int)r->n2, s2, label);
+      json_put(out, name, strlen(name));
+      fputs(",\"cat\":\"queue\",\"args\":{\"object\":", out);
+      json_put(out, label, strlen(label));
+      fprintf(out, ",\"item\":%llu}", (unsigned long long)r->num);
+    } else {
+      json_put(out, s1, r->n1);
+      fputs(",\"cat\":\"event\",\"args\":{\"detail\":", out);
+      json_put(out, s2, r->n2);
+      fputs("}", out);
+    }
+    break;
+  case 's':
+  case 'f':
+    fprintf(out, ",\"name\":\"item\",\"cat\":\"flow\",\"id\":%llu%s", (unsigned long long)r->num,
+            r->ph == 'f' ? ",\"bp\":\"e\"" : "");
+    break;
+  }
+  fputs("}", out);
 }
 
 /* Writes all of s to fd; returns 0 or -1. */
@@ -484,78 +591,75 @@ static int put_all(int fd, const char *s, size_t len) {
 
 static int finalize(char *err, size_t errn) {
   struct stat st;
-  char *raw = NULL, *p, *end;
+  char *raw = NULL;
   ev_t *evs = NULL;
-  size_t n = 0, cap = 0, nflows = 0;
+  size_t n = 0, cap = 0, nflows = 0, off;
   int rc = 0, first = 1;
   FILE *out = NULL;
   char *json = NULL;
   size_t jlen = 0;
   const char *failed = json_path ? json_path : html_path;
+  errno = 0;
   if (fstat(raw_fd, &st) != 0) goto fail;
-  raw = malloc((size_t)st.st_size + 1);
+  raw = malloc((size_t)st.st_size + 8);
   if (!raw) goto fail;
   if (pread(raw_fd, raw, (size_t)st.st_size, 0) != st.st_size) goto fail;
-  raw[st.st_size] = '\0';
-  for (p = raw, end = raw + st.st_size; p < end;) {
-    char *nl = memchr(p, '\n', (size_t)(end - p));
-    ev_t e;
-    long long tid;
-    int pid;
-    char ph;
-    if (!nl) break; /* a line cut short (a process killed mid-write) */
-    *nl = '\0';
-    if (sscanf(p, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%lld,\"ts\":%lf", &ph, &pid, &tid, &e.ts) == 4) {
-      if (n == cap) {
-        ev_t *grown = realloc(evs, (cap = cap ? cap * 2 : 1024) * sizeof *evs);
-        if (!grown) goto fail;
-        evs = grown;
-      }
-      e.line = p;
-      e.pid = pid;
-      e.tid = tid;
-      e.ph = ph;
-      e.seq = n;
-      e.flow = (ph == 's' || ph == 'f') ? flow_id(p) : 0;
-      if (e.flow) nflows++;
-      evs[n++] = e;
+  for (off = 0; off + sizeof(rec_t) <= (size_t)st.st_size;) {
+    const rec_t *r = (const rec_t *)(raw + off);
+    if (r->size < sizeof(rec_t) || off + r->size > (size_t)st.st_size) break; /* cut short */
+    if (n == cap) {
+      ev_t *grown = realloc(evs, (cap = cap ? cap * 2 : 1024) * sizeof *evs);
+      if (!grown) goto fail;
+      evs = grown;
     }
-    p = nl + 1;
+    evs[n].r = r;
+    evs[n].seq = n;
+    if (r->ph == 's' || r->ph == 'f') nflows++;
+    n++;
+    off += r->size;
   }
   qsort(evs, n, sizeof *evs, ev_cmp);
   flows = malloc((nflows ? nflows : 1) * sizeof *flows);
   if (!flows) goto fail;
   nflow = 0;
   for (size_t i = 0; i < n; i++)
-    if (evs[i].flow) flows[nflow++] = (evs[i].flow << 1) | (evs[i].ph == 'f');
-  qsort(flows, nflow, sizeof *flows, ull_cmp);
+    if (evs[i].r->ph == 's' || evs[i].r->ph == 'f')
+      flows[nflow++] = (evs[i].r->num << 1) | (evs[i].r->ph == 'f');
+  qsort(flows, nflow, sizeof *flows, u64_cmp);
   out = open_memstream(&json, &jlen);
   if (!out) goto fail;
-  fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", out);
+  fprintf(out, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"short_holds_left_out\":%llu},"
+               "\"traceEvents\":[\n",
+          (unsigned long long)atomic_load(&short_holds));
   for (size_t i = 0; i < n;) {
     size_t j = i;
     int depth = 0;
-    double last = 0;
-    /* One track at a time: drop an end without a begin, close what is
-     * still open at the track's last moment. */
-    for (; j < n && evs[j].pid == evs[i].pid && evs[j].tid == evs[i].tid; j++) {
-      ev_t *e = &evs[j];
-      if (e->ph == 'E') {
+    int64_t last = t0;
+    /* One track at a time: drop an end without a begin and a flow end
+     * without its other end; close what is still open at the track's
+     * last moment. */
+    for (; j < n && evs[j].r->pid == evs[i].r->pid && evs[j].r->tid == evs[i].r->tid; j++) {
+      const rec_t *r = evs[j].r;
+      if (r->ph == 'E') {
         if (depth == 0) continue;
         depth--;
-      } else if (e->ph == 'B') {
+      } else if (r->ph == 'B') {
         depth++;
-      } else if ((e->ph == 's' && !has_flow(e->flow, 'f')) ||
-                 (e->ph == 'f' && !has_flow(e->flow, 's'))) {
+      } else if ((r->ph == 's' && !has_flow(r->num, 'f')) ||
+                 (r->ph == 'f' && !has_flow(r->num, 's'))) {
         continue;
       }
-      if (e->ph != 'M' && e->ts > last) last = e->ts;
-      fprintf(out, "%s%s", first ? "" : ",\n", e->line);
+      if (r->ph != 'M' && r->ts > last) last = r->ts;
+      if (!first) fputs(",\n", out);
+      put_event(out, r);
       first = 0;
     }
-    for (; depth > 0; depth--)
-      fprintf(out, ",\n{\"ph\":\"E\",\"pid\":%d,\"tid\":%lld,\"ts\":%.3f,\"args\":{\"closed\":\"at end\"}}",
-              (int)evs[i].pid, (long long)evs[i].tid, last);
+    for (; depth > 0; depth--) {
+      fprintf(out, ",\n{\"ph\":\"E\",\"pid\":%d,\"tid\":%lld,\"ts\":", (int)evs[i].r->pid,
+              (long long)evs[i].r->tid);
+      put_ts(out, last);
+      fputs(",\"args\":{\"closed\":\"at the end of the trace\"}}", out);
+    }
     i = j;
   }
   fputs("\n]}\n", out);

@@ -242,8 +242,9 @@ static char *dump_text(lua_State *self) {
         describe_obj(what, sizeof what, w);
       else
         snprintf(what, sizeof what, "%s", wait_kind(k));
+      if (since > now) now = cc_now_ns(); /* it parked after this dump began */
       put(&o, ": waiting (%s) on %s for %.3f s%s\n", wait_kind(k), what,
-          since ? (double)(now - since) / 1e9 : 0.0, atomic_load(&a->wait_timed) ? ", with a timeout" : "");
+          since && now > since ? (double)(now - since) / 1e9 : 0.0, atomic_load(&a->wait_timed) ? ", with a timeout" : "");
     } else {
       put(&o, ": running\n");
     }
