@@ -234,6 +234,7 @@ static int new_lock(lua_State *L, int recursive) {
     name = where;
   }
   o = cc_lock_new(name, recursive);
+  if (!o && conc_reclaim(L)) o = cc_lock_new(name, recursive);
   if (!o) return luaL_error(L, "conc.%s: %s", recursive ? "rlock" : "lock", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, o);
   return 1;
@@ -388,6 +389,7 @@ static int l_condition(lua_State *L) {
   }
   conc_where(L, where, sizeof where);
   c = cc_cond_new(where, lock);
+  if (!c && conc_reclaim(L)) c = cc_cond_new(where, lock);
   if (!c) return luaL_error(L, "conc.condition: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, c);
   return 1;

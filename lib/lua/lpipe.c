@@ -25,7 +25,8 @@ static int l_pipe(lua_State *L) {
   char name[CC_NAME_MAX];
   cc_pipe_t *a, *b;
   conc_where(L, name, sizeof name);
-  if (cc_pipe_new(duplex, name, &a, &b) != 0)
+  if (cc_pipe_new(duplex, name, &a, &b) != 0 &&
+      (!conc_reclaim(L) || cc_pipe_new(duplex, name, &a, &b) != 0))
     return luaL_error(L, "conc.pipe: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, &a->h);
   conc_push_owned(L, &b->h);
@@ -41,6 +42,7 @@ static int l_send(lua_State *L) {
   if (cc_pipe_closed(e)) return luaL_error(L, "pipe:send: this end is closed");
   conc_item_from_lua(L, 2, &it, "message");
   rc = cc_pipe_send(e, &it);
+  if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_pipe_send(e, &it);
   if (cc_likely(rc == 0)) return 0;
   cc_item_clear(&it);
   if (rc == CC_ECLOSED)

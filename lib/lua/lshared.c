@@ -141,6 +141,7 @@ static void store(lua_State *L, cc_shared_t *s, int kidx, int vidx) {
   check_key(L, kidx, &k);
   conc_item_from_lua(L, vidx, &it, "value");
   rc = cc_shared_set(s, &k, &it);
+  if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_shared_set(s, &k, &it);
   if (cc_unlikely(rc != 0)) {
     cc_item_clear(&it);
     fail_op(L, rc);
@@ -393,6 +394,7 @@ static int l_shared(lua_State *L) {
   lua_settop(L, 1);
   conc_where(L, name, sizeof name);
   s = cc_shared_new(name);
+  if (!s && conc_reclaim(L)) s = cc_shared_new(name);
   if (!s) return luaL_error(L, "conc.shared: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, &s->h); /* index 2 */
   if (lua_istable(L, 1)) {

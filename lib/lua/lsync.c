@@ -88,6 +88,7 @@ static int l_semaphore(lua_State *L) {
   }
   opt_name(L, 2, name, sizeof name);
   o = cc_sem_new(name, (uint32_t)n, bounded);
+  if (!o && conc_reclaim(L)) o = cc_sem_new(name, (uint32_t)n, bounded);
   if (!o) return luaL_error(L, "conc.semaphore: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, o);
   return 1;
@@ -135,6 +136,7 @@ static int l_event(lua_State *L) {
     conc_where(L, name, sizeof name);
   }
   o = cc_event_new(name);
+  if (!o && conc_reclaim(L)) o = cc_event_new(name);
   if (!o) return luaL_error(L, "conc.event: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, o);
   return 1;
@@ -205,6 +207,7 @@ static int l_barrier(lua_State *L) {
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   opt_name(L, 2, name, sizeof name);
   o = cc_barrier_new(name, (uint32_t)n);
+  if (!o && conc_reclaim(L)) o = cc_barrier_new(name, (uint32_t)n);
   if (!o) return luaL_error(L, "conc.barrier: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, o);
   return 1;
@@ -253,6 +256,7 @@ static int l_atomic(lua_State *L) {
   cc_obj_t *o;
   conc_where(L, name, sizeof name);
   o = cc_atomic_new(name, v);
+  if (!o && conc_reclaim(L)) o = cc_atomic_new(name, v);
   if (!o) return luaL_error(L, "conc.atomic: %s", cc_strerror(CC_ENOMEM));
   conc_push_owned(L, o);
   return 1;
