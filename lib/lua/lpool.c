@@ -295,8 +295,6 @@ static void run_callbacks(lua_State *L, int cbs, int fidx, cc_pool_t *p) {
   lua_pop(L, 1);
 }
 
-/* What the owner does at each call into a pool or one of its Futures and
- * while it waits in one: replace dead workers, run queued callbacks. */
 /* Replaces the workers that died (service's rare path). */
 static void replace_dead(lua_State *L, int pidx, cc_pool_t *p) {
   int slots[CC_POOL_MAX], n = 0, i;
@@ -311,6 +309,8 @@ static void replace_dead(lua_State *L, int pidx, cc_pool_t *p) {
   start_workers(L, pidx, p, slots, n);
 }
 
+/* What the owner does at each call into a pool or one of its Futures and
+ * while it waits in one: replace dead workers, run queued callbacks. */
 static void service(lua_State *L, int pidx, cc_pool_t *p) {
   cc_future_t *f;
   int top = lua_gettop(L);
