@@ -36,7 +36,9 @@ static cc_where_fn where_fn;
 static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result);
 
 static void dispatch(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
-  if (ev == CC_EV_WAIT_BEGIN && site_fn) site_fn(a);
+#ifndef CC_PARK_HOOK /* else actor.c calls site_fn itself (cc_park_hook) */
+  if (ev == CC_EV_WAIT_BEGIN && site_fn) site_fn(a, o);
+#endif
   if (cc_unlikely(atomic_load_explicit(&cc_trace_on, memory_order_relaxed))) trace_event(a, o, ev, result);
   if (cc_unlikely(atomic_load_explicit(&cc_lockorder_on, memory_order_relaxed))) {
     if (ev == CC_EV_HOLD)
@@ -53,7 +55,11 @@ void cc_observe_install(void) {
 void cc_site_hooks(cc_site_fn on_park, cc_where_fn where) {
   if (site_fn != on_park) site_fn = on_park;
   if (where_fn != where) where_fn = where;
-  cc_observe_install();
+#ifdef CC_PARK_HOOK /* a hook of its own: the observer stays NULL while nothing traces */
+  if (on_park && cc_park_hook != on_park) cc_park_hook = on_park;
+#else
+  if (on_park) cc_observe_install();
+#endif
 }
 
 void cc_site_where(char *buf, size_t n) {
@@ -483,7 +489,7 @@ static int u64_cmp(const void *x, const void *y) {
 
 static int has_flow(uint64_t id, char ph) {
   uint64_t key = (id << 1) | (ph == 'f');
-  return bsearch(&key, flows, nflow, sizeof key, u64_cmp) != NULL;
+  return nflow && bsearch(&key, flows, nflow, sizeof key, u64_cmp) != NULL;
 }
 
 /* A JSON string (quoted) of n bytes at s. */
@@ -618,14 +624,14 @@ static int finalize(char *err, size_t errn) {
     n++;
     off += r->size;
   }
-  qsort(evs, n, sizeof *evs, ev_cmp);
+  if (n) qsort(evs, n, sizeof *evs, ev_cmp);
   flows = malloc((nflows ? nflows : 1) * sizeof *flows);
   if (!flows) goto fail;
   nflow = 0;
   for (size_t i = 0; i < n; i++)
     if (evs[i].r->ph == 's' || evs[i].r->ph == 'f')
       flows[nflow++] = (evs[i].r->num << 1) | (evs[i].r->ph == 'f');
-  qsort(flows, nflow, sizeof *flows, u64_cmp);
+  if (nflow) qsort(flows, nflow, sizeof *flows, u64_cmp);
   out = open_memstream(&json, &jlen);
   if (!out) goto fail;
   fprintf(out, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"short_holds_left_out\":%llu},"

@@ -33,12 +33,15 @@
 /* Installs the dispatching observer (idempotent). Call before threads. */
 void cc_observe_install(void);
 
-/* Wait sites for conc.dump: fn(a) runs on the actor's own thread when it is
- * about to park (after cc_wait_begin), and may write the Lua file:line of
- * the blocking call with cc_site_set. `where` is the lock-order checker's
+/* Wait sites for conc.dump: fn(a, o) runs on the actor's own thread when it
+ * is about to park on o (after cc_wait_begin), and writes with cc_site_set
+ * what the dump prints about it: the object, what the actor holds, the Lua
+ * frames. (The dumping thread never reads another actor's objects: one
+ * may be freed as it reads.) `where` is the lock-order checker's
  * question: writes "file:line" of the running Lua code into buf (buf[0] =
- * 0 when unknown). Both set once, before threads. */
-typedef void (*cc_site_fn)(cc_actor_t *a);
+ * 0 when unknown). Both set once, before threads; a NULL on_park leaves the
+ * observer as it is (nothing is recorded when threads park). */
+typedef void (*cc_site_fn)(cc_actor_t *a, cc_obj_t *o);
 typedef void (*cc_where_fn)(char *buf, size_t n);
 void cc_site_hooks(cc_site_fn on_park, cc_where_fn where);
 /* The Lua side's answer to "where is this thread now" ("" when unknown). */

@@ -350,9 +350,11 @@ CONCLUA_API void conclua_lock_order(void);
  * report. */
 CONCLUA_API char *conclua_dump(void);
 
-/* Installs a SIGQUIT (Ctrl-\) handler that prints conclua_dump() to
- * stderr (from a thread of its own; the program goes on). CONCLUA_OK or
- * CONCLUA_ESYS. Call once, from the main thread, before starting threads. */
+/* Makes SIGQUIT (Ctrl-\) print conclua_dump() to stderr, and the program
+ * go on: SIGQUIT is blocked in the calling thread (so in the threads it
+ * starts later) and taken by a thread of its own. CONCLUA_OK or
+ * CONCLUA_ESYS. Call from the main thread before starting threads;
+ * later calls do nothing. */
 CONCLUA_API int conclua_dump_on_sigquit(void);
 
 #ifdef __cplusplus

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -86,12 +87,39 @@ static lua_State *current_state(void) {
   return tl_running ? tl_running : tl_state;
 }
 
+static void describe_obj(char *buf, size_t n, const cc_obj_t *o) {
+  if (!o)
+    snprintf(buf, n, "?");
+  else
+    snprintf(buf, n, "%s '%.*s'", o->type->name, CC_NAME_MAX - 1, o->name);
+}
+
+/* What an actor says about itself, run on its own thread (its objects are
+ * alive: it waits on them or holds them): "<since>\x1f<waits on>\x1f<holds>
+ * \x1f<frames>". since: the wait_since of the wait it describes. */
+static void describe_self(const cc_actor_t *a, const cc_obj_t *waiting, lua_State *L, char *buf,
+                          size_t n) {
+  int32_t nheld = atomic_load(&a->nheld);
+  size_t len;
+  char what[CC_NAME_MAX + 32];
+  describe_obj(what, sizeof what, waiting);
+  snprintf(buf, n, "%lld\x1f%s\x1f", waiting ? (long long)atomic_load(&a->wait_since) : 0LL,
+           waiting ? what : "");
+  if (nheld > CC_MAX_HELD) nheld = CC_MAX_HELD;
+  for (int32_t i = 0; i < nheld; i++) {
+    len = strlen(buf);
+    describe_obj(what, sizeof what, atomic_load(&a->held[i]));
+    snprintf(buf + len, n - len, "%s%s", i ? ", " : "", what);
+  }
+  len = strlen(buf);
+  snprintf(buf + len, n - len, "\x1f");
+  if (L) frames(L, buf, n, 0);
+}
+
 /* The observer's on_park: the parking thread records where it parks. */
-static void on_park(cc_actor_t *a) {
+static void on_park(cc_actor_t *a, cc_obj_t *o) {
   char text[CC_SITE_MAX];
-  lua_State *L = current_state();
-  text[0] = '\0';
-  if (L) frames(L, text, sizeof text, 0);
+  describe_self(a, o, current_state(), text, sizeof text);
   cc_site_set(a, text);
 }
 
@@ -122,8 +150,7 @@ static void report_hook(lua_State *L, lua_Debug *ar) {
     uint32_t gen = atomic_load(&r->asked);
     if (gen != atomic_load(&r->answered)) {
       cc_actor_t *a = cc_self();
-      r->text[0] = '\0';
-      frames(L, r->text, sizeof r->text, 0);
+      describe_self(a, NULL, L, r->text, sizeof r->text);
       atomic_store(&r->actor, (int64_t)a->index + 1);
       atomic_store_explicit(&r->answered, gen, memory_order_release);
     }
@@ -207,70 +234,67 @@ static const char *wait_kind(int k) {
   return k >= 0 && k <= CC_WAIT_OTHER ? names[k] : "?";
 }
 
-static void describe_obj(char *buf, size_t n, cc_obj_t *o) {
-  if (!o || !cc_obj_valid(o))
-    snprintf(buf, n, "?");
-  else
-    snprintf(buf, n, "%s '%.*s'", o->type->name, CC_NAME_MAX - 1, o->name);
-}
-
 /* The dump as a malloc'd string (NULL when out of memory). self: the
  * calling thread's state (its own stack is read directly), or NULL. */
 static char *dump_text(lua_State *self) {
   out_t o = {NULL, 0, 0};
   uint32_t n = cc_actor_count();
-  int64_t now = cc_now_ns();
+  int32_t here = (int32_t)getpid();
   cc_actor_t *me = self ? cc_self() : NULL;
-  char buf[CC_SITE_MAX + ANSWER], what[160];
+  char buf[CC_SITE_MAX + ANSWER], who[128];
   ask_running(self);
-  put(&o, "conc.dump (pid %d):\n", (int)getpid());
+  put(&o, "conc.dump (pid %d):\n", (int)here);
   for (uint32_t i = 0; i < n; i++) {
     cc_actor_t *a = cc_actor_at(i);
     uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
-    int32_t nheld, pid;
+    int32_t nheld = atomic_load(&a->nheld), pid;
+    int64_t since = 0, now;
+    char *said = NULL, *on = NULL, *holds = NULL, *frames_ = NULL;
     if (st != CC_ACTOR_RUNNING && st != CC_ACTOR_WAITING) continue;
     pid = a->pid;
-    if (pid != (int32_t)getpid() && cc_pid_dead(pid)) continue;
-    cc_actor_describe(a, buf, sizeof buf);
-    put(&o, "%s%s", buf, a->kind == CC_ACTOR_PROCESS ? "" : "");
-    if (a->kind != CC_ACTOR_PROCESS) put(&o, " (pid %d)", (int)pid);
-    if (st == CC_ACTOR_WAITING) {
-      int k = atomic_load(&a->wait_kind);
-      cc_obj_t *w = atomic_load(&a->waiting_on);
-      int64_t since = atomic_load(&a->wait_since);
-      if (w)
-        describe_obj(what, sizeof what, w);
-      else
-        snprintf(what, sizeof what, "%s", wait_kind(k));
-      if (since > now) now = cc_now_ns(); /* it parked after this dump began */
-      put(&o, ": waiting (%s) on %s for %.3f s%s\n", wait_kind(k), what,
-          since && now > since ? (double)(now - since) / 1e9 : 0.0, atomic_load(&a->wait_timed) ? ", with a timeout" : "");
-    } else {
-      put(&o, ": running\n");
-    }
-    nheld = atomic_load(&a->nheld);
-    if (nheld > CC_MAX_HELD) nheld = CC_MAX_HELD;
-    if (nheld > 0) {
-      put(&o, "  holds:");
-      for (int32_t h = 0; h < nheld; h++) {
-        describe_obj(what, sizeof what, atomic_load(&a->held[h]));
-        put(&o, "%s %s", h ? "," : "", what);
-      }
-      put(&o, "\n");
-    }
+    if (pid != here && cc_pid_dead(pid)) continue;
+    /* What the actor said about itself: now (the caller), when it parked,
+     * or through the hook. Only its own words name objects. */
     buf[0] = '\0';
     if (a == me) {
+      describe_self(a, NULL, NULL, buf, sizeof buf);
       frames(self, buf, sizeof buf, 1);
-    } else if (pid != (int32_t)getpid()) {
-      if (st == CC_ACTOR_WAITING) cc_site_get(a, buf, sizeof buf);
     } else if (st == CC_ACTOR_WAITING) {
-      cc_site_get(a, buf, sizeof buf);
+      since = atomic_load(&a->wait_since);
+      for (int tries = 0; tries < 50; tries++) { /* it may be writing it now */
+        cc_site_get(a, buf, sizeof buf);
+        if (buf[0] && strtoll(buf, NULL, 10) == since) break;
+        buf[0] = '\0';
+        if (atomic_load(&a->state) != CC_ACTOR_WAITING) break;
+        sched_yield();
+      }
     } else {
       answer_of(a->index, buf, sizeof buf);
     }
-    if (buf[0])
-      put(&o, "  stack traceback:%s\n", buf);
-    else if (pid != (int32_t)getpid())
+    if (buf[0] && (on = strchr(buf, '\x1f')) && (holds = strchr(on + 1, '\x1f')) &&
+        (frames_ = strchr(holds + 1, '\x1f'))) {
+      *on++ = *holds++ = *frames_++ = '\0';
+      said = buf;
+    }
+    cc_actor_describe(a, who, sizeof who);
+    put(&o, "%s", who);
+    if (a->kind != CC_ACTOR_PROCESS) put(&o, " (pid %d)", (int)pid);
+    if (st == CC_ACTOR_WAITING) {
+      int k = atomic_load(&a->wait_kind);
+      now = cc_now_ns();
+      put(&o, ": waiting (%s) on %s for %.3f s%s\n", wait_kind(k),
+          said && *on ? on : wait_kind(k), since && now > since ? (double)(now - since) / 1e9 : 0.0,
+          atomic_load(&a->wait_timed) ? ", with a timeout" : "");
+    } else {
+      put(&o, ": running\n");
+    }
+    if (said && *holds)
+      put(&o, "  holds: %s\n", holds);
+    else if (nheld > 0)
+      put(&o, "  holds: %d lock%s\n", (int)nheld, nheld > 1 ? "s" : "");
+    if (said && *frames_)
+      put(&o, "  stack traceback:%s\n", frames_);
+    else if (pid != here)
       put(&o, "  (its traceback is in process %d)\n", (int)pid);
     else
       put(&o, "  (no Lua traceback: %s)\n",
@@ -310,7 +334,13 @@ static int unregister(lua_State *L) {
 
 void conc_open_dump(lua_State *L) {
   lua_State *mainL;
-  cc_site_hooks(on_park, where);
+  /* CONCLUA_DUMP_SITES=0: parks record nothing (dumps then show no
+   * traceback for a parked thread): the baseline of bench/trace_bench.lua,
+   * no observer at all. */
+  {
+    const char *env = getenv("CONCLUA_DUMP_SITES");
+    cc_site_hooks(env && strcmp(env, "0") == 0 ? NULL : on_park, where);
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   mainL = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -345,26 +375,24 @@ char *conclua_dump(void) {
   return dump_text(NULL);
 }
 
-static int quit_pipe[2] = {-1, -1};
-static pid_t quit_pid;
+/* SIGQUIT is blocked in the calling thread, so in every thread started
+ * after it, and taken by one thread of its own with sigwait: the dump never
+ * runs in a signal handler, and no thread is interrupted. The handler that
+ * is installed as well does nothing: it only keeps a forked child (whose
+ * mask cc_child_setup clears) from dumping core on Ctrl-\\. */
+static pthread_once_t quit_once = PTHREAD_ONCE_INIT;
+static int quit_rc = CONCLUA_ESYS;
 
 static void on_sigquit(int sig) {
-  int saved = errno;
-  char c = 'q';
   (void)sig;
-  if (getpid() == quit_pid && write(quit_pipe[1], &c, 1) < 0) {
-  }
-  errno = saved;
 }
 
 static void *quit_thread(void *arg) {
-  (void)arg;
+  sigset_t *set = arg;
   for (;;) {
-    char c;
-    ssize_t r = read(quit_pipe[0], &c, 1);
+    int sig;
     char *s;
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return NULL;
+    if (sigwait(set, &sig) != 0) continue;
     s = dump_text(NULL);
     if (s) {
       fputs(s, stderr);
@@ -372,34 +400,34 @@ static void *quit_thread(void *arg) {
       free(s);
     }
   }
+  return NULL;
 }
 
-int conclua_dump_on_sigquit(void) {
+static void install_quit(void) {
+  static sigset_t quit;
   struct sigaction sa;
   pthread_t th;
   pthread_attr_t at;
-  sigset_t all, old;
-  if (quit_pipe[0] >= 0) return CONCLUA_OK;
-  if (pipe(quit_pipe) != 0) return CONCLUA_ESYS;
-  quit_pid = getpid();
-  pthread_attr_init(&at);
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-  /* The dumping thread takes no signal: Ctrl-C stays the main thread's. */
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  if (pthread_create(&th, &at, quit_thread, NULL) != 0) {
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&at);
-    return CONCLUA_ESYS;
-  }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&at);
+  /* The arena first: the thread then sees it mapped (thread creation
+   * orders the two). */
+  if (cc_arena_init() != 0) return;
+  sigemptyset(&quit);
+  sigaddset(&quit, SIGQUIT);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigquit;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
+  if (pthread_sigmask(SIG_BLOCK, &quit, NULL) != 0) return;
   sigaction(SIGQUIT, &sa, NULL);
-  return CONCLUA_OK;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &at, quit_thread, &quit) == 0) quit_rc = CONCLUA_OK;
+  pthread_attr_destroy(&at);
+}
+
+int conclua_dump_on_sigquit(void) {
+  pthread_once(&quit_once, install_quit);
+  return quit_rc;
 }
 
 /* ---- the C API: traces and the lock-order checker -------------------------- */

@@ -271,6 +271,7 @@ class DumpTest(CliTestCase):
     def test_ctrl_backslash_prints_the_dump_and_goes_on(self):
         path = self.write("q.lua", "local e = conc.event()\n"
                                    "local t = conc.thread({name = 'sleeper'}, function() e:wait() end)\n"
+                                   "repeat until conc.dump():find(\"'sleeper' %(pid %d+%): waiting\")\n"
                                    "print('ready')\nio.stdout:flush()\n"
                                    "local line = io.read('l')\n"
                                    "e:set()\nt:join()\nprint('after ' .. line)\n")
