@@ -97,13 +97,13 @@ static void describe_obj(char *buf, size_t n, const cc_obj_t *o) {
 /* What an actor says about itself, run on its own thread (its objects are
  * alive: it waits on them or holds them): "<since>\x1f<waits on>\x1f<holds>
  * \x1f<frames>". since: the wait_since of the wait it describes. */
-static void describe_self(const cc_actor_t *a, const cc_obj_t *waiting, lua_State *L, char *buf,
-                          size_t n) {
+static void describe_self(const cc_actor_t *a, int parked, const cc_obj_t *waiting, lua_State *L,
+                          char *buf, size_t n) {
   int32_t nheld = atomic_load(&a->nheld);
   size_t len;
   char what[CC_NAME_MAX + 32];
   describe_obj(what, sizeof what, waiting);
-  snprintf(buf, n, "%lld\x1f%s\x1f", waiting ? (long long)atomic_load(&a->wait_since) : 0LL,
+  snprintf(buf, n, "%lld\x1f%s\x1f", parked ? (long long)atomic_load(&a->wait_since) : 0LL,
            waiting ? what : "");
   if (nheld > CC_MAX_HELD) nheld = CC_MAX_HELD;
   for (int32_t i = 0; i < nheld; i++) {
@@ -119,7 +119,7 @@ static void describe_self(const cc_actor_t *a, const cc_obj_t *waiting, lua_Stat
 /* The observer's on_park: the parking thread records where it parks. */
 static void on_park(cc_actor_t *a, cc_obj_t *o) {
   char text[CC_SITE_MAX];
-  describe_self(a, o, current_state(), text, sizeof text);
+  describe_self(a, 1, o, current_state(), text, sizeof text);
   cc_site_set(a, text);
 }
 
@@ -150,7 +150,7 @@ static void report_hook(lua_State *L, lua_Debug *ar) {
     uint32_t gen = atomic_load(&r->asked);
     if (gen != atomic_load(&r->answered)) {
       cc_actor_t *a = cc_self();
-      describe_self(a, NULL, L, r->text, sizeof r->text);
+      describe_self(a, 0, NULL, L, r->text, sizeof r->text);
       atomic_store(&r->actor, (int64_t)a->index + 1);
       atomic_store_explicit(&r->answered, gen, memory_order_release);
     }
@@ -257,7 +257,7 @@ static char *dump_text(lua_State *self) {
      * or through the hook. Only its own words name objects. */
     buf[0] = '\0';
     if (a == me) {
-      describe_self(a, NULL, NULL, buf, sizeof buf);
+      describe_self(a, 0, NULL, NULL, buf, sizeof buf);
       frames(self, buf, sizeof buf, 1);
     } else if (st == CC_ACTOR_WAITING) {
       since = atomic_load(&a->wait_since);
@@ -405,6 +405,7 @@ static void *quit_thread(void *arg) {
 
 static void install_quit(void) {
   static sigset_t quit;
+  sigset_t all, old;
   struct sigaction sa;
   pthread_t th;
   pthread_attr_t at;
@@ -421,7 +422,12 @@ static void install_quit(void) {
   sigaction(SIGQUIT, &sa, NULL);
   pthread_attr_init(&at);
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  /* The thread takes no other signal: Ctrl-C must reach the main thread,
+   * whose wait it interrupts. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   if (pthread_create(&th, &at, quit_thread, &quit) == 0) quit_rc = CONCLUA_OK;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&at);
 }
 

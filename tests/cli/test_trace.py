@@ -216,8 +216,11 @@ local ts = {
   conc.thread({name = "on-join"}, function() gate:wait() end),
 }
 local joiner = conc.thread({name = "joiner"}, function() ts[7]:join() end)
+local pa, pb = conc.pipe()
+local piper = conc.thread({name = "on-pipe"}, function() return pb:recv() end)
+local sleeper = conc.thread({name = "on-sleep", daemon = true}, function() conc.sleep(600) end)
 local names = {"on-lock", "on-sem", "on-event", "on-barrier", "on-queue", "on-cond", "on-join",
-               "joiner"}
+               "joiner", "on-pipe", "on-sleep"}
 local d
 for _ = 1, 20000 do
   d = conc.dump()
@@ -234,8 +237,10 @@ io.write(d)
 lock:release(); sem:release(); ev:set(); bar:wait(); q:put(1)
 cond:with(function() cond:notify_all() end)
 gate:set()
+pa:send("hi")
 for _, t in ipairs(ts) do t:join() end
 joiner:join()
+piper:join()
 """
 
 
@@ -253,7 +258,10 @@ class DumpTest(CliTestCase):
                   "on-queue": ("queue", "queue '[^']*blocked.lua:6'", 15),
                   "on-cond": ("condition", "condition '[^']*blocked.lua:7'", 16),
                   "on-join": ("event", "event '[^']*blocked.lua:8'", 17),
-                  "joiner": ("join", "thread 'on-join'", 19)}
+                  "joiner": ("join", "thread 'on-join'", 19),
+                  # a pipe's end is a queue inside: the dump says so
+                  "on-pipe": ("queue", "queue '[^']*blocked.lua:20'", 21),
+                  "on-sleep": ("sleep", "sleep", 22)}
         blocks = {}
         for block in d.split("\nthread '")[1:]:
             blocks[block.split("'", 1)[0]] = block
