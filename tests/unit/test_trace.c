@@ -1,0 +1,138 @@
+/* test_trace.c - the trace writer's final file (lib/core/trace.c): flows
+ * paired by (queue, position) and an unpaired one dropped, spans still open
+ * at the end closed, holds that end out of order still nested, a short
+ * uncontended hold left out and counted, and the lock-order checker's
+ * warning count. Single-threaded: the file is checked as text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "actor.h"
+#include "lockorder.h"
+#include "trace.h"
+
+static const cc_type_t queue_type = {"queue", NULL, NULL, NULL};
+static const cc_type_t lock_type = {"lock", NULL, NULL, NULL};
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  char *s;
+  long n;
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  s = calloc(1, (size_t)n + 1);
+  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  return s;
+}
+
+static int count(const char *s, const char *what) {
+  int n = 0;
+  for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what)) n++;
+  return n;
+}
+
+static void test_final_file(void **state) {
+  char path[] = "/tmp/conclua-test-trace-XXXXXX", err[256], *s;
+  int fd = mkstemp(path);
+  cc_obj_t *q, *a, *b;
+  (void)state;
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(cc_arena_init(), 0);
+  q = cc_obj_new(&queue_type, sizeof(cc_obj_t), "jobs");
+  a = cc_obj_new(&lock_type, sizeof(cc_obj_t), "A");
+  b = cc_obj_new(&lock_type, sizeof(cc_obj_t), "B<script>");
+  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
+  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), CC_EINVAL);
+  cc_trace_queue(q, 1, 0);
+  cc_trace_queue(q, 1, 1); /* never taken: its flow start is dropped */
+  cc_trace_queue(q, 0, 0);
+  /* Out of order: A, B held; A released first; B left held at the end. */
+  cc_hold(a);
+  cc_hold(b);
+  cc_sleep_until(cc_now_ns() + 20000); /* longer than a sliver */
+  cc_unhold(a);
+  /* A sliver: held and released at once, nothing in between. */
+  cc_hold(a);
+  cc_unhold(a);
+  /* A wait that never ends. */
+  assert_int_equal(cc_wait_begin(q, CC_WAIT_QUEUE, CC_FOREVER), 0);
+  assert_int_equal(cc_trace_close(err, sizeof err), 0);
+  cc_wait_end(q, 0);
+  cc_unhold(b);
+  s = slurp(path);
+  assert_non_null(strstr(s, "{\"displayTimeUnit\":\"ms\""));
+  assert_int_equal(count(s, "\"ph\":\"s\""), 1);
+  assert_int_equal(count(s, "\"ph\":\"f\""), 1);
+  assert_int_equal(count(s, "\"name\":\"put queue 'jobs'\""), 2);
+  assert_int_equal(count(s, "\"name\":\"get queue 'jobs'\""), 1);
+  assert_non_null(strstr(s, "\"name\":\"wait queue 'jobs'\""));
+  assert_non_null(strstr(s, "\"closed\":\"at the end of the trace\""));
+  assert_non_null(strstr(s, "\"short_holds_left_out\":1"));
+  /* '<' escaped, so the JSON can sit in the timeline page's <script>. */
+  assert_null(strstr(s, "<script>"));
+  assert_non_null(strstr(s, "B\\u003cscript>"));
+  /* B and E balance on every track (here: each span closed). */
+  assert_int_equal(count(s, "\"ph\":\"B\""), count(s, "\"ph\":\"E\""));
+  assert_int_equal(cc_trace_close(err, sizeof err), 0); /* idempotent */
+  free(s);
+  unlink(path);
+  cc_obj_unref(q);
+  cc_obj_unref(a);
+  cc_obj_unref(b);
+}
+
+static void test_unwritable(void **state) {
+  char err[256];
+  (void)state;
+  assert_int_equal(cc_trace_open("/nonexistent-dir/t.json", NULL, err, sizeof err), CC_ESYS);
+  assert_non_null(strstr(err, "cannot write trace file '/nonexistent-dir/t.json'"));
+}
+
+static void test_lock_order(void **state) {
+  cc_obj_t *a = cc_obj_new(&lock_type, sizeof(cc_obj_t), "first");
+  cc_obj_t *b = cc_obj_new(&lock_type, sizeof(cc_obj_t), "second");
+  (void)state;
+  cc_lockorder_enable();
+  cc_hold(a);
+  cc_hold(b);
+  cc_unhold(b);
+  cc_unhold(a);
+  assert_int_equal(cc_lockorder_warnings(), 0);
+  cc_hold(a);
+  cc_hold(b);
+  cc_unhold(b);
+  cc_unhold(a);
+  assert_int_equal(cc_lockorder_warnings(), 0); /* the same order again */
+  cc_hold(b);
+  cc_hold(a);
+  cc_unhold(a);
+  cc_unhold(b);
+  assert_int_equal(cc_lockorder_warnings(), 1);
+  cc_hold(b);
+  cc_hold(a);
+  cc_unhold(a);
+  cc_unhold(b);
+  assert_int_equal(cc_lockorder_warnings(), 1); /* once per pair */
+  cc_obj_unref(a);
+  cc_obj_unref(b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_final_file),
+      cmocka_unit_test(test_unwritable),
+      cmocka_unit_test(test_lock_order),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
