@@ -7,7 +7,6 @@
  */
 #include "actor.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,14 +97,6 @@ void cc_actor_free(cc_actor_t *a) {
   a->next_free = g->actor_free;
   g->actor_free = a;
   cc_mutex_unlock(&g->actors_lock);
-}
-
-static void forget_self_after_fork(void) {
-  self = NULL;
-}
-
-__attribute__((constructor)) static void actor_atfork(void) {
-  pthread_atfork(NULL, NULL, forget_self_after_fork);
 }
 
 cc_actor_t *cc_self(void) {
