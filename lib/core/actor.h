@@ -80,8 +80,6 @@ void cc_actor_free(cc_actor_t *a);
 /* Slots in the table now: cc_actor_at(i) is valid for every i below it.
  * Only grows. Callers that scan the table loop up to this. */
 uint32_t cc_actor_count(void);
-/* Kept for scans written against the fixed table: the current size. */
-#define CC_MAX_ACTORS cc_actor_count()
 /* After the OS refused a new thread or process (pthread_create or fork
  * failed with EAGAIN or ENOMEM): writes into buf, and returns it, a phrase
  * naming the limit most likely hit, for the error message: "RLIMIT_NPROC

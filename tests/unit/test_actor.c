@@ -170,7 +170,7 @@ static void test_actor_slots_recycled(void **state) {
   assert_int_equal(b->index, idx);
   assert_string_equal(b->name, "y");
   cc_actor_free(b);
-  assert_null(cc_actor_at(CC_MAX_ACTORS));
+  assert_null(cc_actor_at(cc_actor_count()));
 }
 
 
