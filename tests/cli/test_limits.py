@@ -6,7 +6,7 @@ the environment or resource limit it is about."""
 import os
 import resource
 import subprocess
-import time
+import unittest
 
 from clitest import CONCLUA, CliTestCase, clean_env, main
 
@@ -192,23 +192,34 @@ os.exit(0, false)
 
 
 class OsLimits(CliTestCase):
-    def test_rlimit_nproc_gives_lua_errors(self):
+    def run_nproc(self):
         self.write("nproc.lua", NPROC_SCRIPT)
         os.chmod(self.dir, 0o755)
         os.chmod(os.path.join(self.dir, "nproc.lua"), 0o644)
         user = (65534, 65534) if os.getuid() == 0 else None
+        env = {"ASAN_OPTIONS": "detect_leaks=0"} if SANITIZED else None
         try:
-            # LeakSanitizer needs a thread of its own at exit: none is left.
-            env = {"ASAN_OPTIONS": "detect_leaks=0"} if SANITIZED else None
             rc, out, err = run([os.path.join(self.dir, "nproc.lua")], user=user, env=env,
                                limits=[(resource.RLIMIT_NPROC, 40)], timeout=60)
         except PermissionError as e:
             self.skipTest("cannot run as nobody: %s" % e)
         if rc != 0 and "Permission denied" in err:
             self.skipTest("conclua is not readable by nobody")
-        lines = out.splitlines()
         self.assertEqual(rc, 0, (out, err))
-        self.assertEqual(lines[0], "true\ttrue", out)
+        return out.splitlines()
+
+    # Pending: lthread.c and lprocess.c format this error themselves; once
+    # they raise it through conc_raise(L, rc, ...), the message names the
+    # limit (cc_os_limit_hint) and this test passes: drop the decorator.
+    @unittest.expectedFailure
+    def test_refused_thread_names_the_limit(self):
+        lines = self.run_nproc()
+        self.assertIn("RLIMIT_NPROC", lines[1])
+        self.assertIn("RLIMIT_NPROC", lines[2])
+
+    def test_rlimit_nproc_gives_lua_errors(self):
+        lines = self.run_nproc()
+        self.assertEqual(lines[0], "true\ttrue")
         self.assertIn("cannot start a thread", lines[1])
         self.assertNotEqual(lines[2], "process started")
 
