@@ -166,6 +166,14 @@ int cc_future_finish(cc_future_t *f, int status, void *result, size_t len) {
   return 1;
 }
 
+void cc_future_drop_result(cc_future_t *f) {
+  uint32_t st = cc_future_state(f);
+  void *r = f->result;
+  if (st < CC_F_OK || !r) return;
+  f->result = NULL;
+  drop_result((int)st, r, f->result_len);
+}
+
 int cc_future_cancel(cc_future_t *f) {
   uint32_t s = CC_F_PENDING;
   if (!atomic_compare_exchange_strong(&f->state, &s, CC_F_FINISHING)) return 0;

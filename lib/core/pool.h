@@ -160,6 +160,11 @@ void cc_pool_task_done(cc_pool_t *p, int slot, cc_future_t *f, int status, void 
  * freed). */
 int cc_future_finish(cc_future_t *f, int status, void *result, size_t len);
 
+/* Frees the result of final f now, for a caller that has read it and
+ * knows nobody else will (map's chunks, whose Futures it never shows):
+ * f then reads as having no results. No-op before f is final. */
+void cc_future_drop_result(cc_future_t *f);
+
 /* Cancels f if it has not started: 1 when cancelled now, 0 otherwise. */
 int cc_future_cancel(cc_future_t *f);
 

@@ -521,11 +521,48 @@ static lua_Integer chunk_size(lua_State *L, cc_pool_t *p, lua_Integer n) {
   return cs < 1 ? 1 : cs > MAP_CHUNK_MAX ? MAP_CHUNK_MAX : cs;
 }
 
+/* Encodes chunk c (from 0) of the list at 3 and queues it; pushes nothing.
+ * On an encoding error, cancels the queued chunks futs[from .. c] and
+ * raises (naming an uncopyable item as the caller numbers it). */
+static void queue_chunk(lua_State *L, cc_pool_t *p, cc_fnbox_t *b, int futs,
+                        lua_Integer from, lua_Integer c, lua_Integer cs, lua_Integer n) {
+  lua_Integer first = c * cs + 1, count = n - c * cs < cs ? n - c * cs : cs;
+  void *data;
+  size_t len;
+  lua_pushcfunction(L, encode_chunk);
+  lua_pushvalue(L, 3);
+  lua_pushinteger(L, first);
+  lua_pushinteger(L, count);
+  if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+    cancel_chunks(L, futs, from, c); /* give back what was queued */
+    if (strstr(lua_tostring(L, -1), "cannot copy")) {
+      /* Encode the whole list again as argument 2 (the function's place is
+       * argument 1): the message then says "(argument 2, field '[k]')". */
+      conc_wbuf_t w;
+      lua_pushnil(L);
+      lua_replace(L, 2);
+      conc_wbuf_init(&w, 1);
+      conc_encode(L, 2, 2, &w, "argument");
+      conc_wbuf_free(&w);
+    }
+    lua_error(L);
+  }
+  data = lua_touserdata(L, -2);
+  len = (size_t)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  queue_task(L, p, CC_TASK_MAP, b, data, len);
+  lua_rawseti(L, futs, c + 1);
+}
+
 /* map(fn, list [, chunksize]): each chunk is encoded straight from the list
- * and its results are decoded straight into the output list. */
+ * and its results are decoded straight into the output list, in order. At
+ * most MAP_WINDOW(p) chunks are queued or unread at a time, so a map of any
+ * length holds a bounded amount of shared memory, and the results of the
+ * first chunks are read while the workers run the next ones. */
+#define MAP_WINDOW(p) (4 * (lua_Integer)(p)->nworkers + 4)
 static int l_map(lua_State *L) {
   cc_pool_t *p = checkpool(L);
-  lua_Integer n, cs, nchunks;
+  lua_Integer n, cs, nchunks, queued = 0, done = 0;
   cc_fnbox_t *b;
   int futs, out;
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -544,50 +581,30 @@ static int l_map(lua_State *L) {
   nchunks = n / cs + (n % cs != 0);
   lua_createtable(L, (int)(nchunks < INT32_MAX ? nchunks : 0), 0);
   futs = lua_gettop(L); /* 5 */
-  for (lua_Integer c = 0; c < nchunks; c++) {
-    lua_Integer first = c * cs + 1, count = n - c * cs < cs ? n - c * cs : cs;
-    void *data;
-    size_t len;
-    lua_pushcfunction(L, encode_chunk);
-    lua_pushvalue(L, 3);
-    lua_pushinteger(L, first);
-    lua_pushinteger(L, count);
-    if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
-      cancel_chunks(L, futs, 1, c); /* give back what was queued */
-      if (strstr(lua_tostring(L, -1), "cannot copy")) {
-        /* Name the item as the caller numbers it: encode the whole list
-         * again as argument 2 (the function's place is argument 1). */
-        conc_wbuf_t w;
-        lua_pushnil(L);
-        lua_replace(L, 2);
-        conc_wbuf_init(&w, 1);
-        conc_encode(L, 2, 2, &w, "argument");
-        conc_wbuf_free(&w);
-      }
-      return lua_error(L);
-    }
-    data = lua_touserdata(L, -2);
-    len = (size_t)lua_tointeger(L, -1);
-    lua_pop(L, 2);
-    queue_task(L, p, CC_TASK_MAP, b, data, len);
-    lua_rawseti(L, futs, c + 1);
-  }
   lua_createtable(L, (int)(n < INT32_MAX ? n : 0), 0);
-  out = lua_gettop(L);
-  for (lua_Integer c = 1; c <= nchunks; c++) {
+  out = lua_gettop(L); /* 6 */
+  while (done < nchunks) {
     cc_future_t *f;
     int rc;
-    lua_rawgeti(L, futs, c);
+    if (queued < nchunks && queued - done < MAP_WINDOW(p)) {
+      queue_chunk(L, p, b, futs, done + 1, queued, cs, n);
+      queued++;
+      continue;
+    }
+    lua_rawgeti(L, futs, ++done);
     f = (cc_future_t *)conc_toobj(L, -1);
     rc = owner_wait(L, 1, p, f, CC_FOREVER);
     if (rc == 0 && cc_future_state(f) == CC_F_OK) {
       int m = decode_results(L, f); /* one value per item: nil keeps its place */
-      for (lua_Integer k = (c - 1) * cs + m; m > 0; m--, k--)
+      for (lua_Integer k = (done - 1) * cs + m; m > 0; m--, k--)
         lua_rawseti(L, out, k);
+      cc_future_drop_result(f); /* read: its shared memory can go now */
       lua_pop(L, 1);
+      lua_pushnil(L);
+      lua_rawseti(L, futs, done);
       continue;
     }
-    cancel_chunks(L, futs, c + 1, nchunks);
+    cancel_chunks(L, futs, done + 1, queued);
     if (rc) return conc_raise(L, rc, "pool:map");
     return push_results(L, f);
   }

@@ -28,6 +28,10 @@ end
 
 local function id(...) return ... end
 
+-- A first process starts the reaper thread before any pool forks workers:
+-- see test_pool_memory.lua (GCC 12's ASan and a fork while it starts).
+conc.process(function() end):join()
+
 -- results, pids, map, callbacks
 do
   POOL_MARK = "at fork"
