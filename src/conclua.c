@@ -122,14 +122,39 @@ static void on_sigint_while_waiting(int sig) {
   raise(sig); /* the disposition is back to the default (SA_RESETHAND) */
 }
 
+/* The first Ctrl-C while waiting at the end only ends the quiet wait. */
+static void on_sigint_first_wait(int sig) {
+  (void)sig;
+  conclua_interrupt(NULL);
+}
+
+/* How long the end waits quietly before it says what it waits for. */
+#define QUIET_WAIT_S 3.0
+
+/* At the end the program waits for every non-daemon thread. When they have
+ * not all ended after QUIET_WAIT_S, or at the first Ctrl-C, it prints what
+ * it waits for (conclua_dump: each thread, what it is blocked in, where);
+ * from then on a Ctrl-C ends the program. */
 static void wait_for_threads(void) {
   struct sigaction sa;
+  int rc;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint_while_waiting;
-  sa.sa_flags = SA_RESETHAND;
   sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_sigint_first_wait; /* no SA_RESTART: the wait sees EINTR */
   sigaction(SIGINT, &sa, NULL);
-  conclua_wait_threads();
+  rc = conclua_wait_threads_for(QUIET_WAIT_S);
+  if (rc != CONCLUA_OK) {
+    char *dump;
+    sa.sa_handler = on_sigint_while_waiting;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    dump = conclua_dump();
+    fprintf(stderr, "%s: the script has ended; waiting for its threads (Ctrl-C %sto quit):\n%s",
+            program, rc == CONCLUA_EINTR ? "again " : "", dump ? dump : "(no memory for the list)\n");
+    fflush(stderr);
+    free(dump);
+    conclua_wait_threads();
+  }
   signal(SIGINT, SIG_DFL);
 }
 

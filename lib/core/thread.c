@@ -114,9 +114,17 @@ void cc_thread_foreach(int (*fn)(cc_thread_t *t, void *ud), void *ud) {
 static _Atomic uint32_t nondaemon_running;
 
 void cc_thread_wait_nondaemon(void) {
+  while (cc_thread_wait_nondaemon_until(CC_FOREVER) != 0) {
+  }
+}
+
+int cc_thread_wait_nondaemon_until(cc_deadline_t deadline) {
   uint32_t n;
-  while ((n = atomic_load(&nondaemon_running)) != 0)
-    cc_futex_wait(&nondaemon_running, n, CC_FOREVER);
+  while ((n = atomic_load(&nondaemon_running)) != 0) {
+    int rc = cc_futex_wait(&nondaemon_running, n, deadline);
+    if (rc == CC_ETIMEOUT || rc == CC_EINTR) return atomic_load(&nondaemon_running) ? rc : 0;
+  }
+  return 0;
 }
 
 void cc_thread_count_nondaemon(int delta) {

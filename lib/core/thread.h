@@ -139,6 +139,10 @@ void cc_thread_unregister(cc_thread_t *t);
 /* Waits for every running non-daemon thread started by this process (and
  * every non-daemon child process it forked: see process.h). */
 void cc_thread_wait_nondaemon(void);
+/* The same wait, ending early: 0 when they are all done, CC_ETIMEOUT at the
+ * deadline, CC_EINTR on an interrupt (when the caller is the interruptible
+ * thread). */
+int cc_thread_wait_nondaemon_until(cc_deadline_t deadline);
 /* Stops this process's worker pthreads in order: wakes the idle ones, which
  * discard their prepared contexts and end, and waits until every worker not
  * running a daemon job has ended. Call after cc_thread_wait_nondaemon, when

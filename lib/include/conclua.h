@@ -149,6 +149,12 @@ CONCLUA_API int conclua_msghandler(lua_State *L);
  * before lua_close() on the opening state (which would wait too). */
 CONCLUA_API void conclua_wait_threads(void);
 
+/* The same wait for at most `seconds` (negative: no limit). CONCLUA_OK when
+ * they have all ended, CONCLUA_ETIMEOUT when some still run at the limit,
+ * CONCLUA_EINTR when the calling thread is the interruptible one and an
+ * interrupt arrived (it is consumed), CONCLUA_EINVAL for a NaN. */
+CONCLUA_API int conclua_wait_threads_for(double seconds);
+
 /* ---- Ctrl-C --------------------------------------------------------------
  * One thread per process is interruptible: its blocking conc calls (in Lua
  * or through the C functions below) end with the error "interrupted!"

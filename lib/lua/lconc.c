@@ -459,3 +459,11 @@ int conclua_dostring(lua_State *L, const char *chunk, const char *chunkname) {
 void conclua_wait_threads(void) {
   cc_thread_wait_nondaemon();
 }
+
+int conclua_wait_threads_for(double seconds) {
+  int rc;
+  if (seconds != seconds) return CONCLUA_EINVAL;
+  rc = cc_thread_wait_nondaemon_until(seconds < 0 ? CC_FOREVER : cc_deadline_in(seconds));
+  if (rc == CC_EINTR) conc_interrupt_consumed();
+  return rc == 0 ? CONCLUA_OK : rc == CC_ETIMEOUT ? CONCLUA_ETIMEOUT : CONCLUA_EINTR;
+}
