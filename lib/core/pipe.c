@@ -65,6 +65,12 @@ int cc_pipe_recv(cc_pipe_t *e, cc_item_t *out, cc_deadline_t deadline) {
   return cc_queue_get(e->in, out, deadline);
 }
 
+int cc_pipe_recv_w(cc_wait_t *w, cc_pipe_t *e, cc_item_t *out, cc_deadline_t deadline) {
+  if (!e->in) return CC_EINVAL;
+  if (cc_pipe_closed(e)) return CC_ECLOSED;
+  return cc_queue_get_w(w, e->in, out, deadline);
+}
+
 uint32_t cc_pipe_pending(cc_pipe_t *e) {
   return e->in ? cc_queue_size(e->in) : 0;
 }

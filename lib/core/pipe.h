@@ -14,7 +14,8 @@
  * what was sent to the closed end and never received is dropped.
  *
  * Every call is safe from any thread of any process of the family. Blocking
- * and wake-ups are the queue's (queue.h).
+ * and wake-ups are the queue's (queue.h): a receive in a task suspends only
+ * the task.
  */
 #ifndef CC_PIPE_H
 #define CC_PIPE_H
@@ -51,6 +52,10 @@ int cc_pipe_send(cc_pipe_t *e, cc_item_t *it);
  * other end is closed and everything it sent was received, or this end is
  * closed), CC_EINVAL (a send-only end) or CC_EINTR. */
 int cc_pipe_recv(cc_pipe_t *e, cc_item_t *out, cc_deadline_t deadline);
+
+/* The same for a task (queue.h's cc_queue_get_w): 0 or an error at once,
+ * or CC_WAIT_PARK with *w prepared (out must stay valid until it ends). */
+int cc_pipe_recv_w(cc_wait_t *w, cc_pipe_t *e, cc_item_t *out, cc_deadline_t deadline);
 
 /* Items waiting to be received by this end (a snapshot). */
 uint32_t cc_pipe_pending(cc_pipe_t *e);

@@ -29,6 +29,12 @@
 
 #include "actor.h"
 #include "futex.h"
+#include "trace.h"
+#include "wait.h"
+
+/* The one-attempt put and get are inlined into each caller (the fast path
+ * and the wait's poll), so the fast path costs what it did before. */
+#define CC_ALWAYS_INLINE inline __attribute__((always_inline))
 
 #define MIN_CAP 8u
 #define SHRINK_CAP 1024u /* an empty ring bigger than this goes back to MIN_CAP */
@@ -37,6 +43,7 @@
 typedef struct select_block {
   _Atomic uint32_t word; /* futex: 0 parked, 1 something may have changed */
   uint32_t n;
+  uint32_t linked; /* the records are on the queues */
   cc_qwatch_t w[];
 } select_block_t;
 
@@ -118,14 +125,14 @@ static int notify_watchers(cc_queue_t *q, _Atomic uint32_t **words) {
     if (n < NWAKE)
       words[n++] = w->word;
     else
-      cc_futex_wake(w->word, 1);
+      cc_wake(w->word, 1);
   }
   return n;
 }
 
 static void wake_words(_Atomic uint32_t **words, int n) {
   for (int i = 0; i < n; i++)
-    cc_futex_wake(words[i], 1);
+    cc_wake(words[i], 1);
 }
 
 /* ---- waiting ------------------------------------------------------------------ */
@@ -163,7 +170,10 @@ typedef struct side {
  * parks and a round trip costs well under a microsecond. A side spins up to
  * 4 x cc_spin_count polls; after 8 spins in a row that ended parked it only
  * spins briefly, with a full spin every 8th wait to notice when the other
- * side gets busy again. cc_spin_count == 0 (one CPU) disables spinning. */
+ * side gets busy again. cc_spin_count == 0 (one CPU) disables spinning.
+ * Threads only (a task never spins: what it waits for may be another task
+ * of its own loop), before the wait primitive parks, and only when nobody
+ * of this side is parked or spinning already. */
 static int spin_budget(const side_t *sd) {
   uint32_t miss = atomic_load_explicit(sd->miss, memory_order_relaxed);
   if (miss >= 8 && (miss & 7) != 0) return cc_spin_count / 8;
@@ -171,85 +181,70 @@ static int spin_budget(const side_t *sd) {
 }
 
 static void spin_for(cc_queue_t *q, const side_t *sd) {
-  int budget = spin_budget(sd), i;
+  int budget, i;
+  if (atomic_load_explicit(sd->nwait, memory_order_relaxed) != 0 ||
+      atomic_exchange_explicit(sd->spin, 1, memory_order_acquire) != 0)
+    return;
+  budget = spin_budget(sd);
   for (i = 0; i < budget && !sd->ready(q); i++)
     cc_cpu_relax();
   if (i < budget)
     atomic_store_explicit(sd->miss, 0, memory_order_relaxed);
   else
     atomic_fetch_add_explicit(sd->miss, 1, memory_order_relaxed);
+  atomic_store_explicit(sd->spin, 0, memory_order_release);
 }
 
-/* Wakes one parked waiter of a side, unless none is parked or a wake is
- * already on its way (the waiter it reaches clears `wake` and, if it leaves
- * work behind, wakes the next one: see the callers of wake_one). */
+/* Wakes one parked waiter of a side (thread or task: cc_wake), unless none
+ * is parked or a wake is already on its way (the waiter it reaches clears
+ * `wake` when it polls again and, leaving work behind, wakes the next one:
+ * side_leave). */
 static void wake_one(const side_t *sd) {
   if (atomic_load(sd->nwait) != 0 && atomic_exchange(sd->wake, 1) == 0) {
     atomic_fetch_add(sd->seq, 1);
-    cc_futex_wake(sd->seq, 1);
+    cc_wake(sd->seq, 1);
   }
 }
 
-typedef struct waiter {
-  cc_deadline_t deadline;
-  int spun, parked, began, timed_out;
-} waiter_t;
+/* The wait's ops for a side (wait.h). A waiter is counted in nwait from
+ * enter to leave. Each poll of a counted waiter first clears `wake` (a
+ * waker that saw an earlier waiter's wake pending may have skipped: if its
+ * store came before this clear, its item is visible to the test below, all
+ * seq_cst; if after, it wakes us), then reads the sequence word, then
+ * tests; a change after the read makes the park return at once. */
+static void side_poll_begin(cc_wait_t *w, const side_t *sd) {
+  if (w->parked) atomic_store(sd->wake, 0);
+  w->addr = sd->seq;
+  w->val = atomic_load(sd->seq);
+}
 
-/* Called with no lock held when the caller cannot proceed. The first call
- * spins (only if nobody of this side is parked or spinning already); later
- * ones park on the side's sequence word. Returns 0 (look again; after a
- * timeout w->timed_out is set and the next call returns CC_ETIMEOUT) or
- * CC_EINTR. */
-static int wait_turn(cc_queue_t *q, waiter_t *w, const side_t *sd) {
-  uint32_t s;
-  int rc = 0;
-  if (w->deadline == CC_NOW || w->timed_out) return CC_ETIMEOUT;
-  if (!w->spun) {
-    w->spun = 1;
-    if (atomic_load_explicit(sd->nwait, memory_order_relaxed) == 0 &&
-        atomic_exchange_explicit(sd->spin, 1, memory_order_acquire) == 0) {
-      spin_for(q, sd);
-      atomic_store_explicit(sd->spin, 0, memory_order_release);
-      return 0;
-    }
-  }
-  w->parked = 1;
+static void side_enter(const side_t *sd) {
   atomic_fetch_add(sd->nwait, 1);
-  /* A waker that saw an earlier registration may have set `wake` after that
-   * waiter cleared it: clear it again now that we are counted. If a waker
-   * set it before this store, its item is visible to the check below (all
-   * seq_cst); if after, it wakes us. */
-  atomic_store(sd->wake, 0);
-  s = atomic_load(sd->seq);
-  if (!sd->ready(q)) {
-    if (!w->began) {
-      w->began = 1;
-      cc_wait_begin(&q->h, CC_WAIT_QUEUE, w->deadline);
-    }
-    rc = cc_futex_wait(sd->seq, s, w->deadline);
-  }
+}
+
+/* Leaving: uncounted; the next event wakes somebody again; a waiter that
+ * leaves work behind (an item, room), or leaves without using a wake it
+ * may have taken (timeout, Ctrl-C, cancel), passes the turn on. */
+static int side_leave(cc_queue_t *q, cc_wait_t *w, const side_t *sd, int rc) {
+  if (!w->parked) return rc;
   atomic_fetch_sub(sd->nwait, 1);
-  atomic_store(sd->wake, 0); /* the next event wakes somebody again */
-  if (rc == CC_ETIMEOUT) {
-    w->timed_out = 1;
-    rc = 0;
-  }
+  atomic_store(sd->wake, 0);
+  if (sd->ready(q) && !atomic_load_explicit(&q->closed, memory_order_relaxed)) wake_one(sd);
   return rc;
 }
 
-static int finish(cc_queue_t *q, waiter_t *w, int rc) {
-  if (w->began) cc_wait_end(&q->h, rc);
-  return rc;
-}
+#define Q(w) ((cc_queue_t *)(w)->obj)
+#define ITEM(w) ((cc_item_t *)(w)->arg[0])
 
 /* ---- put / get ------------------------------------------------------------------ */
 
-int cc_queue_put(cc_queue_t *q, cc_item_t *it, cc_deadline_t deadline) {
-  waiter_t w = {deadline, 0, 0, 0, 0};
-  const side_t getters = GETTERS(q), putters = PUTTERS(q);
+/* One attempt: 0 (stored; *it is left empty), CC_EFULL, CC_ECLOSED or
+ * CC_ENOMEM (the ring could not grow). */
+static CC_ALWAYS_INLINE int put_once(cc_queue_t *q, cc_item_t *it) {
+  const side_t getters = GETTERS(q);
   _Atomic uint32_t *words[NWAKE];
   uint64_t t, limit = q->maxsize ? q->maxsize : UINT64_MAX;
-  int rc, nw = 0, room = 0;
+  int rc, nw = 0;
   cc_mutex_lock(&q->tail_lock);
   for (;;) {
     if (cc_unlikely(atomic_load_explicit(&q->closed, memory_order_relaxed))) {
@@ -260,58 +255,94 @@ int cc_queue_put(cc_queue_t *q, cc_item_t *it, cc_deadline_t deadline) {
     if (cc_likely(t - q->head_seen < q->ring->cap && t - q->head_seen < limit)) break;
     q->head_seen = atomic_load(&q->head);
     if (t - q->head_seen < q->ring->cap && t - q->head_seen < limit) break;
-    if (t - q->head_seen < limit) { /* ring full, queue not: grow */
-      if ((rc = grow(q)) != 0) goto fail;
-      continue;
+    if (t - q->head_seen >= limit) {
+      rc = CC_EFULL;
+      goto fail;
     }
-    cc_mutex_unlock(&q->tail_lock);
-    rc = wait_turn(q, &w, &putters);
-    cc_mutex_lock(&q->tail_lock);
-    if (rc) goto fail;
+    if ((rc = grow(q)) != 0) goto fail; /* ring full, queue not: grow */
   }
   q->ring->slot[t & (q->ring->cap - 1)] = *it;
   atomic_store(&q->tail, t + 1); /* seq_cst: pairs with a parking getter */
   if (cc_unlikely(q->watchers != NULL)) nw = notify_watchers(q, words);
-  /* A putter that parked passes the turn on while there is room left. */
-  if (cc_unlikely(w.parked)) room = t + 1 - atomic_load(&q->head) < limit;
   cc_mutex_unlock(&q->tail_lock);
+  if (cc_unlikely(atomic_load_explicit(&cc_trace_on, memory_order_relaxed)))
+    cc_trace_queue(&q->h, 1, t);
   wake_one(&getters);
   if (cc_unlikely(nw)) wake_words(words, nw);
-  if (cc_unlikely(room)) wake_one(&putters);
   it->len = 0;
   it->flags = 0;
   it->kind = 0;
-  return finish(q, &w, 0);
+  return 0;
 fail:
   cc_mutex_unlock(&q->tail_lock);
-  if (rc == CC_EINTR) wake_one(&putters); /* do not swallow a wake */
-  return finish(q, &w, rc);
+  return rc;
 }
 
-int cc_queue_get(cc_queue_t *q, cc_item_t *out, cc_deadline_t deadline) {
-  waiter_t w = {deadline, 0, 0, 0, 0};
-  const side_t getters = GETTERS(q), putters = PUTTERS(q);
+static int put_poll(cc_wait_t *w) {
+  const side_t putters = PUTTERS(Q(w));
+  int rc;
+  side_poll_begin(w, &putters);
+  rc = put_once(Q(w), ITEM(w));
+  return rc == CC_EFULL ? CC_WAIT_PARK : rc;
+}
+
+static void put_enter(cc_wait_t *w) {
+  const side_t putters = PUTTERS(Q(w));
+  side_enter(&putters);
+}
+
+static int put_leave(cc_wait_t *w, int rc) {
+  const side_t putters = PUTTERS(Q(w));
+  return side_leave(Q(w), w, &putters, rc);
+}
+
+static const cc_wait_ops_t put_ops = {CC_WAIT_QUEUE, 0, put_poll, put_enter, put_leave};
+
+int cc_queue_put_w(cc_wait_t *w, cc_queue_t *q, cc_item_t *it, cc_deadline_t deadline) {
+  int rc = put_once(q, it);
+  if (cc_likely(rc != CC_EFULL)) return rc;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  cc_wait_init(w, &put_ops, &q->h, deadline);
+  w->arg[0] = (uintptr_t)it;
+  return CC_WAIT_PARK;
+}
+
+int cc_queue_put(cc_queue_t *q, cc_item_t *it, cc_deadline_t deadline) {
+  cc_wait_t w;
+  int rc = put_once(q, it);
+  if (cc_likely(rc != CC_EFULL)) return rc;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  {
+    const side_t putters = PUTTERS(q);
+    spin_for(q, &putters);
+  }
+  cc_wait_init(&w, &put_ops, &q->h, deadline);
+  w.arg[0] = (uintptr_t)it;
+  return cc_wait_run(&w);
+}
+
+/* One attempt: 0 (taken into *out), CC_EEMPTY or CC_ECLOSED (closed and
+ * drained). */
+static CC_ALWAYS_INLINE int get_once(cc_queue_t *q, cc_item_t *out) {
+  const side_t putters = PUTTERS(q);
   uint64_t h;
-  int rc, empty, more = 0;
-  /* Lock-free early out for select's polling and try_get on an empty queue. */
-  if (deadline == CC_NOW && !can_get(q)) return CC_ETIMEOUT;
+  int empty;
   cc_mutex_lock(&q->head_lock);
-  for (;;) {
-    h = atomic_load_explicit(&q->head, memory_order_relaxed);
-    if (cc_likely(h != q->tail_seen)) break;
+  h = atomic_load_explicit(&q->head, memory_order_relaxed);
+  if (cc_unlikely(h == q->tail_seen)) {
     q->tail_seen = atomic_load_explicit(&q->tail, memory_order_acquire);
-    if (h != q->tail_seen) break;
-    if (atomic_load(&q->closed)) {
-      /* Every put happened before the close: look once more. */
-      q->tail_seen = atomic_load_explicit(&q->tail, memory_order_acquire);
-      if (h != q->tail_seen) break;
-      rc = CC_ECLOSED;
-      goto fail;
+    if (h == q->tail_seen) {
+      int rc = CC_EEMPTY;
+      if (atomic_load(&q->closed)) {
+        /* Every put happened before the close: look once more. */
+        q->tail_seen = atomic_load_explicit(&q->tail, memory_order_acquire);
+        if (h == q->tail_seen) rc = CC_ECLOSED;
+      }
+      if (rc != CC_EEMPTY || h == q->tail_seen) {
+        cc_mutex_unlock(&q->head_lock);
+        return rc;
+      }
     }
-    cc_mutex_unlock(&q->head_lock);
-    rc = wait_turn(q, &w, &getters);
-    cc_mutex_lock(&q->head_lock);
-    if (rc) goto fail;
   }
   *out = q->ring->slot[h & (q->ring->cap - 1)];
   empty = h + 1 == q->tail_seen && q->ring->cap > SHRINK_CAP; /* shrink below */
@@ -319,17 +350,64 @@ int cc_queue_get(cc_queue_t *q, cc_item_t *out, cc_deadline_t deadline) {
     atomic_store(&q->head, h + 1); /* seq_cst: pairs with a parking putter */
   else
     atomic_store_explicit(&q->head, h + 1, memory_order_release);
-  /* A getter that parked passes the turn on while items are left. */
-  if (cc_unlikely(w.parked)) more = atomic_load(&q->tail) != h + 1;
   cc_mutex_unlock(&q->head_lock);
+  if (cc_unlikely(atomic_load_explicit(&cc_trace_on, memory_order_relaxed)))
+    cc_trace_queue(&q->h, 0, h);
   if (q->maxsize) wake_one(&putters);
-  if (cc_unlikely(more)) wake_one(&getters);
   if (cc_unlikely(empty)) shrink(q);
-  return finish(q, &w, 0);
-fail:
-  cc_mutex_unlock(&q->head_lock);
-  if (rc == CC_EINTR) wake_one(&getters); /* do not swallow a wake */
-  return finish(q, &w, rc);
+  return 0;
+}
+
+static int get_poll(cc_wait_t *w) {
+  const side_t getters = GETTERS(Q(w));
+  int rc;
+  side_poll_begin(w, &getters);
+  rc = get_once(Q(w), ITEM(w));
+  return rc == CC_EEMPTY ? CC_WAIT_PARK : rc;
+}
+
+static void get_enter(cc_wait_t *w) {
+  const side_t getters = GETTERS(Q(w));
+  side_enter(&getters);
+}
+
+static int get_leave(cc_wait_t *w, int rc) {
+  const side_t getters = GETTERS(Q(w));
+  return side_leave(Q(w), w, &getters, rc);
+}
+
+static const cc_wait_ops_t get_ops = {CC_WAIT_QUEUE, 0, get_poll, get_enter, get_leave};
+
+int cc_queue_get_w(cc_wait_t *w, cc_queue_t *q, cc_item_t *out, cc_deadline_t deadline) {
+  int rc;
+  if (deadline == CC_NOW && !can_get(q)) return CC_ETIMEOUT;
+  rc = get_once(q, out);
+  if (cc_likely(rc != CC_EEMPTY)) return rc;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  cc_wait_init(w, &get_ops, &q->h, deadline);
+  w->arg[0] = (uintptr_t)out;
+  return CC_WAIT_PARK;
+}
+
+int cc_queue_get(cc_queue_t *q, cc_item_t *out, cc_deadline_t deadline) {
+  cc_wait_t w;
+  int rc;
+  /* Lock-free early out for select's polling and try_get on an empty queue. */
+  if (deadline == CC_NOW && !can_get(q)) return CC_ETIMEOUT;
+  rc = get_once(q, out);
+  if (cc_likely(rc != CC_EEMPTY)) return rc;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  {
+    const side_t getters = GETTERS(q);
+    spin_for(q, &getters);
+  }
+  cc_wait_init(&w, &get_ops, &q->h, deadline);
+  w.arg[0] = (uintptr_t)out;
+  return cc_wait_run(&w);
+}
+
+void cc_queue_wait_item(cc_wait_t *w, cc_item_t *it) {
+  w->arg[0] = (uintptr_t)it;
 }
 
 int cc_queue_peek(cc_queue_t *q, cc_item_t *out) {
@@ -362,8 +440,8 @@ void cc_queue_close(cc_queue_t *q) {
   wake_words(words, nw);
   atomic_fetch_add(&q->get_seq, 1);
   atomic_fetch_add(&q->put_seq, 1);
-  cc_futex_wake(&q->get_seq, INT32_MAX);
-  cc_futex_wake(&q->put_seq, INT32_MAX);
+  cc_wake(&q->get_seq, INT32_MAX);
+  cc_wake(&q->put_seq, INT32_MAX);
 }
 
 /* ---- task_done / join ---------------------------------------------------------- */
@@ -376,7 +454,7 @@ int cc_queue_task_done(cc_queue_t *q) {
   /* seq_cst: either join sees done == tail or we see its announcement. */
   if (d + 1 == atomic_load(&q->tail) && atomic_load(&q->joiners) != 0) {
     atomic_fetch_add(&q->join_seq, 1);
-    cc_futex_wake(&q->join_seq, INT32_MAX);
+    cc_wake(&q->join_seq, INT32_MAX);
   }
   return 0;
 }
@@ -386,28 +464,41 @@ static int all_done(cc_queue_t *q) {
   return d == atomic_load(&q->tail);
 }
 
+/* The join's test (wait.h): joiners++ (enter) then reading done pairs with
+ * task_done's done++ then reading joiners (seq_cst). */
+static int join_poll(cc_wait_t *w) {
+  cc_queue_t *q = Q(w);
+  w->addr = &q->join_seq;
+  w->val = atomic_load(&q->join_seq);
+  return all_done(q) ? 0 : CC_WAIT_PARK;
+}
+
+static void join_enter(cc_wait_t *w) {
+  atomic_fetch_add(&Q(w)->joiners, 1);
+}
+
+static int join_leave(cc_wait_t *w, int rc) {
+  if (w->parked) atomic_fetch_sub(&Q(w)->joiners, 1);
+  return rc;
+}
+
+static const cc_wait_ops_t join_ops = {CC_WAIT_QUEUE, 0, join_poll, join_enter, join_leave};
+
+int cc_queue_join_w(cc_wait_t *w, cc_queue_t *q, cc_deadline_t deadline) {
+  if (all_done(q)) return 0;
+  if (deadline == CC_NOW) return CC_ETIMEOUT;
+  cc_wait_init(w, &join_ops, &q->h, deadline);
+  return CC_WAIT_PARK;
+}
+
 int cc_queue_join(cc_queue_t *q, cc_deadline_t deadline) {
-  int rc = 0;
+  cc_wait_t w;
   for (int i = 0; i < cc_spin_count / 4; i++) {
     if (all_done(q)) return 0;
     cc_cpu_relax();
   }
-  if (all_done(q)) return 0;
-  if (deadline == CC_NOW) return CC_ETIMEOUT;
-  cc_wait_begin(&q->h, CC_WAIT_QUEUE, deadline);
-  atomic_fetch_add(&q->joiners, 1);
-  for (;;) {
-    uint32_t s = atomic_load(&q->join_seq);
-    if (all_done(q)) {
-      rc = 0;
-      break;
-    }
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) break;
-    rc = cc_futex_wait(&q->join_seq, s, deadline);
-  }
-  atomic_fetch_sub(&q->joiners, 1);
-  cc_wait_end(&q->h, rc);
-  return rc;
+  if (cc_queue_join_w(&w, q, deadline) != CC_WAIT_PARK) return all_done(q) ? 0 : CC_ETIMEOUT;
+  return cc_wait_run(&w);
 }
 
 /* ---- select ------------------------------------------------------------------ */
@@ -469,39 +560,76 @@ static void watch_all(cc_queue_t *const *qs, int n, select_block_t *sb, int link
   if (link && (ready || nclosed == n)) atomic_store(&sb->word, 1);
 }
 
-int cc_queue_select(cc_queue_t *const *qs, int n, unsigned start, cc_item_t *out,
-                    int *which, cc_deadline_t deadline) {
+/* The select's test (wait.h): arg[0] is its block (allocated up front, so
+ * running out of memory is reported before waiting), arg[1..4] the queues,
+ * their count, `start`, `out` and arg[5] `which`. Each poll takes its
+ * records off the queues, tries them all, and when nothing is there links
+ * them again with the word cleared (watch_all flags it when an item
+ * arrived in between: the park then returns at once). */
+#define SEL_BLOCK(w) ((select_block_t *)(w)->arg[0])
+#define SEL_QS(w) ((cc_queue_t *const *)(w)->arg[1])
+#define SEL_START(w) ((unsigned)(w)->arg[2])
+#define SEL_OUT(w) ((cc_item_t *)(w)->arg[3])
+#define SEL_WHICH(w) ((int *)(w)->arg[5])
+
+static int select_poll(cc_wait_t *w) {
+  select_block_t *sb = SEL_BLOCK(w);
+  int n = (int)sb->n, rc;
+  if (sb->linked) {
+    watch_all(SEL_QS(w), n, sb, 0);
+    sb->linked = 0;
+  }
+  rc = try_all(SEL_QS(w), n, SEL_START(w), SEL_OUT(w), SEL_WHICH(w));
+  if (rc != CC_EEMPTY) return rc;
+  atomic_store(&sb->word, 0);
+  watch_all(SEL_QS(w), n, sb, 1);
+  sb->linked = 1;
+  w->addr = &sb->word;
+  w->val = 0;
+  return CC_WAIT_PARK;
+}
+
+static int select_leave(cc_wait_t *w, int rc) {
+  select_block_t *sb = SEL_BLOCK(w);
+  if (sb->linked) watch_all(SEL_QS(w), (int)sb->n, sb, 0);
+  cc_free(sb);
+  w->arg[0] = 0;
+  return rc;
+}
+
+static const cc_wait_ops_t select_ops = {CC_WAIT_QUEUE, 0, select_poll, NULL, select_leave};
+
+int cc_queue_select_w(cc_wait_t *w, cc_queue_t *const *qs, int n, unsigned start,
+                      cc_item_t *out, int *which, cc_deadline_t deadline) {
   select_block_t *sb;
-  int rc, wrc = 0;
+  int rc;
   if (n <= 0) return CC_EINVAL;
   rc = try_all(qs, n, start, out, which);
   if (rc != CC_EEMPTY) return rc;
   if (deadline == CC_NOW) return CC_ETIMEOUT;
-  for (int i = 0; i < 2 * cc_spin_count && !any_ready(qs, n); i++)
-    cc_cpu_relax();
-  rc = try_all(qs, n, start, out, which);
-  if (rc != CC_EEMPTY) return rc;
   sb = cc_alloc(sizeof *sb + (size_t)n * sizeof(cc_qwatch_t));
   if (!sb) return CC_ENOMEM;
   sb->n = (uint32_t)n;
-  cc_wait_begin(&qs[0]->h, CC_WAIT_QUEUE, deadline);
-  for (;;) {
-    atomic_store(&sb->word, 0);
-    watch_all(qs, n, sb, 1);
-    if (atomic_load(&sb->word) == 0) wrc = cc_futex_wait(&sb->word, 0, deadline);
-    watch_all(qs, n, sb, 0);
-    rc = try_all(qs, n, start, out, which);
-    if (rc != CC_EEMPTY) break;
-    if (wrc == CC_ETIMEOUT || wrc == CC_EINTR) {
-      rc = wrc;
-      break;
-    }
-    if (deadline != CC_FOREVER && cc_now_ns() >= deadline) {
-      rc = CC_ETIMEOUT;
-      break;
-    }
-  }
-  cc_wait_end(&qs[0]->h, rc);
-  cc_free(sb);
-  return rc;
+  sb->linked = 0;
+  cc_wait_init(w, &select_ops, &qs[0]->h, deadline);
+  w->arg[0] = (uintptr_t)sb;
+  w->arg[1] = (uintptr_t)qs;
+  w->arg[2] = start;
+  w->arg[3] = (uintptr_t)out;
+  w->arg[5] = (uintptr_t)which;
+  return CC_WAIT_PARK;
+}
+
+int cc_queue_select(cc_queue_t *const *qs, int n, unsigned start, cc_item_t *out,
+                    int *which, cc_deadline_t deadline) {
+  cc_wait_t w;
+  int rc;
+  if (n <= 0) return CC_EINVAL;
+  rc = try_all(qs, n, start, out, which);
+  if (rc != CC_EEMPTY || deadline == CC_NOW) return rc == CC_EEMPTY ? CC_ETIMEOUT : rc;
+  for (int i = 0; i < 2 * cc_spin_count && !any_ready(qs, n); i++)
+    cc_cpu_relax();
+  rc = cc_queue_select_w(&w, qs, n, start, out, which, deadline);
+  if (rc != CC_WAIT_PARK) return rc;
+  return cc_wait_run(&w);
 }

@@ -13,11 +13,13 @@
  * cache lines, so a producer and a consumer do not contend with each other.
  * See docs/QUEUES.md for the layout, the wake policy and the lock order.
  *
- * Blocking calls spin briefly (cc_spin_count) before they park, park only on
- * futex words in the queue, go through the instrumentation point
- * (CC_WAIT_QUEUE) while parked, and return CC_EINTR when the interruptible
- * thread gets SIGINT. A put or get issues no system call unless the other
- * side is parked.
+ * Blocking calls wait through the one wait primitive (wait.h): a thread
+ * spins briefly (the queue's own policy, below cc_spin_count) and parks on
+ * a futex word of the queue (CC_WAIT_QUEUE, CC_EINTR on SIGINT); a task
+ * uses the cc_queue_*_w forms, which give the fast path at once or
+ * CC_WAIT_PARK with a prepared wait (docs/TASKS.md). Wakers use cc_wake, so
+ * a parked thread and a suspended task are woken alike. A put or get issues
+ * no system call unless the other side is parked.
  */
 #ifndef CC_QUEUE_H
 #define CC_QUEUE_H
@@ -29,6 +31,7 @@
 #include "cc.h"
 #include "item.h"
 #include "mutex.h"
+#include "wait.h"
 
 /* A parked select's registration on one queue. In arena memory: a putter in
  * another process walks the list (under the queue lock). */
@@ -92,10 +95,25 @@ cc_queue_t *cc_queue_new(uint32_t maxsize, const char *name);
  * (the ring could not grow) or CC_EINTR. */
 int cc_queue_put(cc_queue_t *q, cc_item_t *it, cc_deadline_t deadline);
 
+/* The same for a task (or any caller that runs the wait itself): 0 or an
+ * error at once, or CC_WAIT_PARK with *w prepared for cc_wait_run /
+ * conc_wait (w keeps `it`: it must stay valid until the wait ends; see
+ * cc_queue_wait_item). */
+int cc_queue_put_w(cc_wait_t *w, cc_queue_t *q, cc_item_t *it, cc_deadline_t deadline);
+
 /* Removes the first item into *out (the caller then owns it and must
  * cc_item_clear it). Blocks while empty and open, until `deadline`. Returns
  * 0, CC_ETIMEOUT, CC_ECLOSED (closed and drained) or CC_EINTR. */
 int cc_queue_get(cc_queue_t *q, cc_item_t *out, cc_deadline_t deadline);
+
+/* The same for a task (see cc_queue_put_w); on 0 the item is in *out,
+ * at once or when the wait ends. */
+int cc_queue_get_w(cc_wait_t *w, cc_queue_t *q, cc_item_t *out, cc_deadline_t deadline);
+
+/* Moves a prepared put or get wait's item to `it` (which must stay valid
+ * until the wait ends): a binding moves a local item into memory that
+ * survives its task's suspension. For a put, copy the item there first. */
+void cc_queue_wait_item(cc_wait_t *w, cc_item_t *it);
 
 /* Copies a share of the first item into *out without removing it (clear it
  * after use). Returns 0, CC_EMPTY or CC_ECLOSED (closed and drained). Never
@@ -121,6 +139,7 @@ int cc_queue_task_done(cc_queue_t *q);
 /* Blocks until every item put has been marked done, or the deadline: 0,
  * CC_ETIMEOUT, CC_EINTR. */
 int cc_queue_join(cc_queue_t *q, cc_deadline_t deadline);
+int cc_queue_join_w(cc_wait_t *w, cc_queue_t *q, cc_deadline_t deadline);
 
 /* Takes the first item of whichever of qs[0..n) has one, trying them in
  * order from qs[start % n] (callers rotate `start` for fairness). *which is
@@ -130,5 +149,11 @@ int cc_queue_join(cc_queue_t *q, cc_deadline_t deadline);
  * may appear more than once. */
 int cc_queue_select(cc_queue_t *const *qs, int n, unsigned start, cc_item_t *out,
                     int *which, cc_deadline_t deadline);
+/* The same for a task: 0 or an error (CC_ENOMEM included) at once, or
+ * CC_WAIT_PARK with *w prepared; the wait owns a block that its end frees
+ * (run the prepared wait: cc_wait_run / conc_wait). qs, out and which must
+ * stay valid until the wait ends. */
+int cc_queue_select_w(cc_wait_t *w, cc_queue_t *const *qs, int n, unsigned start,
+                      cc_item_t *out, int *which, cc_deadline_t deadline);
 
 #endif

@@ -11,6 +11,7 @@
 #include <lua.h>
 
 #include "lconc.h"
+#include "lqueue.h"
 #include "lvalue.h"
 #include "pipe.h"
 
@@ -51,19 +52,36 @@ static int l_send(lua_State *L) {
   return conc_raise(L, rc, "pipe:send");
 }
 
+static int recv_done(lua_State *L, int rc, cc_item_t *it) {
+  if (cc_likely(rc == 0)) {
+    conc_item_push_take(L, it);
+    return 1;
+  }
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
+  if (cc_pipe_closed(checkend(L, 1))) return luaL_error(L, "pipe:recv: this end is closed");
+  return conc_fail(L, rc);
+}
+
+static int recv_waited(lua_State *L, int rc, cc_wait_t *w) {
+  cc_item_t it;
+  (void)w;
+  conc_queue_box_take(L, &it);
+  return recv_done(L, rc, &it);
+}
+
+/* In a task a receive that must wait suspends only the task. */
 static int l_recv(lua_State *L) {
   cc_pipe_t *e = checkend(L, 1);
   cc_deadline_t d = conc_opt_deadline(L, 2);
+  cc_wait_t *w;
   cc_item_t it;
   int rc;
   if (!e->in) return luaL_error(L, "pipe:recv: this end only sends");
-  rc = cc_pipe_recv(e, &it, d);
-  if (cc_likely(rc == 0)) {
-    conc_item_push_take(L, &it);
-    return 1;
-  }
-  if (cc_pipe_closed(e)) return luaL_error(L, "pipe:recv: this end is closed");
-  return conc_fail(L, rc);
+  w = conc_wait_slot(L);
+  if (cc_likely(w == NULL)) return recv_done(L, cc_pipe_recv(e, &it, d), &it);
+  rc = cc_pipe_recv_w(w, e, &it, d);
+  if (rc != CC_WAIT_PARK) return recv_done(L, rc, &it);
+  return conc_queue_wait_get(L, w, recv_waited);
 }
 
 static int l_poll(lua_State *L) {

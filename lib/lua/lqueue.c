@@ -4,11 +4,20 @@
  * Misuse raises (a nil item, a put on a closed queue, task_done too often);
  * expected outcomes return fail values: put -> false on timeout, get ->
  * nil, "timeout" / nil, "closed" (plus the code name).
+ *
+ * Inside a task, put, get, iter, join and select suspend only the task
+ * (ltask.h): the fast path runs at once; when the call must wait, its item
+ * moves into a box on the task's stack (a userdata whose __gc clears what
+ * it still holds), so it survives the suspension; a cancel or Ctrl-C clears
+ * it before the error is raised. In a plain thread they block the thread.
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <string.h>
 
 #include "lconc.h"
+#include "lqueue.h"
+#include "ltask.h"
 #include "lvalue.h"
 #include "queue.h"
 
@@ -44,24 +53,107 @@ static int l_queue(lua_State *L) {
   return 1;
 }
 
-/* put with a deadline: true, false (timeout), or raises. */
-static int do_put(lua_State *L, cc_queue_t *q, cc_deadline_t d) {
+/* ---- a waiting task's items ------------------------------------------------ */
+
+#define BOX_MT "conc.queue.box"
+
+/* What a suspended put, get or select keeps on its task's stack. */
+typedef struct box {
   cc_item_t it;
-  int rc;
-  luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "non-nil value");
-  conc_item_from_lua(L, 2, &it, "item");
-  rc = cc_queue_put(q, &it, d);
-  if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_queue_put(q, &it, d);
+  int which, n;
+  cc_queue_t *qs[]; /* select's queues (borrowed: the arguments hold them) */
+} box_t;
+
+static int box_gc(lua_State *L) {
+  box_t *b = lua_touserdata(L, 1);
+  cc_item_clear(&b->it);
+  return 0;
+}
+
+/* Pushes an empty box with room for n queues. */
+static box_t *new_box(lua_State *L, int n) {
+  box_t *b = lua_newuserdatauv(L, sizeof *b + (size_t)n * sizeof(cc_queue_t *), 0);
+  memset(b, 0, sizeof *b);
+  b->n = n;
+  if (luaL_newmetatable(L, BOX_MT)) {
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+static int new_box_protected(lua_State *L) {
+  new_box(L, 0);
+  return 1;
+}
+
+/* Takes the box's item out (the box no longer clears it). */
+static void box_take_item(box_t *b, cc_item_t *out) {
+  *out = b->it;
+  memset(&b->it, 0, sizeof b->it);
+}
+
+/* The same for a waiting call's box: the top of its stack when it
+ * suspended and when its wait ends. */
+static box_t *box_of(lua_State *L) {
+  return luaL_checkudata(L, lua_gettop(L), BOX_MT);
+}
+
+void conc_queue_box_take(lua_State *L, cc_item_t *out) {
+  box_take_item(box_of(L), out);
+}
+
+/* put with a deadline: true, false (timeout), or raises. */
+static int put_done(lua_State *L, int rc, cc_item_t *it) {
   if (cc_likely(rc == 0)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  cc_item_clear(&it);
+  cc_item_clear(it);
   if (rc == CC_ETIMEOUT) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
   return conc_raise(L, rc, "queue:put");
+}
+
+static int put_waited(lua_State *L, int rc, cc_wait_t *w) {
+  cc_item_t it;
+  (void)w;
+  conc_queue_box_take(L, &it);
+  return put_done(L, rc, &it);
+}
+
+static int do_put(lua_State *L, cc_queue_t *q, cc_deadline_t d) {
+  cc_item_t it;
+  cc_wait_t *w;
+  int rc;
+  luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "non-nil value");
+  w = conc_wait_slot(L);
+  conc_item_from_lua(L, 2, &it, "item");
+  if (cc_likely(w == NULL)) {
+    rc = cc_queue_put(q, &it, d);
+    if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_queue_put(q, &it, d);
+    return put_done(L, rc, &it);
+  }
+  rc = cc_queue_put_w(w, q, &it, d);
+  if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_queue_put_w(w, q, &it, d);
+  if (rc != CC_WAIT_PARK) return put_done(L, rc, &it);
+  /* The item moves into a box on the task's stack (made in protected mode:
+   * the item is not lost if Lua is out of memory). */
+  lua_pushcfunction(L, new_box_protected);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    cc_item_clear(&it);
+    return lua_error(L);
+  }
+  {
+    box_t *b = lua_touserdata(L, -1);
+    b->it = it;
+    cc_queue_wait_item(w, &b->it);
+  }
+  return conc_wait_ex(L, w, put_waited, CONC_WAIT_SEE_CANCEL);
 }
 
 static int l_put(lua_State *L) {
@@ -79,11 +171,35 @@ static int push_item(lua_State *L, cc_item_t *it) {
   return 1;
 }
 
+/* A get's end: the item, or nil, message, code (or raises). */
+static int get_done(lua_State *L, int rc, cc_item_t *it) {
+  if (cc_likely(rc == 0)) return push_item(L, it);
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
+  return conc_fail(L, rc);
+}
+
+static int get_waited(lua_State *L, int rc, cc_wait_t *w) {
+  cc_item_t it;
+  (void)w;
+  conc_queue_box_take(L, &it);
+  return get_done(L, rc, &it);
+}
+
+/* A get in a task that must wait: the item will arrive in a box. */
+int conc_queue_wait_get(lua_State *L, cc_wait_t *w, conc_wait_done_fn done) {
+  box_t *b = new_box(L, 0);
+  cc_queue_wait_item(w, &b->it);
+  return conc_wait_ex(L, w, done, CONC_WAIT_SEE_CANCEL);
+}
+
 static int do_get(lua_State *L, cc_queue_t *q, cc_deadline_t d) {
   cc_item_t it;
-  int rc = cc_queue_get(q, &it, d);
-  if (cc_likely(rc == 0)) return push_item(L, &it);
-  return conc_fail(L, rc);
+  cc_wait_t *w = conc_wait_slot(L);
+  int rc;
+  if (cc_likely(w == NULL)) return get_done(L, cc_queue_get(q, &it, d), &it);
+  rc = cc_queue_get_w(w, q, &it, d);
+  if (rc != CC_WAIT_PARK) return get_done(L, rc, &it);
+  return conc_queue_wait_get(L, w, get_waited);
 }
 
 static int l_get(lua_State *L) {
@@ -130,13 +246,29 @@ static int l_closed(lua_State *L) {
   return 1;
 }
 
+static int iter_done(lua_State *L, int rc, cc_item_t *it) {
+  if (rc == 0) return push_item(L, it);
+  if (rc == CC_ECLOSED) return 0;
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
+  return conc_raise(L, rc, "queue:iter");
+}
+
+static int iter_waited(lua_State *L, int rc, cc_wait_t *w) {
+  cc_item_t it;
+  (void)w;
+  conc_queue_box_take(L, &it);
+  return iter_done(L, rc, &it);
+}
+
 static int iter_next(lua_State *L) {
   cc_queue_t *q = checkq(L, lua_upvalueindex(1));
   cc_item_t it;
-  int rc = cc_queue_get(q, &it, CC_FOREVER);
-  if (rc == 0) return push_item(L, &it);
-  if (rc == CC_ECLOSED) return 0;
-  return conc_raise(L, rc, "queue:iter");
+  cc_wait_t *w = conc_wait_slot(L);
+  int rc;
+  if (cc_likely(w == NULL)) return iter_done(L, cc_queue_get(q, &it, CC_FOREVER), &it);
+  rc = cc_queue_get_w(w, q, &it, CC_FOREVER);
+  if (rc != CC_WAIT_PARK) return iter_done(L, rc, &it);
+  return conc_queue_wait_get(L, w, iter_waited);
 }
 
 static int l_iter(lua_State *L) {
@@ -152,12 +284,22 @@ static int l_task_done(lua_State *L) {
   return 0;
 }
 
-static int l_join(lua_State *L) {
-  cc_queue_t *q = self(L);
-  int rc = cc_queue_join(q, conc_opt_deadline(L, 2));
+static int join_done(lua_State *L, int rc, cc_wait_t *w) {
+  (void)w;
   if (rc != 0 && rc != CC_ETIMEOUT) return conc_raise(L, rc, "queue:join");
   lua_pushboolean(L, rc == 0);
   return 1;
+}
+
+static int l_join(lua_State *L) {
+  cc_queue_t *q = self(L);
+  cc_deadline_t d = conc_opt_deadline(L, 2);
+  cc_wait_t *w = conc_wait_slot(L);
+  int rc;
+  if (w == NULL) return join_done(L, cc_queue_join(q, d), NULL);
+  rc = cc_queue_join_w(w, q, d);
+  if (rc != CC_WAIT_PARK) return join_done(L, rc, w);
+  return conc_wait(L, w, join_done);
 }
 
 /* ---- select ---------------------------------------------------------------- */
@@ -177,11 +319,32 @@ static uint32_t next_start(void) {
   return x;
 }
 
+static int select_done(lua_State *L, int rc, int which, cc_item_t *it) {
+  if (rc == 0) {
+    lua_pushvalue(L, which + 1);
+    push_item(L, it);
+    return 2;
+  }
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
+  if (rc == CC_ENOMEM || rc == CC_EINTR) return conc_raise(L, rc, "conc.select");
+  return conc_fail(L, rc);
+}
+
+static int select_waited(lua_State *L, int rc, cc_wait_t *w) {
+  box_t *b = box_of(L);
+  cc_item_t it;
+  (void)w;
+  box_take_item(b, &it);
+  return select_done(L, rc, b->which, &it);
+}
+
 static int l_select(lua_State *L) {
   int n = lua_gettop(L), which = 0, rc;
   cc_deadline_t d = CC_FOREVER;
   cc_queue_t *stackqs[SELECT_STACK], **qs = stackqs;
   cc_item_t it;
+  cc_wait_t *w;
+  box_t *b;
   if (n >= 2 && lua_type(L, n) == LUA_TNUMBER) {
     d = conc_opt_deadline(L, n);
     n--;
@@ -189,16 +352,29 @@ static int l_select(lua_State *L) {
     n--;
   }
   luaL_argexpected(L, n >= 1, 1, "conc.queue");
-  if (n > SELECT_STACK) qs = lua_newuserdatauv(L, (size_t)n * sizeof *qs, 0);
+  w = conc_wait_slot(L);
+  if (cc_likely(w == NULL)) {
+    if (n > SELECT_STACK) qs = lua_newuserdatauv(L, (size_t)n * sizeof *qs, 0);
+    for (int i = 0; i < n; i++)
+      qs[i] = checkq(L, i + 1);
+    rc = cc_queue_select(qs, n, next_start(), &it, &which, d);
+    if (rc == CC_ENOMEM && conc_reclaim(L)) rc = cc_queue_select(qs, n, next_start(), &it, &which, d);
+    return select_done(L, rc, which, &it);
+  }
+  /* In a task: the queues, the item and the index live in a box on the
+   * task's stack (the arguments keep the queues alive). */
+  lua_settop(L, n);
+  b = new_box(L, n);
   for (int i = 0; i < n; i++)
-    qs[i] = checkq(L, i + 1);
-  rc = cc_queue_select(qs, n, next_start(), &it, &which, d);
-  if (rc == CC_ENOMEM && conc_reclaim(L)) rc = cc_queue_select(qs, n, next_start(), &it, &which, d);
-  if (rc == CC_ENOMEM) return conc_raise(L, rc, "conc.select");
-  if (rc != 0) return conc_fail(L, rc);
-  lua_pushvalue(L, which + 1);
-  push_item(L, &it);
-  return 2;
+    b->qs[i] = checkq(L, i + 1);
+  rc = cc_queue_select_w(w, b->qs, n, next_start(), &b->it, &b->which, d);
+  if (rc == CC_ENOMEM && conc_reclaim(L))
+    rc = cc_queue_select_w(w, b->qs, n, next_start(), &b->it, &b->which, d);
+  if (rc != CC_WAIT_PARK) {
+    box_take_item(b, &it);
+    return select_done(L, rc, b->which, &it);
+  }
+  return conc_wait_ex(L, w, select_waited, CONC_WAIT_SEE_CANCEL);
 }
 
 static const luaL_Reg methods[] = {{"put", l_put},
