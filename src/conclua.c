@@ -88,8 +88,13 @@ static lua_State *volatile sig_state;
 /* Installed with SA_RESETHAND: a second SIGINT gets the disposition of the
  * default action and ends the process, as in lua. Without SA_RESTART, so a
  * blocked futex wait or read returns EINTR. */
+/* Set when a Ctrl-C reached a chunk: the wait at the end then says at once
+ * what it waits for, and the next Ctrl-C quits (as Python's second one). */
+static volatile sig_atomic_t had_sigint;
+
 static void on_sigint_in_chunk(int sig) {
   (void)sig;
+  had_sigint = 1;
   conclua_interrupt(sig_state);
 }
 
@@ -132,9 +137,10 @@ static void on_sigint_first_wait(int sig) {
 #define QUIET_WAIT_S 3.0
 
 /* At the end the program waits for every non-daemon thread. When they have
- * not all ended after QUIET_WAIT_S, or at the first Ctrl-C, it prints what
- * it waits for (conclua_dump: each thread, what it is blocked in, where);
- * from then on a Ctrl-C ends the program. */
+ * not all ended after QUIET_WAIT_S, or at the first Ctrl-C (at once, if a
+ * Ctrl-C already ended the script), it prints what it waits for
+ * (conclua_dump: each thread, what it is blocked in, where); from then on a
+ * Ctrl-C ends the program. */
 static void wait_for_threads(void) {
   struct sigaction sa;
   int rc;
@@ -142,7 +148,7 @@ static void wait_for_threads(void) {
   sigemptyset(&sa.sa_mask);
   sa.sa_handler = on_sigint_first_wait; /* no SA_RESTART: the wait sees EINTR */
   sigaction(SIGINT, &sa, NULL);
-  rc = conclua_wait_threads_for(QUIET_WAIT_S);
+  rc = conclua_wait_threads_for(had_sigint ? 0 : QUIET_WAIT_S);
   if (rc != CONCLUA_OK) {
     char *dump;
     sa.sa_handler = on_sigint_while_waiting;
@@ -150,7 +156,8 @@ static void wait_for_threads(void) {
     sigaction(SIGINT, &sa, NULL);
     dump = conclua_dump();
     fprintf(stderr, "%s: the script has ended; waiting for its threads (Ctrl-C %sto quit):\n%s",
-            program, rc == CONCLUA_EINTR ? "again " : "", dump ? dump : "(no memory for the list)\n");
+            program, rc == CONCLUA_EINTR || had_sigint ? "again " : "",
+            dump ? dump : "(no memory for the list)\n");
     fflush(stderr);
     free(dump);
     conclua_wait_threads();

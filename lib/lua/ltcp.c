@@ -9,7 +9,7 @@
 
 #include "ltcp.h"
 
-int tcp_fail(lua_State *L, const char *what, int uverr) {
+int conc_tcp_fail(lua_State *L, const char *what, int uverr) {
   lua_pushnil(L);
   if (what)
     lua_pushfstring(L, "%s: %s", what, uv_strerror(uverr));
@@ -19,7 +19,7 @@ int tcp_fail(lua_State *L, const char *what, int uverr) {
   return 3;
 }
 
-void tcp_wake(void **waiter) {
+void conc_tcp_wake(void **waiter) {
   void *w = *waiter;
   if (w) {
     *waiter = NULL;
@@ -27,11 +27,11 @@ void tcp_wake(void **waiter) {
   }
 }
 
-cc_deadline_t tcp_deadline_of(double s) {
+cc_deadline_t conc_tcp_deadline_of(double s) {
   return s < 0 ? CC_FOREVER : cc_deadline_in(s);
 }
 
-void *tcp_check_handle(lua_State *L, int idx, const char *tname, int *closed) {
+void *conc_tcp_check_handle(lua_State *L, int idx, const char *tname, int *closed) {
   tcp_ud_t *u = luaL_checkudata(L, idx, tname);
   *closed = u->p == NULL;
   /* Both handle kinds start with the uv_tcp_t and then the loop. */
@@ -40,7 +40,7 @@ void *tcp_check_handle(lua_State *L, int idx, const char *tname, int *closed) {
   return u->p;
 }
 
-tcp_ud_t *tcp_push_ud(lua_State *L, void *p, const char *tname) {
+tcp_ud_t *conc_tcp_push_ud(lua_State *L, void *p, const char *tname) {
   tcp_ud_t *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->p = p;
   luaL_setmetatable(L, tname);
@@ -88,7 +88,7 @@ static int resolve(lua_State *L, conc_loop_t *lp, const char *host, int port, in
   return rc;
 }
 
-void tcp_cancel_resolve(tcp_gai_t **slot) {
+void conc_tcp_cancel_resolve(tcp_gai_t **slot) {
   if (*slot) {
     (*slot)->owner = NULL;
     *slot = NULL;
@@ -105,7 +105,7 @@ static int check_port(lua_State *L, int idx) {
 static int fail_at(lua_State *L, const char *host, int port, int uverr) {
   char what[300];
   snprintf(what, sizeof what, "%s:%d", host, port);
-  return tcp_fail(L, what, uverr);
+  return conc_tcp_fail(L, what, uverr);
 }
 
 /* ---- connect ------------------------------------------------------------------ */
@@ -114,7 +114,7 @@ static void on_connect(uv_connect_t *req, int status) {
   tcp_conn_t *c = req->data;
   c->phase = 2;
   c->status = status;
-  tcp_wake(&c->waiter);
+  conc_tcp_wake(&c->waiter);
 }
 
 static void conn_resolved(void *owner, int status, const struct addrinfo *res) {
@@ -134,7 +134,7 @@ static void conn_resolved(void *owner, int status, const struct addrinfo *res) {
       c->phase = 1;
     }
   }
-  if (c->phase == 2) tcp_wake(&c->waiter);
+  if (c->phase == 2) conc_tcp_wake(&c->waiter);
 }
 
 /* Stack: host, port, timeout, the connection's userdata (4). */
@@ -147,7 +147,7 @@ static int connect_step(lua_State *L) {
   }
   if (c->status < 0) {
     int st = c->status;
-    tcp_conn_close(c);
+    conc_tcp_conn_close(c);
     u->p = NULL;
     return fail_at(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2), st);
   }
@@ -157,7 +157,7 @@ static int connect_step(lua_State *L) {
 
 static int connect_abandon(lua_State *L) {
   tcp_ud_t *u = lua_touserdata(L, 4);
-  if (u->p) tcp_conn_close(u->p);
+  if (u->p) conc_tcp_conn_close(u->p);
   u->p = NULL;
   return 0;
 }
@@ -174,14 +174,14 @@ static int l_connect(lua_State *L) {
   conc_loop_t *lp = conc_loop_get(L);
   tcp_conn_t *c;
   lua_settop(L, 3);
-  c = tcp_new_conn(L, lp);
-  tcp_push_ud(L, c, CONN_T);
+  c = conc_tcp_new_conn(L, lp);
+  conc_tcp_push_ud(L, c, CONN_T);
   rc = resolve(L, lp, host, port, 0, &c->gai, conn_resolved, c);
   if (rc) {
     c->phase = 2;
     c->status = rc;
   }
-  return conc_io(L, connect_step, connect_timeout, connect_abandon, tcp_deadline_of(t));
+  return conc_io(L, connect_step, connect_timeout, connect_abandon, conc_tcp_deadline_of(t));
 }
 
 /* ---- servers ------------------------------------------------------------------ */
@@ -192,7 +192,7 @@ static void on_connection(uv_stream_t *s, int status) {
     v->err = status;
   else
     v->pending++;
-  tcp_wake(&v->waiter);
+  conc_tcp_wake(&v->waiter);
 }
 
 static void free_srv(uv_handle_t *h) {
@@ -202,8 +202,8 @@ static void free_srv(uv_handle_t *h) {
 static void srv_close(tcp_srv_t *v) {
   if (v->closed) return;
   v->closed = 1;
-  tcp_cancel_resolve(&v->gai);
-  tcp_wake(&v->waiter);
+  conc_tcp_cancel_resolve(&v->gai);
+  conc_tcp_wake(&v->waiter);
   uv_close((uv_handle_t *)&v->h, free_srv);
 }
 
@@ -216,23 +216,23 @@ static int srv_gc(lua_State *L) {
 
 static int accept_step(lua_State *L) {
   int closed, rc;
-  tcp_srv_t *v = tcp_check_handle(L, 1, SRV_T, &closed);
+  tcp_srv_t *v = conc_tcp_check_handle(L, 1, SRV_T, &closed);
   tcp_conn_t *c;
   if (closed) return conc_fail(L, CC_ECLOSED);
   if (v->pending == 0) {
     if (v->err) {
       int e = v->err;
       v->err = 0;
-      return tcp_fail(L, "accept", e);
+      return conc_tcp_fail(L, "accept", e);
     }
     v->waiter = conc_io_waiter(L);
     return -1;
   }
   v->pending--;
-  c = tcp_new_conn(L, v->loop);
-  tcp_push_ud(L, c, CONN_T);
+  c = conc_tcp_new_conn(L, v->loop);
+  conc_tcp_push_ud(L, c, CONN_T);
   rc = uv_accept((uv_stream_t *)&v->h, (uv_stream_t *)&c->h);
-  if (rc) return tcp_fail(L, "accept", rc);
+  if (rc) return conc_tcp_fail(L, "accept", rc);
   c->phase = 2;
   return 1;
 }
@@ -251,10 +251,10 @@ static int accept_timeout(lua_State *L) {
 static int s_accept(lua_State *L) {
   int closed;
   double t;
-  tcp_check_handle(L, 1, SRV_T, &closed);
+  conc_tcp_check_handle(L, 1, SRV_T, &closed);
   t = luaL_optnumber(L, 2, -1);
   lua_settop(L, 1);
-  return conc_io(L, accept_step, accept_timeout, srv_forget, tcp_deadline_of(t));
+  return conc_io(L, accept_step, accept_timeout, srv_forget, conc_tcp_deadline_of(t));
 }
 
 /* Binds and listens: 0 or a libuv error. */
@@ -284,7 +284,7 @@ static void srv_resolved(void *owner, int status, const struct addrinfo *res) {
   }
   v->phase = 2;
   v->status = status;
-  tcp_wake(&v->waiter);
+  conc_tcp_wake(&v->waiter);
 }
 
 /* Stack: host, port, backlog, the server's userdata (4). */
@@ -340,7 +340,7 @@ static int l_listen(lua_State *L) {
   v->backlog = (int)backlog;
   uv_tcp_init(conc_loop_uv(lp), &v->h);
   v->h.data = v;
-  tcp_push_ud(L, v, SRV_T);
+  conc_tcp_push_ud(L, v, SRV_T);
   if (numeric) {
     v->phase = 2;
     v->status = bind_listen(v, (struct sockaddr *)&addr);
@@ -384,7 +384,7 @@ static const luaL_Reg srv_methods[] = {{"accept", s_accept}, {"close", srv_gc}, 
 static const luaL_Reg funcs[] = {{"listen", l_listen}, {"connect", l_connect}, {NULL, NULL}};
 
 void conc_open_tcp(lua_State *L) {
-  tcp_open_conn(L);
+  conc_tcp_open_conn(L);
   if (luaL_newmetatable(L, SRV_T)) {
     lua_newtable(L);
     luaL_setfuncs(L, srv_methods, 0);

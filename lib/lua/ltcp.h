@@ -51,20 +51,20 @@ typedef struct tcp_ud {
 
 /* nil, "<what>: <libuv's message>" (or the message alone), libuv's error
  * name as the code ("ECONNREFUSED", "EAI_NONAME", ...). */
-int tcp_fail(lua_State *L, const char *what, int uverr);
+int conc_tcp_fail(lua_State *L, const char *what, int uverr);
 /* The waiter in *waiter, if any, goes on (from a libuv callback). */
-void tcp_wake(void **waiter);
-cc_deadline_t tcp_deadline_of(double s);
+void conc_tcp_wake(void **waiter);
+cc_deadline_t conc_tcp_deadline_of(double s);
 /* The server or connection at idx, checked to be this thread's; NULL (and
  * *closed set) once closed. */
-void *tcp_check_handle(lua_State *L, int idx, const char *tname, int *closed);
-tcp_ud_t *tcp_push_ud(lua_State *L, void *p, const char *tname);
+void *conc_tcp_check_handle(lua_State *L, int idx, const char *tname, int *closed);
+tcp_ud_t *conc_tcp_push_ud(lua_State *L, void *p, const char *tname);
 /* A new connection handle on lp's loop (raises when out of memory). */
-tcp_conn_t *tcp_new_conn(lua_State *L, conc_loop_t *lp);
-void tcp_conn_close(tcp_conn_t *c);
+tcp_conn_t *conc_tcp_new_conn(lua_State *L, conc_loop_t *lp);
+void conc_tcp_conn_close(tcp_conn_t *c);
 /* Forgets a name lookup in progress (*slot, if any): its result is dropped. */
-void tcp_cancel_resolve(tcp_gai_t **slot);
+void conc_tcp_cancel_resolve(tcp_gai_t **slot);
 /* Registers the Conn metatable (ltcp_conn.c). */
-void tcp_open_conn(lua_State *L);
+void conc_tcp_open_conn(lua_State *L);
 
 #endif

@@ -40,7 +40,7 @@ static void free_conn(uv_handle_t *h) {
   free(c);
 }
 
-tcp_conn_t *tcp_new_conn(lua_State *L, conc_loop_t *lp) {
+tcp_conn_t *conc_tcp_new_conn(lua_State *L, conc_loop_t *lp) {
   tcp_conn_t *c;
   ignore_sigpipe();
   c = calloc(1, sizeof *c);
@@ -54,18 +54,18 @@ tcp_conn_t *tcp_new_conn(lua_State *L, conc_loop_t *lp) {
 
 /* ---- close, gc ------------------------------------------------------------- */
 
-void tcp_conn_close(tcp_conn_t *c) {
+void conc_tcp_conn_close(tcp_conn_t *c) {
   if (c->closed) return;
   c->closed = 1;
-  tcp_cancel_resolve(&c->gai);
-  tcp_wake(&c->waiter);
+  conc_tcp_cancel_resolve(&c->gai);
+  conc_tcp_wake(&c->waiter);
   c->h.data = c;
   uv_close((uv_handle_t *)&c->h, free_conn);
 }
 
 static int conn_gc(lua_State *L) {
   tcp_ud_t *u = luaL_checkudata(L, 1, CONN_T);
-  if (u->p) tcp_conn_close(u->p);
+  if (u->p) conc_tcp_conn_close(u->p);
   u->p = NULL;
   return 0;
 }
@@ -103,7 +103,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   } else if (n < 0) {
     c->err = (int)n;
   }
-  if (n != 0) tcp_wake(&c->waiter);
+  if (n != 0) conc_tcp_wake(&c->waiter);
 }
 
 /* How many bytes format `f` takes from the unread data, or -1 when it
@@ -139,12 +139,12 @@ static long measure(lua_State *L, int arg, const char *p, size_t n, int eof, siz
 
 static int read_step(lua_State *L) {
   int closed, nf;
-  tcp_conn_t *c = tcp_check_handle(L, 1, CONN_T, &closed);
+  tcp_conn_t *c = conc_tcp_check_handle(L, 1, CONN_T, &closed);
   size_t pos, skips[16];
   long lens[16];
   if (closed) return conc_fail(L, CC_ECLOSED);
   nf = lua_gettop(L) - 1;
-  if (c->err && c->off == c->len) return tcp_fail(L, NULL, c->err);
+  if (c->err && c->off == c->len) return conc_tcp_fail(L, NULL, c->err);
   /* Dry run over every format; consume only when all can be answered. */
   pos = c->off;
   for (int i = 0; i < nf; i++) {
@@ -152,7 +152,7 @@ static int read_step(lua_State *L) {
     if (lens[i] == -1) {
       if (!c->reading) {
         int rc = uv_read_start((uv_stream_t *)&c->h, on_alloc, on_read);
-        if (rc) return tcp_fail(L, NULL, rc);
+        if (rc) return conc_tcp_fail(L, NULL, rc);
         c->reading = 1;
       }
       c->waiter = conc_io_waiter(L);
@@ -193,7 +193,7 @@ static int io_timeout(lua_State *L) {
 
 static int c_read(lua_State *L) {
   int closed, n = lua_gettop(L);
-  tcp_conn_t *c = tcp_check_handle(L, 1, CONN_T, &closed);
+  tcp_conn_t *c = conc_tcp_check_handle(L, 1, CONN_T, &closed);
   if (n == 1) {
     lua_pushliteral(L, "l");
     n = 2;
@@ -210,7 +210,7 @@ static int c_read(lua_State *L) {
                     "invalid format");
     }
   }
-  return conc_io(L, read_step, io_timeout, conn_forget, c ? tcp_deadline_of(c->timeout) : CC_NOW);
+  return conc_io(L, read_step, io_timeout, conn_forget, c ? conc_tcp_deadline_of(c->timeout) : CC_NOW);
 }
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -223,7 +223,7 @@ static void on_write(uv_write_t *w, int status) {
     free(r);
     return;
   }
-  tcp_wake(&r->waiter);
+  conc_tcp_wake(&r->waiter);
 }
 
 /* Stack: self, strings..., the request (light userdata) on top. */
@@ -237,7 +237,7 @@ static int write_step(lua_State *L) {
   if (r->status < 0) {
     int st = r->status;
     free(r);
-    return tcp_fail(L, NULL, st);
+    return conc_tcp_fail(L, NULL, st);
   }
   free(r);
   lua_settop(L, 1);
@@ -262,7 +262,7 @@ static int write_timeout(lua_State *L) {
 
 static int c_write(lua_State *L) {
   int closed, n = lua_gettop(L), rc;
-  tcp_conn_t *c = tcp_check_handle(L, 1, CONN_T, &closed);
+  tcp_conn_t *c = conc_tcp_check_handle(L, 1, CONN_T, &closed);
   size_t total = 0, at = 0;
   write_req_t *r;
   uv_buf_t b;
@@ -272,7 +272,7 @@ static int c_write(lua_State *L) {
     total += len;
   }
   if (closed) return conc_fail(L, CC_ECLOSED);
-  if (c->err) return tcp_fail(L, NULL, c->err);
+  if (c->err) return conc_tcp_fail(L, NULL, c->err);
   r = malloc(sizeof *r + total + 1);
   if (!r) return luaL_error(L, "conc.tcp: out of memory");
   memset(r, 0, sizeof *r);
@@ -286,10 +286,10 @@ static int c_write(lua_State *L) {
   rc = uv_write(&r->w, (uv_stream_t *)&c->h, &b, 1, on_write);
   if (rc) {
     free(r);
-    return tcp_fail(L, NULL, rc);
+    return conc_tcp_fail(L, NULL, rc);
   }
   lua_pushlightuserdata(L, r);
-  return conc_io(L, write_step, write_timeout, write_abandon, tcp_deadline_of(c->timeout));
+  return conc_io(L, write_step, write_timeout, write_abandon, conc_tcp_deadline_of(c->timeout));
 }
 
 /* ---- the rest of the methods ------------------------------------------------- */
@@ -311,13 +311,13 @@ static int push_addr(lua_State *L, struct sockaddr_storage *a) {
 
 static int names(lua_State *L, int peer) {
   int closed, len, rc;
-  tcp_conn_t *c = tcp_check_handle(L, 1, CONN_T, &closed);
+  tcp_conn_t *c = conc_tcp_check_handle(L, 1, CONN_T, &closed);
   struct sockaddr_storage a;
   if (closed) return conc_fail(L, CC_ECLOSED);
   len = sizeof a;
   rc = peer ? uv_tcp_getpeername(&c->h, (struct sockaddr *)&a, &len)
             : uv_tcp_getsockname(&c->h, (struct sockaddr *)&a, &len);
-  if (rc) return tcp_fail(L, NULL, rc);
+  if (rc) return conc_tcp_fail(L, NULL, rc);
   return push_addr(L, &a);
 }
 
@@ -333,7 +333,7 @@ static int c_settimeout(lua_State *L) {
   int closed;
   tcp_ud_t *u = luaL_checkudata(L, 1, CONN_T);
   double t = luaL_optnumber(L, 2, -1);
-  tcp_check_handle(L, 1, CONN_T, &closed);
+  conc_tcp_check_handle(L, 1, CONN_T, &closed);
   luaL_argcheck(L, t == t, 2, "timeout must be a number");
   if (u->p) ((tcp_conn_t *)u->p)->timeout = t < 0 ? -1 : t;
   lua_settop(L, 1);
@@ -351,7 +351,7 @@ static const luaL_Reg conn_methods[] = {
     {"peername", c_peername}, {"sockname", c_sockname}, {"settimeout", c_settimeout},
     {NULL, NULL}};
 
-void tcp_open_conn(lua_State *L) {
+void conc_tcp_open_conn(lua_State *L) {
   if (luaL_newmetatable(L, CONN_T)) {
     lua_newtable(L);
     luaL_setfuncs(L, conn_methods, 0);
