@@ -53,15 +53,19 @@ do
 end
 
 -- Task-to-thread ping-pong: a task and a thread hand a token back and forth
--- over two semaphores (queues become task-aware with the queue port).
+-- over two queues (the task's get suspends only the task; asyncio: a
+-- queue.Queue one way, call_soon_threadsafe into an asyncio.Queue back).
 do
-  local ping, pong = conc.semaphore(0), conc.semaphore(0)
+  local ping, pong = conc.queue(), conc.queue()
   local th = conc.thread(function(a, b, n)
-    for _ = 1, n do a:acquire(); b:release() end
+    for _ = 1, n do b:put(a:get()) end
   end, ping, pong, NPING)
   local dt = conc.run(function()
     local t0 = conc.now()
-    for _ = 1, NPING do ping:release(); pong:acquire() end
+    for i = 1, NPING do
+      ping:put(i)
+      assert(pong:get() == i)
+    end
     return conc.now() - t0
   end)
   th:join()
