@@ -11,6 +11,7 @@
 #include <lualib.h>
 
 #include "codec_int.h"
+#include "lconc.h"
 
 /* ---- jobs ------------------------------------------------------------- */
 
@@ -55,14 +56,76 @@ static void push_error_text(lua_State *L, int idx) {
   lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
 }
 
+/* The level of the job's starter (conc_run_job) on L's stack, or 0. Frames
+ * from there on are not the job's: a process's job runs on the main
+ * coroutine, above the parent's frames that called conc.process. */
+static int job_base_level(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_CFunction f;
+    lua_getinfo(L, "f", &ar);
+    f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    if (f == conc_run_job) return level;
+  }
+  return 0;
+}
+
+static void add_frame(luaL_Buffer *b, lua_State *L, lua_Debug *ar) {
+  lua_getinfo(L, "Slnt", ar);
+  if (ar->currentline > 0)
+    lua_pushfstring(L, "\n\t%s:%d: in ", ar->short_src, ar->currentline);
+  else
+    lua_pushfstring(L, "\n\t%s: in ", ar->short_src);
+  luaL_addvalue(b);
+  if (*ar->namewhat != '\0')
+    lua_pushfstring(L, "%s '%s'", strcmp(ar->namewhat, "global") == 0 ? "function" : ar->namewhat,
+                    ar->name);
+  else if (*ar->what == 'm')
+    lua_pushliteral(L, "main chunk");
+  else if (*ar->what != 'C')
+    lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
+  else
+    lua_pushliteral(L, "?");
+  luaL_addvalue(b);
+  if (ar->istailcall) luaL_addstring(b, "\n\t(...tail calls...)");
+}
+
+/* msg and the traceback of the job's own frames (luaL_traceback's format,
+ * stopping at the job's starter), pushed. */
+static void job_traceback(lua_State *L, const char *msg) {
+  enum { FIRST = 10, LAST = 11 };
+  luaL_Buffer b;
+  lua_Debug ar;
+  int base = job_base_level(L), n = 0;
+  if (base == 0) {
+    luaL_traceback(L, L, msg, 1);
+    return;
+  }
+  n = base - 1; /* levels 1 .. base-1 are the job's */
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, msg);
+  luaL_addstring(&b, "\nstack traceback:");
+  for (int level = 1; level < base; level++) {
+    if (n > FIRST + LAST && level == FIRST + 1) {
+      lua_pushfstring(L, "\n\t...\t(skipping %d levels)", n - FIRST - LAST);
+      luaL_addvalue(&b);
+      level = n - LAST;
+      continue;
+    }
+    if (lua_getstack(L, level, &ar)) add_frame(&b, L, &ar);
+  }
+  luaL_pushresult(&b);
+}
+
 int conc_error_handler(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
-    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    job_traceback(L, lua_tostring(L, 1));
     return 1;
   }
   lua_settop(L, 1);
   push_error_text(L, 1);
-  luaL_traceback(L, L, lua_tostring(L, 2), 1);
+  job_traceback(L, lua_tostring(L, 2));
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tb_key);
   lua_settop(L, 1);
   return 1;

@@ -68,27 +68,34 @@ static void replace_os_exit(lua_State *L) {
 }
 
 /* Runs in the child, on the C stack of the parent's conc.process call. The
- * job runs in a new coroutine of L: same globals, but a traceback that ends
- * where the job starts instead of going on into the parent's frames. */
+ * job runs on the state's main coroutine, as a thread's job does
+ * (coroutine.running() says it is the main one; a top-level yield is
+ * "outside a coroutine"), even when conc.process was called inside a
+ * coroutine: that one never resumes here, so calling into the main
+ * coroutine, whose innermost frame is the C function that resumed it, is
+ * a plain nested call. The traceback stops where the job starts
+ * (conc_error_handler), not in the parent's frames below it. */
 static _Noreturn void run_child(lua_State *L, cc_process_t *p) {
   size_t len = 0;
-  lua_State *co;
+  lua_State *M;
   int rc;
   conc_adopt_after_fork(L, p->ppid);
   lua_settop(L, 0);
   replace_os_exit(L);
-  co = lua_newthread(L); /* stays on L's stack: never collected */
-  lua_pushcfunction(co, conc_error_handler);
-  lua_pushcfunction(co, conc_run_job);
-  lua_pushlightuserdata(co, &p->t);
-  rc = lua_pcall(co, 1, 2, 1);
-  flush_default_output(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  M = lua_tothread(L, -1);
+  lua_pop(L, 1); /* the registry keeps it */
+  lua_pushcfunction(M, conc_error_handler);
+  lua_pushcfunction(M, conc_run_job);
+  lua_pushlightuserdata(M, &p->t);
+  rc = lua_pcall(M, 1, 2, lua_gettop(M) - 2);
+  flush_default_output(M);
   if (rc == LUA_OK) {
-    void *data = lua_touserdata(co, -2);
-    len = (size_t)lua_tointeger(co, -1);
+    void *data = lua_touserdata(M, -2);
+    len = (size_t)lua_tointeger(M, -1);
     cc_process_exit(p, CC_T_OK, data, len);
   } else {
-    void *err = conc_error_store(co, -1, &len); /* the error value, whatever its type */
+    void *err = conc_error_store(M, -1, &len); /* the error value, whatever its type */
     cc_process_exit(p, CC_T_ERROR, err, len);
   }
 }

@@ -71,4 +71,26 @@ assert(conc.thread({name = ("y"):rep(63)}, print).name == ("y"):rep(63))
 -- a misspelled method says which was meant
 e = fails(function() return t:joni() end)
 assert(e:find("conc.thread has no method or field 'joni' (did you mean 'join'?)", 1, true), e)
+-- a job runs on its state's main coroutine, in a thread and in a process
+-- alike (also when conc.process is called inside a coroutine), and its
+-- traceback stops where the job starts
+local function probe()
+  local _, main = coroutine.running()
+  local ok, err = pcall(coroutine.yield, 1)
+  return main, coroutine.isyieldable(), ok, err
+end
+local function check_main(ok, main, yieldable, yok, yerr)
+  assert(ok and main == true and yieldable == false and yok == false, tostring(yerr))
+  assert(yerr:find("outside a coroutine", 1, true), yerr)
+end
+check_main(conc.thread(probe):join())
+check_main(conc.process(probe):join())
+check_main(coroutine.wrap(function() return conc.process(probe):join() end)())
+for _, spawn in ipairs({conc.thread, conc.process}) do
+  go = conc.event()
+  local w = spawn(function(ev) ev:wait(); local x = nil; return x.y end, go)
+  e = fails(function() go:set(); return w:join() end)
+  assert(e:find("stack traceback:\n\t[^\n]*test_job_values.lua:%d+: in function <"), e)
+  assert(not e:find("in main chunk", 1, true) and not e:find("[C]: in ?", 1, true), e)
+end
 print("test_job_values: ok")
