@@ -1,6 +1,7 @@
 /* futex.c - Linux futex wait/wake on shared memory. */
 #include "futex.h"
 
+#include "env.h"
 #include "interrupt.h"
 
 #include <errno.h>
@@ -13,9 +14,10 @@
 int cc_spin_count = 2000;
 
 __attribute__((constructor)) static void spin_init(void) {
-  const char *e = getenv("CONCLUA_SPIN");
+  long v;
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) cc_spin_count = 0;
-  if (e && *e >= '0' && *e <= '9') cc_spin_count = atoi(e);
+  /* a bad value keeps the default here; luaopen_conc refuses it */
+  if (cc_env_int("CONCLUA_SPIN", cc_spin_count, &v) == 0) cc_spin_count = (int)v;
 }
 
 int cc_futex_wait(_Atomic uint32_t *addr, uint32_t val, cc_deadline_t deadline) {

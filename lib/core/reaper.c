@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "process_int.h"
 
 /* Polling period without pidfds. */
@@ -178,8 +179,9 @@ int cc_reaper_start(void) {
   pthread_mutex_lock(&reap_mu);
   if (reaper_running) goto out;
   if (use_pidfd < 0) {
-    const char *env = getenv("CONCLUA_NO_PIDFD");
-    use_pidfd = !(env && *env && strcmp(env, "0") != 0);
+    long off;
+    cc_env_int("CONCLUA_NO_PIDFD", 0, &off); /* a bad value: luaopen_conc refuses it */
+    use_pidfd = !off;
   }
   if (wake_fd < 0) wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd < 0) {

@@ -13,6 +13,7 @@
 
 #include "actor.h"
 #include "conclua.h"
+#include "env.h"
 #include "process.h" /* cc_fork_on_child */
 #include "thread.h"
 
@@ -339,6 +340,8 @@ static int wait_at_close(lua_State *L) {
 }
 
 int luaopen_conc(lua_State *L) {
+  const char *bad_env = cc_env_check();
+  if (bad_env) return luaL_error(L, "conc: %s", bad_env);
   if (cc_arena_init() != 0) return luaL_error(L, "conc: %s", cc_arena_error());
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_state_key) == LUA_TNIL) {
     lua_newuserdatauv(L, 0, 0);
