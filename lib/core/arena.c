@@ -42,6 +42,10 @@ typedef struct cc_arena_hdr {
   size_t size;
   _Atomic size_t bump; /* offset of the first never-used byte */
   _Atomic size_t live;
+  /* Memory pressure (cc_arena_pressure): the epoch changes when `live`
+   * passes the threshold, which collections bring back down. */
+  _Atomic size_t threshold;
+  _Atomic uint32_t epoch;
   _Atomic size_t nblocks;
   struct {
     cc_mutex_t lock;
@@ -62,9 +66,12 @@ static char arena_errmsg[192];
 
 /* Test hook (cc_arena_fail_in): the allocation that brings this to 0 fails. */
 static _Atomic long fail_countdown;
-/* Bytes this thread has taken from the arena since the last
- * cc_arena_take_debt(): what its Lua collector is told (lmemory.c). */
+/* Bytes this thread has taken from the arena since they were last taken
+ * (cc_arena_take_debt): what its Lua collector is told (lmemory.c). */
 static _Thread_local size_t thread_debt;
+
+static size_t next_threshold(size_t live);
+static void pressure(size_t live);
 
 /* Parses CONCLUA_ARENA_MB: a whole number of MiB in [MIN_MB, MAX_MB].
  * Returns the number, or 0 (and writes the message) when malformed. */
@@ -138,6 +145,7 @@ static void arena_map(void) {
   arena->size = mb << 20;
   atomic_store(&arena->bump, (sizeof(cc_arena_hdr_t) + 63) & ~(size_t)63);
   atomic_store(&arena->globals.next_id, 1);
+  atomic_store(&arena->threshold, next_threshold(atomic_load(&arena->bump)));
   arena_base = p;
   arena_end = arena_base + arena->size;
 }
@@ -176,7 +184,7 @@ static size_t class_bytes(unsigned cls) {
 void *cc_alloc(size_t n) {
   unsigned cls;
   free_block_t *b;
-  size_t bytes, off;
+  size_t bytes, off, live;
   if (cc_unlikely(!arena) && cc_arena_init() != 0) return NULL;
   if (n > ((size_t)1 << 40)) return NULL;
   if (cc_unlikely(atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0) &&
@@ -200,9 +208,11 @@ void *cc_alloc(size_t n) {
   }
   b->h.cls = cls;
   b->h.magic = BLOCK_MAGIC;
-  atomic_fetch_add_explicit(&arena->live, bytes, memory_order_relaxed);
+  live = atomic_fetch_add_explicit(&arena->live, bytes, memory_order_relaxed) + bytes;
   atomic_fetch_add_explicit(&arena->nblocks, 1, memory_order_relaxed);
   thread_debt += bytes;
+  if (cc_unlikely(live > atomic_load_explicit(&arena->threshold, memory_order_relaxed)))
+    pressure(live);
   return (char *)b + sizeof(block_hdr_t);
 }
 
@@ -211,6 +221,49 @@ size_t cc_arena_take_debt(size_t min) {
   if (cc_likely(d < min)) return 0;
   thread_debt = 0;
   return d;
+}
+
+/* ---- memory pressure ---------------------------------------------------- */
+
+/* The live size at which collectors are asked to run next: double the live
+ * size now, at least 64 MiB more, but never more than half of what is left,
+ * so that they run well before the arena is full, and rarely while it is
+ * far from full. */
+static size_t next_threshold(size_t live) {
+  size_t grow = live > ((size_t)64 << 20) ? live : (size_t)64 << 20;
+  size_t left = arena->size > live ? arena->size - live : 0;
+  if (grow > left / 2) grow = left / 2;
+  return live + grow;
+}
+
+/* `live` passed the threshold: one caller moves it on and opens an epoch. */
+static void pressure(size_t live) {
+  size_t th = atomic_load(&arena->threshold);
+  while (live > th) {
+    if (atomic_compare_exchange_weak(&arena->threshold, &th, next_threshold(live))) {
+      atomic_fetch_add(&arena->epoch, 1);
+      return;
+    }
+  }
+}
+
+uint32_t cc_arena_pressure(void) {
+  return arena ? atomic_load_explicit(&arena->epoch, memory_order_relaxed) : 0;
+}
+
+void cc_arena_pressure_raise(void) {
+  if (!arena) return;
+  atomic_store(&arena->threshold, next_threshold(atomic_load(&arena->live)));
+  atomic_fetch_add(&arena->epoch, 1);
+}
+
+void cc_arena_pressure_settled(void) {
+  size_t th, nt;
+  if (!arena) return;
+  nt = next_threshold(atomic_load(&arena->live));
+  th = atomic_load(&arena->threshold);
+  while (nt < th && !atomic_compare_exchange_weak(&arena->threshold, &th, nt)) {
+  }
 }
 
 void cc_arena_fail_in(long n) {

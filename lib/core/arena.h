@@ -46,12 +46,24 @@ typedef struct cc_arena_stats {
 } cc_arena_stats_t;
 void cc_arena_stats(cc_arena_stats_t *st);
 
-/* The bytes the calling thread has allocated from the arena since they
+/* For the Lua binding's collectors (lib/lua/lmemory.c): memory that a Lua
+ * object keeps alive in the arena is invisible to them otherwise.
+ *
+ * cc_arena_take_debt: the bytes the calling thread has allocated since they
  * were last taken, if at least `min` (and then resets the count); else 0.
- * For the Lua binding to tell its garbage collector: memory that a Lua
- * object keeps alive in the arena is invisible to the collector otherwise.
- * Thread-local; never blocks. */
+ * Thread-local.
+ *
+ * cc_arena_pressure: an epoch that changes whenever the live bytes pass a
+ * threshold (twice the live size after the last collections, at least
+ * 64 MiB more, at most half of what is left), or on cc_arena_pressure_raise
+ * (an allocation failed): every state should then collect, since the
+ * garbage may be in any of them. cc_arena_pressure_settled, after a full
+ * collection, brings the threshold down to what is live now.
+ * None of them blocks. */
 size_t cc_arena_take_debt(size_t min);
+uint32_t cc_arena_pressure(void);
+void cc_arena_pressure_raise(void);
+void cc_arena_pressure_settled(void);
 
 /* Fault injection for tests: the n-th allocation from now by this process
  * (any thread) returns NULL; 0 cancels. */

@@ -90,6 +90,8 @@ static int push_protected(lua_State *L) {
 
 void conc_item_push_take(lua_State *L, cc_item_t *it) {
   int st;
+  /* A value received: objects dropped here may have been made elsewhere. */
+  conc_gc_account(L);
   /* An inline item holds nothing in the arena: nothing to leak if the push
    * raises, so no protected call on the fast path. */
   if (cc_likely(!(it->flags & CC_ITEM_EXT))) {

@@ -106,7 +106,33 @@ print("ok")
 """
 
 
+# Objects made by one thread and dropped by another, which allocates
+# nothing in the arena itself: 600 queues holding 1 MiB each in 256 MiB.
+CROSS_THREAD = """
+local ch = conc.queue(4)
+local t = conc.thread(function(ch)
+  local big = string.rep("x", 1 << 20)
+  for i = 1, 600 do
+    local q = conc.queue()
+    q:put(big)
+    ch:put(q)
+  end
+  ch:close()
+end, ch)
+local n = 0
+for q in ch:iter() do n = n + #q end
+assert(t:join())
+print(n)
+"""
+
+
 class DroppedObjects(CliTestCase):
+    def test_dropped_by_another_thread(self):
+        self.write("cross.lua", CROSS_THREAD)
+        rc, out, err = run([os.path.join(self.dir, "cross.lua")],
+                           env={"CONCLUA_ARENA_MB": "256"})
+        self.assertEqual((rc, out, err), (0, "600\n", ""))
+
     def check(self, kind, gc):
         self.write("drop.lua", DROP_LOOP)
         rc, out, err = run([os.path.join(self.dir, "drop.lua"), kind, gc],

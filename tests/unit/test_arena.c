@@ -198,6 +198,28 @@ static void test_debt_counts_this_threads_allocations(void **state) {
   assert_int_equal(cc_arena_take_debt(0), 0); /* frees are not credit */
 }
 
+/* The pressure epoch moves when live memory passes the threshold (64 MiB
+ * more than live at first) and once more on request; settling brings the
+ * threshold back down to what is live. */
+static void test_pressure_epoch(void **state) {
+  (void)state;
+  enum { N = 40 };
+  void *p[N];
+  uint32_t e0 = cc_arena_pressure();
+  for (int i = 0; i < N; i++) p[i] = cc_alloc(3u << 20); /* 4 MiB blocks: 160 MiB */
+  uint32_t e1 = cc_arena_pressure();
+  assert_true(e1 != e0);
+  for (int i = 0; i < N; i++) cc_free(p[i]);
+  cc_arena_pressure_settled();
+  cc_arena_pressure_raise();
+  assert_int_equal(cc_arena_pressure(), e1 + 1);
+  /* Settled low again: 4 MiB more does not open an epoch. */
+  cc_arena_pressure_settled();
+  void *q = cc_alloc(3u << 20);
+  assert_int_equal(cc_arena_pressure(), e1 + 1);
+  cc_free(q);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alloc_sizes_and_alignment),
@@ -210,6 +232,7 @@ int main(void) {
       cmocka_unit_test(test_shared_across_fork),
       cmocka_unit_test(test_fault_injection),
       cmocka_unit_test(test_debt_counts_this_threads_allocations),
+      cmocka_unit_test(test_pressure_epoch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
