@@ -4,7 +4,8 @@
 -- loop and returns their results in order. Since the pauses overlap, the
 -- whole run takes about three pauses (3 s), not six.
 -- Usage: conclua scripts/async.lua [pause-seconds]   (default 1)
-local pause = tonumber(arg and arg[1]) or 1
+local pause = tonumber(arg and arg[1] or 1)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 local function work(name)
   for step = 1, 3 do

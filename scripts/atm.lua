@@ -5,7 +5,8 @@
 -- happening before either withdrawal, so both succeed: the balance ends at
 -- -60. scripts/atm_lock.lua is the fix.
 -- Usage: conclua scripts/atm.lua [pause-seconds]   (default 1)
-local pause = tonumber(arg and arg[1]) or 1
+local pause = tonumber(arg and arg[1] or 1)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 -- The account lives in a shared table: every thread sees the same fields.
 local account = conc.shared({name = "Lao Wang", money = 100})

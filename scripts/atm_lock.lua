@@ -4,7 +4,8 @@
 -- ATMs. With the lock, only one of them can check-and-withdraw at a time:
 -- one withdrawal succeeds, the other is told the balance is insufficient.
 -- Usage: conclua scripts/atm_lock.lua [pause-seconds]   (default 1)
-local pause = tonumber(arg and arg[1]) or 1
+local pause = tonumber(arg and arg[1] or 1)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 -- The account lives in a shared table, as in atm.lua; the lock is the fix.
 local account = conc.shared({name = "Lao Wang", money = 100})

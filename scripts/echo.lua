@@ -6,9 +6,12 @@
 -- their waits together, so the run takes about as long as one client.
 -- Usage: conclua scripts/echo.lua [clients] [lines] [delay-seconds]
 --        (defaults 100 clients, 3 lines, 0.01 s)
-local nclients = tonumber(arg and arg[1]) or 100
-local nlines = tonumber(arg and arg[2]) or 3
-local delay = tonumber(arg and arg[3]) or 0.01
+local nclients = tonumber(arg and arg[1] or 100)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
+local nlines = tonumber(arg and arg[2] or 3)
+  or error(("%s: argument 2 must be a number, not '%s'"):format(arg[0], arg[2]), 0)
+local delay = tonumber(arg and arg[3] or 0.01)
+  or error(("%s: argument 3 must be a number, not '%s'"):format(arg[0], arg[3]), 0)
 
 local function serve(srv)
   while true do

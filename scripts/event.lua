@@ -4,7 +4,8 @@
 -- counts to ten (a progress bar), then sets the event: every friend waiting
 -- on it wakes up at once and starts eating.
 -- Usage: conclua scripts/event.lua [seconds-per-tick]   (default 1)
-local tick = tonumber(arg and arg[1]) or 1
+local tick = tonumber(arg and arg[1] or 1)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 local dinner = conc.event() -- starts cleared: "not yet"
 

@@ -6,7 +6,8 @@
 -- runs its own Lua state in parallel: on a machine with 2 free cores, the
 -- same work split in two takes about half the time either way.
 -- Usage: conclua scripts/parallel.lua [iterations]   (default 100000000)
-local n = math.tointeger(tonumber(arg and arg[1])) or 100000000
+local n = math.tointeger(tonumber(arg and arg[1] or 100000000))
+  or error(("%s: argument 1 must be a whole number, not '%s'"):format(arg[0], arg[1]), 0)
 local half = n // 2
 
 -- Pure arithmetic: the sum of i % 7 for i from first to last.

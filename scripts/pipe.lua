@@ -6,7 +6,8 @@
 -- only sends; once the sender closes its end and everything it sent has been
 -- received, recv returns nil, "closed".
 -- Usage: conclua scripts/pipe.lua [seconds]   (default 1)
-local pause = tonumber(arg and arg[1]) or 1
+local pause = tonumber(arg and arg[1] or 1)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 io.stdout:setvbuf("line") -- one line at a time, even through a pipe
 

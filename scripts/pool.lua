@@ -5,7 +5,8 @@
 -- several pids appear. Each callback runs in this (the main) thread, here
 -- while it waits in join.
 -- Usage: conclua scripts/pool.lua [seconds-per-task]   (default 2)
-local pause = tonumber(arg and arg[1]) or 2
+local pause = tonumber(arg and arg[1] or 2)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 local function task(i, secs)
   print(("task %d runs in worker %d"):format(i, conc.pid()))

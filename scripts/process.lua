@@ -4,7 +4,8 @@
 -- its own memory, so it runs Lua truly in parallel with the others; the main
 -- program waits for both with join.
 -- Usage: conclua scripts/process.lua [seconds]   (default 3)
-local pause = tonumber(arg and arg[1]) or 3
+local pause = tonumber(arg and arg[1] or 3)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 -- One line at a time, even through a pipe, so that the lines of the three
 -- processes come out in the order they are printed.

@@ -4,7 +4,8 @@
 -- three processes pass data through a queue, the same conc.queue that
 -- threads use. Each process takes an item, appends '1' and puts it back.
 -- Usage: conclua scripts/process_queue.lua [seconds]   (default 2)
-local pause = tonumber(arg and arg[1]) or 2
+local pause = tonumber(arg and arg[1] or 2)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 io.stdout:setvbuf("line") -- one line at a time, even through a pipe
 

@@ -6,8 +6,10 @@
 -- what is left, and the program ends by itself.
 -- Usage: conclua scripts/producer_consumer.lua [seconds-per-bun] [buns]
 --        (defaults 0.25 and 12: eating takes three times as long as cooking)
-local unit = tonumber(arg and arg[1]) or 0.25
-local buns = tonumber(arg and arg[2]) or 12
+local unit = tonumber(arg and arg[1] or 0.25)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
+local buns = tonumber(arg and arg[2] or 12)
+  or error(("%s: argument 2 must be a number, not '%s'"):format(arg[0], arg[2]), 0)
 
 local basket = conc.queue(5)
 

@@ -3,7 +3,8 @@
 -- 2 s. The semaphore lets 2 in at once, so it takes about 4 rounds (8 s),
 -- and there are never 3 people inside.
 -- Usage: conclua scripts/semaphore.lua [seconds-inside]   (default 2)
-local stay = tonumber(arg and arg[1]) or 2
+local stay = tonumber(arg and arg[1] or 2)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 local room = conc.semaphore(2) -- two places
 local inside = conc.atomic(0) -- how many are inside right now

@@ -1,7 +1,8 @@
 -- threads.lua: creating threads, join, daemon threads.
 -- From the seed's "thread creation", "join" and "daemon thread" sections.
 -- Usage: conclua scripts/threads.lua [pause-seconds]   (default 1)
-local pause = tonumber(arg and arg[1]) or 1
+local pause = tonumber(arg and arg[1] or 1)
+  or error(("%s: argument 1 must be a number, not '%s'"):format(arg[0], arg[1]), 0)
 
 local function work(name, steps, pause)
   print(("thread %s start"):format(name))
