@@ -521,10 +521,11 @@ static lua_Integer chunk_size(lua_State *L, cc_pool_t *p, lua_Integer n) {
   return cs < 1 ? 1 : cs > MAP_CHUNK_MAX ? MAP_CHUNK_MAX : cs;
 }
 
-/* Encodes chunk c (from 0) of the list at 3 and queues it; pushes nothing.
+/* Encodes chunk c (from 0) of the list at 3 and queues it; pushes nothing
+ * and returns the length of its encoded items.
  * On an encoding error, cancels the queued chunks futs[from .. c] and
  * raises (naming an uncopyable item as the caller numbers it). */
-static void queue_chunk(lua_State *L, cc_pool_t *p, cc_fnbox_t *b, int futs,
+static size_t queue_chunk(lua_State *L, cc_pool_t *p, cc_fnbox_t *b, int futs,
                         lua_Integer from, lua_Integer c, lua_Integer cs, lua_Integer n) {
   lua_Integer first = c * cs + 1, count = n - c * cs < cs ? n - c * cs : cs;
   void *data;
@@ -552,17 +553,22 @@ static void queue_chunk(lua_State *L, cc_pool_t *p, cc_fnbox_t *b, int futs,
   lua_pop(L, 2);
   queue_task(L, p, CC_TASK_MAP, b, data, len);
   lua_rawseti(L, futs, c + 1);
+  return len;
 }
 
 /* map(fn, list [, chunksize]): each chunk is encoded straight from the list
- * and its results are decoded straight into the output list, in order. At
- * most MAP_WINDOW(p) chunks are queued or unread at a time, so a map of any
- * length holds a bounded amount of shared memory, and the results of the
- * first chunks are read while the workers run the next ones. */
-#define MAP_WINDOW(p) (4 * (lua_Integer)(p)->nworkers + 4)
+ * and its results are decoded straight into the output list, in order. The
+ * next chunk's results are read as soon as they are there, else one more
+ * chunk is queued, unless MAP_MAX_CHUNKS chunks or MAP_MAX_BYTES bytes of
+ * items are queued or unread already: then it waits. So a map of any length
+ * holds a bounded amount of shared memory, and the creating thread, the
+ * busiest, waits only when the workers are behind. */
+#define MAP_MAX_CHUNKS 64
+#define MAP_MAX_BYTES ((size_t)2 << 20)
 static int l_map(lua_State *L) {
   cc_pool_t *p = checkpool(L);
   lua_Integer n, cs, nchunks, queued = 0, done = 0;
+  size_t inflight = 0; /* bytes of the items of chunks queued or unread */
   cc_fnbox_t *b;
   int futs, out;
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -584,15 +590,22 @@ static int l_map(lua_State *L) {
   lua_createtable(L, (int)(n < INT32_MAX ? n : 0), 0);
   out = lua_gettop(L); /* 6 */
   while (done < nchunks) {
-    cc_future_t *f;
+    cc_future_t *f = NULL;
     int rc;
-    if (queued < nchunks && queued - done < MAP_WINDOW(p)) {
-      queue_chunk(L, p, b, futs, done + 1, queued, cs, n);
+    if (done < queued) {
+      lua_rawgeti(L, futs, done + 1);
+      f = (cc_future_t *)conc_toobj(L, -1);
+      lua_pop(L, 1); /* still in futs */
+    }
+    if ((!f || !cc_future_done(f)) && queued < nchunks && queued - done < MAP_MAX_CHUNKS &&
+        inflight < MAP_MAX_BYTES) {
+      inflight += queue_chunk(L, p, b, futs, done + 1, queued, cs, n);
       queued++;
       continue;
     }
     lua_rawgeti(L, futs, ++done);
     f = (cc_future_t *)conc_toobj(L, -1);
+    inflight -= f->args_len;
     rc = owner_wait(L, 1, p, f, CC_FOREVER);
     if (rc == 0 && cc_future_state(f) == CC_F_OK) {
       int m = decode_results(L, f); /* one value per item: nil keeps its place */
