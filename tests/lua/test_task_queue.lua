@@ -192,9 +192,13 @@ do
     local ra, sb = conc.pipe()
     local jq = conc.queue()
     jq:put(1)
+    local big = string.rep("d", 100000) -- an item with arena memory of its own
+    collectgarbage()
+    collectgarbage()
+    local before = conc._arena().blocks
     local waits = {
       function() return q:get() end,
-      function() return b:put("dropped") end,
+      function() return b:put(big) end,
       function() return conc.select(q, conc.queue()) end,
       function() for _ in q:iter() do end end,
       function() return jq:join() end,
@@ -219,6 +223,10 @@ do
     jq:get()
     jq:task_done()
     assert(jq:join(0) == true)
+    collectgarbage()
+    collectgarbage()
+    local after = conc._arena().blocks
+    assert(after == before, ("arena blocks %d before the cancelled waits, %d after"):format(before, after))
   end)
 end
 
