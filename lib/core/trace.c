@@ -145,7 +145,7 @@ enum { CAT_RUN, CAT_WAIT, CAT_HOLD, CAT_QUEUE, CAT_FLOW, CAT_EVENT, CAT_NAME, CA
 /* One event: the header, then n1 bytes of label and n2 of detail. */
 typedef struct rec {
   uint16_t size; /* header + strings, rounded up to 8 */
-  char ph;       /* B E i s f M */
+  char ph;       /* B E i s f M; W: E running + B wait; R: E wait + B running */
   uint8_t cat;
   int32_t pid;
   int64_t tid;
@@ -325,14 +325,12 @@ static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
   case CC_EV_WAIT_BEGIN: {
     /* Strings as they are (name, type): the label is made at close. */
     int kind = atomic_load(&a->wait_kind);
-    emit(b, 'E', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
-    emit_obj(b, 'B', CAT_WAIT, a->pid, tid, now, (uint64_t)kind, o ? o->name : NULL,
+    emit_obj(b, 'W', CAT_WAIT, a->pid, tid, now, (uint64_t)kind, o ? o->name : NULL,
              o && o->type ? o->type->name : kind_name(kind));
     break;
   }
   case CC_EV_WAIT_END:
-    emit(b, 'E', CAT_WAIT, a->pid, tid, now, (uint64_t)(int64_t)result, NULL, NULL);
-    emit(b, 'B', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
+    emit(b, 'R', CAT_WAIT, a->pid, tid, now, (uint64_t)(int64_t)result, NULL, NULL);
     break;
   case CC_EV_HOLD: {
     size_t at = emit_obj(b, 'B', CAT_HOLD, a->pid, tid + 1, now, 0, o->name,
@@ -513,16 +511,18 @@ static void put_ts(FILE *out, int64_t ns) {
   fprintf(out, "%lld.%03d", (long long)(d / 1000), (int)(d % 1000));
 }
 
-static void put_event(FILE *out, const rec_t *r) {
+/* One JSON event of record r, as phase ph of category cat (a W or R record
+ * is written as its two halves). */
+static void put_event(FILE *out, const rec_t *r, char ph, int cat) {
   static const char *cats[] = {"run", "wait", "hold", "queue", "flow", "event"};
   const char *s1 = (const char *)(r + 1), *s2 = s1 + r->n1;
-  fprintf(out, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%lld,\"ts\":", r->ph, (int)r->pid,
+  fprintf(out, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%lld,\"ts\":", ph, (int)r->pid,
           (long long)r->tid);
   put_ts(out, r->ts);
-  switch (r->ph) {
+  switch (ph) {
   case 'M':
     fprintf(out, ",\"name\":\"%s\",\"args\":{\"name\":",
-            r->cat == CAT_PNAME ? "process_name" : "thread_name");
+            cat == CAT_PNAME ? "process_name" : "thread_name");
     if (r->num) { /* the holds lane */
       char name[STR_MAX + 8];
       snprintf(name, sizeof name, "%.*s holds", (int)r->n1, s1);
@@ -533,33 +533,33 @@ static void put_event(FILE *out, const rec_t *r) {
     fputs("}", out);
     break;
   case 'B':
-    if (r->cat == CAT_RUN) {
+    if (cat == CAT_RUN) {
       fputs(",\"name\":\"running\",\"cat\":\"run\"", out);
     } else {
       /* s1: the object's name (none for a sleep), r->type: its type. */
       char label[2 * STR_MAX + 8], name[2 * STR_MAX + 16];
       const char *type = r->type ? r->type : "?";
-      if (r->n1 || r->cat == CAT_HOLD)
+      if (r->n1 || cat == CAT_HOLD)
         snprintf(label, sizeof label, "%s '%.*s'", type, (int)r->n1, s1);
       else
         snprintf(label, sizeof label, "%s", type);
-      snprintf(name, sizeof name, "%s %s", r->cat == CAT_WAIT ? "wait" : "hold", label);
+      snprintf(name, sizeof name, "%s %s", cat == CAT_WAIT ? "wait" : "hold", label);
       fputs(",\"name\":", out);
       json_put(out, name, strlen(name));
-      fprintf(out, ",\"cat\":\"%s\",\"args\":{\"object\":", cats[r->cat]);
+      fprintf(out, ",\"cat\":\"%s\",\"args\":{\"object\":", cats[cat]);
       json_put(out, label, strlen(label));
-      if (r->cat == CAT_WAIT) fprintf(out, ",\"kind\":\"%s\"", kind_name((int)r->num));
+      if (cat == CAT_WAIT) fprintf(out, ",\"kind\":\"%s\"", kind_name((int)r->num));
       fputs("}", out);
     }
     break;
   case 'E':
-    if (r->cat == CAT_WAIT) /* a code, or a primitive's own result (>= 0) */
+    if (cat == CAT_WAIT) /* a code, or a primitive's own result (>= 0) */
       fprintf(out, ",\"args\":{\"result\":\"%s\"}",
               (int64_t)r->num < 0 ? cc_strerror((int)(int64_t)r->num) : "ok");
     break;
   case 'i':
     fputs(",\"s\":\"t\",\"name\":", out);
-    if (r->cat == CAT_QUEUE) {
+    if (cat == CAT_QUEUE) {
       char label[STR_MAX + 16], name[STR_MAX + 24];
       snprintf(label, sizeof label, "queue '%.*s'", (int)r->n1, s1);
       snprintf(name, sizeof name, "%.*s %s", (int)r->n2, s2, label);
@@ -577,7 +577,7 @@ static void put_event(FILE *out, const rec_t *r) {
   case 's':
   case 'f':
     fprintf(out, ",\"name\":\"item\",\"cat\":\"flow\",\"id\":%llu%s", (unsigned long long)r->num,
-            r->ph == 'f' ? ",\"bp\":\"e\"" : "");
+            ph == 'f' ? ",\"bp\":\"e\"" : "");
     break;
   }
   fputs("}", out);
@@ -646,6 +646,19 @@ static int finalize(char *err, size_t errn) {
      * last moment. */
     for (; j < n && evs[j].r->pid == evs[i].r->pid && evs[j].r->tid == evs[i].r->tid; j++) {
       const rec_t *r = evs[j].r;
+      if (r->ph == 'W' || r->ph == 'R') { /* an end (if anything is open), then a begin */
+        if (r->ts > last) last = r->ts;
+        if (!first) fputs(",\n", out);
+        first = 0;
+        if (depth > 0) {
+          put_event(out, r, 'E', r->ph == 'W' ? CAT_RUN : CAT_WAIT);
+          fputs(",\n", out);
+          depth--;
+        }
+        put_event(out, r, 'B', r->ph == 'W' ? CAT_WAIT : CAT_RUN);
+        depth++;
+        continue;
+      }
       if (r->ph == 'E') {
         if (depth == 0) continue;
         depth--;
@@ -657,7 +670,7 @@ static int finalize(char *err, size_t errn) {
       }
       if (r->ph != 'M' && r->ts > last) last = r->ts;
       if (!first) fputs(",\n", out);
-      put_event(out, r);
+      put_event(out, r, r->ph, r->cat);
       first = 0;
     }
     for (; depth > 0; depth--) {

@@ -118,6 +118,12 @@ class TraceTest(CliTestCase):
         self.assertTrue(any("child" in p for p in procs), procs)
         waits = [e for e in evs if e["ph"] == "B" and e.get("cat") == "wait"]
         self.assertTrue(any(e["args"]["kind"] == "join" for e in waits), waits)
+        # every put of the three items has its arrow to the get that took it
+        puts = [e for e in evs if e["ph"] == "s"]
+        self.assertGreaterEqual(len(puts), 3, "no flow from a queue put to its get")
+        gets = [e for e in evs if e["ph"] == "i" and e.get("cat") == "queue"
+                and e["name"].startswith("get ")]
+        self.assertGreaterEqual(len(gets), 3)
         holds = [e["name"] for e in evs if e["ph"] == "B" and e.get("cat") == "hold"]
         self.assertIn("hold lock 'L'", holds)
         self.assertIn("hold lock 'child lock'", holds)
@@ -194,6 +200,7 @@ class TraceTest(CliTestCase):
         self.assertTrue(any(n.startswith("task-") for n in lanes), lanes)
         self.assertIn('class="wait"', dom)
         self.assertIn('class="hold"', dom)
+        self.assertIn('class="flow"', dom)  # put -> get arrows
         self.assertTrue("data-what=\"lock 'L'\"" in dom, "no hold of lock 'L' drawn")
 
 
