@@ -5,6 +5,7 @@ Orderings come from the scripts' own waits (joins, events, queues) and from
 polling conc.dump() until every thread is parked: never from sleeps.
 """
 import json
+import re
 import os
 import select
 import shutil
@@ -91,6 +92,10 @@ do
   local f = pool:submit(function(x) conc.sleep(0.001); return x * 2 end, 21)
   assert(f:get() == 42)
 end
+do
+  local procs <close> = conc.pool(1, {name = "procs", processes = true})
+  assert(procs:submit(function() conc.sleep(0.001); return 1 end):get() == 1)
+end
 print("done")
 """
 
@@ -127,8 +132,10 @@ class TraceTest(CliTestCase):
         holds = [e["name"] for e in evs if e["ph"] == "B" and e.get("cat") == "hold"]
         self.assertIn("hold lock 'L'", holds)
         self.assertIn("hold lock 'child lock'", holds)
-        # pool workers appear as lanes of their own
+        # pool workers appear as lanes of their own, a process pool's as processes
         self.assertTrue(any("workers" in n for n in lanes), lanes)
+        self.assertIn("procs worker 1", lanes)
+        self.assertTrue(any("'procs worker 1'" in p for p in procs), procs)
 
     def test_unwritable_path_fails_before_the_script(self):
         path = self.write("s.lua", "print('ran')")
@@ -226,14 +233,20 @@ local joiner = conc.thread({name = "joiner"}, function() ts[7]:join() end)
 local pa, pb = conc.pipe()
 local piper = conc.thread({name = "on-pipe"}, function() return pb:recv() end)
 local sleeper = conc.thread({name = "on-sleep", daemon = true}, function() conc.sleep(600) end)
-local names = {"on-lock", "on-sem", "on-event", "on-barrier", "on-queue", "on-cond", "on-join",
-               "joiner", "on-pipe", "on-sleep"}
+local tev, pev = conc.event(), conc.event()
+local looper = conc.thread({name = "looper"}, function(tev)
+  conc.run(function() conc.task(function() tev:wait() end):await() end)
+end, tev)
+local wpool = conc.pool(1, {name = "wpool"})
+local fut = wpool:submit(function(e) e:wait() end, pev)
+local names = {"on%-lock", "on%-sem", "on%-event", "on%-barrier", "on%-queue", "on%-cond",
+               "on%-join", "joiner", "on%-pipe", "on%-sleep", "task%-%d+", "wpool worker 1"}
 local d
 for _ = 1, 20000 do
   d = conc.dump()
   local all = true
   for _, n in ipairs(names) do
-    if not d:find("thread '" .. n:gsub("%-", "%%-") .. "' %(pid %d+%): waiting") then
+    if not d:find("'" .. n .. "' %(pid %d+%): waiting") then
       all = false
     end
   end
@@ -245,9 +258,15 @@ lock:release(); sem:release(); ev:set(); bar:wait(); q:put(1)
 cond:with(function() cond:notify_all() end)
 gate:set()
 pa:send("hi")
+tev:set()
+pev:set()
 for _, t in ipairs(ts) do t:join() end
 joiner:join()
 piper:join()
+looper:join()
+fut:get()
+wpool:close()
+wpool:join()
 """
 
 
@@ -270,8 +289,14 @@ class DumpTest(CliTestCase):
                   "on-pipe": ("queue", "queue '[^']*blocked.lua:20'", 21),
                   "on-sleep": ("sleep", "sleep", 22)}
         blocks = {}
-        for block in d.split("\nthread '")[1:]:
+        for block in re.split(r"\n(?:thread|task|process) '", d)[1:]:
             blocks[block.split("'", 1)[0]] = block
+        tasks = [n for n in blocks if re.match(r"task-\d+$", n)]
+        self.assertEqual(len(tasks), 1, d)
+        self.assertRegex(d, r"\n(?:thread|task) '%s' \(pid \d+\): waiting \(event\) on event "
+                            r"'[^']*blocked.lua:23' for" % tasks[0])
+        self.assertRegex(d, r"\nthread 'wpool worker 1' \(pid \d+\): waiting \(event\) on event "
+                            r"'[^']*blocked.lua:23' for")
         for name, (kind, obj, line) in expect.items():
             self.assertIn(name, blocks, d)
             b = blocks[name]
