@@ -46,26 +46,34 @@ local ops = {
   {nil, function() q:put({big}) return q:get() end},
 }
 
-usable()
-local base = blocks()
 local errors, done = 0, 0
-for n = 1, 60 do
-  for i, op in ipairs(ops) do
-    if op[1] then op[1]() end
-    local ok, err = try_failing(n, op[2])
-    if ok then
-      done = done + 1
-    else
-      errors = errors + 1
-      assert(type(err) == "string", ("op %d, failure %d: %s"):format(i, n, tostring(err)))
+local function pass()
+  for n = 1, 60 do
+    for i, op in ipairs(ops) do
+      if op[1] then op[1]() end
+      local ok, err = try_failing(n, op[2])
+      if ok then
+        done = done + 1
+      else
+        errors = errors + 1
+        assert(type(err) == "string", ("op %d, failure %d: %s"):format(i, n, tostring(err)))
+      end
+      -- What an operation left in a queue, pipe or the table goes.
+      while q:try_get() do end
+      while pb:recv(0) do end
+      s.t = nil
+      usable()
     end
-    -- What an operation left in a queue, pipe or the table goes.
-    while q:try_get() do end
-    while pb:recv(0) do end
-    s.t = nil
-    usable()
   end
 end
+
+-- The first pass also makes what the runtime allocates once, on first use
+-- (a wait table the first time something parks, ...): the second one,
+-- through the same failures, must leave the arena as it found it.
+usable()
+pass()
+local base, gc_errors0 = blocks(), gc_errors()
+pass()
 assert(errors > 0 and failures() > 0, "no injected failure surfaced")
 -- Workers release their last references just after a join: bounded wait.
 local after = blocks()
@@ -74,5 +82,12 @@ for _ = 1, 500 do
   conc.sleep(0.01)
   after = blocks()
 end
-assert(after <= base, ("leaked %d arena blocks"):format(after - base))
-print(("lua_nomem: ok (%d errors, %d done, %d failures injected)"):format(errors, done, failures()))
+-- Lua 5.4 never retries a finalizer it could not call (no memory for the
+-- call: a warning "error in __gc"), so the object that userdata held stays
+-- allocated: at most 4 blocks each (a shared table with its slots and a
+-- boxed value). Anything beyond that is a leak of ours.
+local lost = gc_errors() - gc_errors0
+assert(after <= base + 4 * lost,
+       ("leaked %d arena blocks (%d finalizers skipped by Lua)"):format(after - base, lost))
+print(("lua_nomem: ok (%d errors, %d done, %d failures injected, %d finalizers skipped)")
+  :format(errors, done, failures(), gc_errors()))

@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -65,6 +66,20 @@ static int l_try_failing(lua_State *L) {
   return 2;
 }
 
+/* Lua reports a finalizer it could not run (an error in __gc, here: no
+ * memory for the call) as a warning; such a finalizer is never retried. */
+static long gc_errors;
+static void warnf(void *ud, const char *msg, int tocont) {
+  (void)ud;
+  (void)tocont;
+  if (strcmp(msg, "__gc") == 0) gc_errors++; /* "error in ", "__gc", " (", ... */
+}
+
+static int l_gc_errors(lua_State *L) {
+  lua_pushinteger(L, gc_errors);
+  return 1;
+}
+
 static int l_failures(lua_State *L) {
   lua_pushinteger(L, failures);
   return 1;
@@ -79,6 +94,8 @@ int main(int argc, char **argv) {
   lua_register(L, "fail_in", l_fail_in);
   lua_register(L, "try_failing", l_try_failing);
   lua_register(L, "failures", l_failures);
+  lua_register(L, "gc_errors", l_gc_errors);
+  lua_setwarnf(L, warnf, NULL);
   st = conclua_dofile(L, script);
   if (st != LUA_OK) {
     fprintf(stderr, "test_lua_nomem: %s\n", lua_tostring(L, -1));
