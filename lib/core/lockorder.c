@@ -44,6 +44,18 @@ static hold_t *holds;
 static edge_t *edges[NEDGE];
 static int warnings;
 
+/* A child forked while another thread held lo_lock would wait forever for
+ * it: the child starts with a fresh one (the tables are the parent's copy,
+ * consistent at every step of an insert or removal). */
+static void after_fork_child(void) {
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  lo_lock = fresh;
+}
+
+__attribute__((constructor)) static void lockorder_atfork(void) {
+  pthread_atfork(NULL, NULL, after_fork_child);
+}
+
 void cc_lockorder_enable(void) {
   cc_observe_install();
   atomic_store(&cc_lockorder_on, 1);

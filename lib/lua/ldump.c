@@ -55,6 +55,28 @@ static _Thread_local lua_State *tl_state;   /* this OS thread's state */
 static _Thread_local lua_State *tl_running; /* a task's coroutine, while it runs */
 static const char reg_key = 'd';
 
+/* In a forked child only the forking thread exists: its state stays
+ * registered, the others (copies nobody runs) are dropped, and the lock is
+ * fresh (another thread may have held it at the fork). */
+static void after_fork_child(void) {
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  reg_t **p = &regs;
+  reg_lock = fresh;
+  while (*p) {
+    reg_t *r = *p;
+    if (r->L == tl_state) {
+      p = &r->next;
+    } else {
+      *p = r->next;
+      free(r);
+    }
+  }
+}
+
+__attribute__((constructor)) static void dump_atfork(void) {
+  pthread_atfork(NULL, NULL, after_fork_child);
+}
+
 void conc_dump_running(lua_State *co) {
   tl_running = co;
 }
