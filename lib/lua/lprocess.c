@@ -140,7 +140,7 @@ static int l_process(lua_State *L) {
   if (pid < 0) {
     conc_adopt_cancel(L);
     cc_obj_unref(&p->t.h); /* frees the job */
-    return luaL_error(L, "conc.process: cannot fork: %s", cc_strerror(pid));
+    return conc_raise(L, pid, "conc.process: cannot fork"); /* names the limit */
   }
   conc_push_owned(L, &p->t.h);
   return 1;

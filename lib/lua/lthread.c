@@ -135,7 +135,7 @@ static int l_thread(lua_State *L) {
   t->job = conc_wbuf_take(&s.job, &t->job_len);
   conc_push_owned(L, &t->h);
   rc = cc_thread_start(t);
-  if (rc != 0) return luaL_error(L, "conc.thread: cannot start a thread: %s", cc_strerror(rc));
+  if (rc != 0) return conc_raise(L, rc, "conc.thread: cannot start a thread"); /* names the limit */
   return 1;
 }
 

@@ -234,10 +234,6 @@ class OsLimits(CliTestCase):
         self.assertEqual(rc, 0, (out, err))
         return out.splitlines()
 
-    # Pending: lthread.c and lprocess.c format this error themselves; once
-    # they raise it through conc_raise(L, rc, ...), the message names the
-    # limit (cc_os_limit_hint) and this test passes: drop the decorator.
-    @unittest.expectedFailure
     def test_refused_thread_names_the_limit(self):
         lines = self.run_nproc()
         self.assertIn("RLIMIT_NPROC", lines[1])
