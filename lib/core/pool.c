@@ -30,6 +30,12 @@ void cc_pool_set_release(void (*release)(const void *data, size_t len)) {
   release_payload = release;
 }
 
+static const char *(*error_text)(const void *data, size_t len, size_t *tlen);
+
+void cc_pool_set_error_text(const char *(*text)(const void *data, size_t len, size_t *tlen)) {
+  error_text = text;
+}
+
 /* Frees an encoded block after dropping the references it holds. */
 static void drop_payload(void *data, size_t len) {
   if (!data) return;
@@ -62,13 +68,8 @@ static void future_destroy(cc_obj_t *o) {
   void *args = f->args;
   f->args = NULL;
   drop_payload(args, f->args_len);
-  if (f->result) {
-    if (atomic_load(&f->state) == CC_F_OK)
-      drop_payload(f->result, f->result_len);
-    else
-      cc_free(f->result);
-    f->result = NULL;
-  }
+  drop_payload(f->result, f->result_len); /* results or an error value */
+  f->result = NULL;
   if (f->fn) cc_obj_unref(&f->fn->h);
   if (f->pool) cc_obj_unref(&f->pool->h);
 }
@@ -111,7 +112,7 @@ cc_future_t *cc_future_new(cc_pool_t *p, int kind, cc_fnbox_t *fn, void *args,
  * with the owner's announcement in cc_pool_wait_event. */
 static void poke_owner(cc_pool_t *p) {
   atomic_fetch_add(&p->notify, 1);
-  if (atomic_load(&p->owner_waiting)) cc_wake(&p->notify, 1);
+  if (atomic_load(&p->owner_waiting)) cc_wake(&p->notify, INT32_MAX); /* its tasks too */
 }
 
 static void queue_callback(cc_pool_t *p, cc_future_t *f) {
@@ -126,12 +127,12 @@ static void queue_callback(cc_pool_t *p, cc_future_t *f) {
   cc_mutex_unlock(&p->cb_lock);
 }
 
-/* Frees a result that lost the race to finish a Future. */
+/* Frees a result that lost the race to finish a Future (an error value
+ * may hold object references too; the release hook leaves a plain text
+ * alone). */
 static void drop_result(int status, void *result, size_t len) {
-  if (status == CC_F_OK)
-    drop_payload(result, len);
-  else
-    cc_free(result);
+  (void)status;
+  drop_payload(result, len);
 }
 
 /* With f claimed (FINISHING): publishes its final state and result. The
@@ -228,12 +229,17 @@ static int fw_leave(cc_wait_t *w, int rc) {
 
 static const cc_wait_ops_t future_ops = {CC_WAIT_JOIN, 4, fw_poll, fw_enter, fw_leave};
 
-int cc_future_wait(cc_future_t *f, cc_deadline_t deadline) {
-  cc_wait_t w;
+int cc_future_wait_w(cc_wait_t *w, cc_future_t *f, cc_deadline_t deadline) {
   if (cc_future_done(f)) return 0;
   if (deadline == CC_NOW) return CC_ETIMEOUT;
-  cc_wait_init(&w, &future_ops, &f->h, deadline);
-  return cc_wait_run(&w);
+  cc_wait_init(w, &future_ops, &f->h, deadline);
+  return CC_WAIT_PARK;
+}
+
+int cc_future_wait(cc_future_t *f, cc_deadline_t deadline) {
+  cc_wait_t w;
+  int rc = cc_future_wait_w(&w, f, deadline);
+  return rc == CC_WAIT_PARK ? cc_wait_run(&w) : rc;
 }
 
 /* The owner's wait: arg[0] is the pool, arg[1] the notify value seen. */
@@ -245,26 +251,34 @@ static int ow_poll(cc_wait_t *w) {
   return CC_WAIT_PARK;
 }
 
+/* owner_waiting counts the owner's parked waiters: its thread, or several
+ * of its tasks at once. */
 static void ow_enter(cc_wait_t *w) {
-  atomic_store(&((cc_pool_t *)w->arg[0])->owner_waiting, 1); /* pairs with poke_owner */
+  atomic_fetch_add(&((cc_pool_t *)w->arg[0])->owner_waiting, 1); /* pairs with poke_owner */
 }
 
 static int ow_leave(cc_wait_t *w, int rc) {
   cc_pool_t *p = (cc_pool_t *)w->arg[0];
-  if (w->parked) atomic_store(&p->owner_waiting, 0);
+  if (w->parked) atomic_fetch_sub(&p->owner_waiting, 1);
   return rc < 0 && atomic_load(&p->notify) != (uint32_t)w->arg[1] ? 0 : rc;
 }
 
 static const cc_wait_ops_t owner_ops = {CC_WAIT_JOIN, 1, ow_poll, ow_enter, ow_leave};
 
-int cc_pool_wait_event(cc_pool_t *p, uint32_t seen, cc_obj_t *on, cc_deadline_t deadline) {
-  cc_wait_t w;
+int cc_pool_wait_event_w(cc_wait_t *w, cc_pool_t *p, uint32_t seen, cc_obj_t *on,
+                         cc_deadline_t deadline) {
   if (atomic_load(&p->notify) != seen) return 0;
   if (deadline == CC_NOW) return CC_ETIMEOUT;
-  cc_wait_init(&w, &owner_ops, on, deadline);
-  w.arg[0] = (uintptr_t)p;
-  w.arg[1] = seen;
-  return cc_wait_run(&w);
+  cc_wait_init(w, &owner_ops, on, deadline);
+  w->arg[0] = (uintptr_t)p;
+  w->arg[1] = seen;
+  return CC_WAIT_PARK;
+}
+
+int cc_pool_wait_event(cc_pool_t *p, uint32_t seen, cc_obj_t *on, cc_deadline_t deadline) {
+  cc_wait_t w;
+  int rc = cc_pool_wait_event_w(&w, p, seen, on, deadline);
+  return rc == CC_WAIT_PARK ? cc_wait_run(&w) : rc;
 }
 
 static int mw_poll(cc_wait_t *w) {
@@ -438,9 +452,13 @@ static void describe_death(cc_pool_t *p, cc_process_t *w, char *buf, size_t n) {
              (int)w->t.pid, w->t.exitcode);
   else if (w->how == CC_PROC_LOST)
     snprintf(buf, n, "pool '%s': worker process %d was lost", p->h.name, (int)w->t.pid);
-  else
-    snprintf(buf, n, "pool '%s': worker process %d failed: %.200s", p->h.name,
-             (int)w->t.pid, w->t.result ? (const char *)w->t.result : "?");
+  else {
+    size_t tl = 1;
+    const char *tx = "?";
+    if (error_text) tx = error_text(w->t.result, w->t.result_len, &tl);
+    snprintf(buf, n, "pool '%s': worker process %d failed: %.*s", p->h.name, (int)w->t.pid,
+             (int)(tl < 200 ? tl : 200), tx);
+  }
 }
 
 /* After worker process w of slot i ended without being told to: fails the

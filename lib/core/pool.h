@@ -36,6 +36,7 @@
 #include "item.h"
 #include "mutex.h"
 #include "queue.h"
+#include "wait.h"
 
 #define CC_POOL_MAX 1024 /* workers per pool */
 
@@ -60,7 +61,7 @@ enum cc_future_state {
   CC_F_RUNNING,
   CC_F_FINISHING,
   CC_F_OK,       /* result: encoded results */
-  CC_F_ERROR,    /* result: error text (NUL-terminated) */
+  CC_F_ERROR,    /* result: the binding's error block, or a plain text */
   CC_F_CANCELLED /* no result */
 };
 
@@ -110,7 +111,7 @@ typedef struct cc_pool {
   _Atomic uint32_t closed;     /* no more submits; the queue drains */
   _Atomic uint32_t terminated; /* queued tasks are cancelled */
   _Atomic uint32_t notify;     /* futex word: bumped on each finish and death */
-  _Atomic uint32_t owner_waiting;
+  _Atomic uint32_t owner_waiting; /* the owner's parked waiters */
   _Atomic uint32_t deaths;   /* slots marked dead since the owner last looked */
   _Atomic uint32_t monitors; /* futex word: live monitor threads */
   _Atomic int64_t unfinished; /* submitted tasks not final yet */
@@ -126,6 +127,9 @@ extern const cc_type_t cc_pool_type; /* "pool" */
  * release); applied to arguments, functions and successful results before
  * they are freed. Set once, before any pool exists. */
 void cc_pool_set_release(void (*release)(const void *data, size_t len));
+/* The text of a failed worker process's error block (the binding's
+ * conc_error_text), for the error of the task it was running. Set once. */
+void cc_pool_set_error_text(const char *(*text)(const void *data, size_t len, size_t *tlen));
 
 /* A new pool of n (1..CC_POOL_MAX) worker slots, one reference, owned by the
  * calling process. NULL when out of memory. */
@@ -182,8 +186,17 @@ int cc_future_wait(cc_future_t *f, cc_deadline_t deadline);
 
 /* The owner's wait: returns once p->notify differs from `seen` (a task
  * finished or a worker died), or at the deadline: 0, CC_ETIMEOUT or
- * CC_EINTR. `on` names what the owner waits for (a future, or the pool). */
+ * CC_EINTR. `on` names what the owner waits for (a future, or the pool).
+ * The owner's thread and any number of its tasks may wait at once. */
 int cc_pool_wait_event(cc_pool_t *p, uint32_t seen, cc_obj_t *on, cc_deadline_t deadline);
+
+/* The same two waits prepared in *w for a caller that may be a task
+ * (wait.h): the result when there is no need to wait, else CC_WAIT_PARK
+ * with *w ready for cc_wait_run (or the binding's conc_wait). The binding
+ * may use w->arg[2..5]. */
+int cc_future_wait_w(cc_wait_t *w, cc_future_t *f, cc_deadline_t deadline);
+int cc_pool_wait_event_w(cc_wait_t *w, cc_pool_t *p, uint32_t seen, cc_obj_t *on,
+                         cc_deadline_t deadline);
 
 /* Asks for f's callback: returns 1 when f is final or about to be (the
  * caller runs the callback itself, after cc_future_wait: at most a few

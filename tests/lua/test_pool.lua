@@ -239,6 +239,51 @@ do
   assert(ok2 and not select(1, err2))
 end
 
+-- error values keep their type: a table raised by a task arrives as that
+-- table through f:get, apply and map, and through on_done callbacks
+do
+  local p <close> = conc.pool(2, {name = "values"})
+  local f = p:submit(function() error({code = 42}) end)
+  local ok, e = pcall(f.get, f)
+  assert(not ok and type(e) == "table" and e.code == 42, "get: " .. tostring(e))
+  local seen
+  f:on_done(function(okk, err) seen = {okk, err} end)
+  assert(seen and seen[1] == false and type(seen[2]) == "table" and seen[2].code == 42)
+  ok, e = pcall(p.apply, p, function(n) error(n) end, 7)
+  assert(not ok and math.type(e) == "integer" and e == 7, "apply: " .. tostring(e))
+  ok, e = pcall(p.map, p, function(x) if x == 3 then error({at = x}) end return x end,
+                {1, 2, 3, 4}, 1)
+  assert(not ok and type(e) == "table" and e.at == 3, "map: " .. tostring(e))
+  -- a callback added before the end gets the value too
+  local go = conc.event()
+  local g = p:submit(function(ev) ev:wait(10) error({code = 43}) end, go)
+  local later
+  g:on_done(function(okk, err) later = {okk, err} end)
+  go:set()
+  assert(not pcall(g.get, g))
+  assert(later and later[1] == false and later[2].code == 43)
+  -- a string error keeps its text and traceback
+  local s = p:submit(function() error("plain text") end)
+  ok, e = pcall(s.get, s)
+  assert(not ok and type(e) == "string" and e:find("pool 'values': ", 1, true) and
+         e:find("plain text", 1, true) and e:find("stack traceback", 1, true), e)
+end
+
+-- a misspelled option or method raises with a suggestion; a name is never cut
+do
+  raises("unknown option 'nmae' %(did you mean 'name'%?%)", conc.pool, 1, {nmae = "x"})
+  raises("unknown option 'process' %(did you mean 'processes'%?%)", conc.pool, 1, {process = true})
+  raises("name is 300 bytes long", conc.pool, 1, {name = string.rep("n", 300)})
+  raises("option 'name' must be a string", conc.pool, 1, {name = 5})
+  local p <close> = conc.pool(1, {name = "strict"})
+  raises("conc.pool has no method or field 'sumbit' %(did you mean 'submit'%?%)",
+         function() return p:sumbit(id) end)
+  local f = p:submit(id, 1)
+  raises("conc.future has no method or field 'gte' %(did you mean 'get'%?%)",
+         function() return f:gte() end)
+  assert(p.name == "strict" and p.size == 1 and f:get() == 1)
+end
+
 -- bad input: clear errors, the pool stays usable
 do
   raises("pool size must be from 1 to 1024", conc.pool, 0)
