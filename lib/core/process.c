@@ -73,12 +73,14 @@ static void process_destroy(cc_obj_t *o) {
 
 const cc_type_t cc_process_type = {"process", process_destroy, NULL, NULL};
 
+static _Atomic long long unnamed_processes;
+
 cc_process_t *cc_process_new(const char *name, int daemon) {
   cc_process_t *p = cc_obj_new(&cc_process_type, sizeof *p, name);
   if (!p) return NULL;
   p->t.tid = p->t.h.id;
-  if (!name || !*name)
-    snprintf(p->t.h.name, CC_NAME_MAX, "process-%lld", (long long)p->t.tid);
+  if (!name || !*name) /* numbered per kind, as threads are (thread.c) */
+    snprintf(p->t.h.name, CC_NAME_MAX, "process-%lld", atomic_fetch_add(&unnamed_processes, 1) + 1);
   p->t.daemon = daemon != 0;
   p->t.is_process = 1;
   p->t.pid = 0;

@@ -63,11 +63,17 @@ void cc_thread_set_error_text(cc_thread_t *t, const char *text) {
 
 const cc_type_t cc_thread_type = {"thread", thread_destroy, NULL, NULL};
 
+/* Default names number threads of this process, as Python's do
+ * (thread-1, thread-2...), not every object: the counter is per process
+ * (a forked child continues from its parent's count). */
+static _Atomic long long unnamed_threads;
+
 cc_thread_t *cc_thread_new(const char *name, int daemon) {
   cc_thread_t *t = cc_obj_new(&cc_thread_type, sizeof *t, name);
   if (!t) return NULL;
   t->tid = t->h.id;
-  if (!name || !*name) snprintf(t->h.name, CC_NAME_MAX, "thread-%lld", (long long)t->tid);
+  if (!name || !*name)
+    snprintf(t->h.name, CC_NAME_MAX, "thread-%lld", atomic_fetch_add(&unnamed_threads, 1) + 1);
   t->daemon = daemon;
   t->pid = cc_pid;
   return t;

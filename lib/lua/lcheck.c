@@ -162,3 +162,60 @@ void conc_hint_global(lua_State *L) {
   lua_concat(L, 2);
   lua_remove(L, -2);
 }
+
+/* The name of the running C function among the methods of the object at
+ * index 1 (its metatable's __methods, else __index, table), pushed; 0
+ * (nothing pushed) if it is not there. */
+static int push_method_name(lua_State *L, lua_Debug *ar) {
+  int t;
+  if (!lua_getinfo(L, "f", ar)) return 0; /* pushes the function */
+  t = luaL_getmetafield(L, 1, "__methods"); /* a type whose __index is a function */
+  if (t == LUA_TNIL) t = luaL_getmetafield(L, 1, "__index");
+  if (t == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) { /* fn, methods, key, value */
+      if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, -4)) {
+        lua_pop(L, 1);
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        return 1; /* the name */
+      }
+      lua_pop(L, 1);
+    }
+  }
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  lua_pop(L, 1); /* the function */
+  return 0;
+}
+
+int conc_argerror(lua_State *L, int arg, const char *msg) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name == NULL &&
+      push_method_name(L, &ar))
+    return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, lua_tostring(L, -1), msg);
+  return luaL_argerror(L, arg, msg);
+}
+
+void conc_check_callable(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TFUNCTION) return;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  conc_argerror(L, idx, lua_pushfstring(L, "function expected, got %s", luaL_typename(L, idx)));
+}
+
+int conc_ctor_name(lua_State *L, int tables, const char *const keys[], char *buf) {
+  int t = lua_type(L, 1);
+  if (t == LUA_TSTRING || (tables && t == LUA_TTABLE)) {
+    const char *name = conc_name_arg(L, 1, keys);
+    if (name) {
+      strcpy(buf, name); /* conc_name_arg checked its length */
+      return 2;
+    }
+    conc_where(L, buf, CC_NAME_MAX);
+    return 2;
+  }
+  conc_where(L, buf, CC_NAME_MAX);
+  return 1;
+}

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,10 +39,47 @@ static int obj_eq(lua_State *L) {
   return 1;
 }
 
+/* State describers (conc_describe): set by the openers, read by tostring. */
+static struct {
+  const cc_type_t *type;
+  conc_state_fn state;
+} describers[32];
+static _Atomic int ndescribers;
+
+void conc_describe(const cc_type_t *type, conc_state_fn state) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  int n;
+  pthread_mutex_lock(&mu);
+  n = atomic_load(&ndescribers);
+  for (int i = 0; i < n; i++)
+    if (describers[i].type == type) goto out;
+  if (n == 32) cc_panic("too many conc state describers");
+  describers[n].type = type;
+  describers[n].state = state;
+  atomic_store(&ndescribers, n + 1); /* published after the entry */
+out:
+  pthread_mutex_unlock(&mu);
+}
+
+static conc_state_fn describer(const cc_type_t *type) {
+  int n = atomic_load(&ndescribers);
+  for (int i = 0; i < n; i++)
+    if (describers[i].type == type) return describers[i].state;
+  return NULL;
+}
+
+/* "conc.event 'ready' (set)" when the type has a state describer, else
+ * "conc.pipe 'p' (0x...)". */
 static int obj_tostring(lua_State *L) {
   conc_ud *u = lua_touserdata(L, 1);
+  conc_state_fn state;
   if (!u || !u->obj) {
     lua_pushstring(L, "conc object (closed)");
+  } else if ((state = describer(u->obj->type)) != NULL) {
+    char buf[96];
+    buf[0] = '\0';
+    state(u->obj, buf, sizeof buf);
+    lua_pushfstring(L, "conc.%s '%s' (%s)", u->obj->type->name, u->obj->name, buf);
   } else {
     lua_pushfstring(L, "conc.%s '%s' (%p)", u->obj->type->name, u->obj->name,
                     (void *)u->obj);
@@ -278,19 +316,32 @@ cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type) {
   if (!ok) {
     char tname[64];
     snprintf(tname, sizeof tname, "conc.%s", type ? type->name : "object");
-    luaL_typeerror(L, idx, tname);
+    const char *got = luaL_getmetafield(L, idx, "__name") == LUA_TSTRING
+                          ? lua_tostring(L, -1) : luaL_typename(L, idx);
+    conc_argerror(L, idx, lua_pushfstring(L, "%s expected, got %s", tname, got));
   }
-  if (!u->obj) luaL_argerror(L, idx, "object is closed");
+  if (!u->obj) conc_argerror(L, idx, "object is closed");
   return u->obj;
 }
 
 cc_deadline_t conc_opt_deadline(lua_State *L, int idx) {
   double s;
-  if (lua_isnoneornil(L, idx)) return CC_FOREVER;
-  s = luaL_checknumber(L, idx);
-  luaL_argcheck(L, s >= 0 && s == s, idx, "timeout must be a non-negative number");
-  if (s == 0) return CC_NOW;
-  return cc_deadline_in(s);
+  int isnum;
+  switch (lua_type(L, idx)) {
+  case LUA_TNONE:
+  case LUA_TNIL:
+    return CC_FOREVER;
+  case LUA_TBOOLEAN: /* Python's blocking=True/False */
+    return lua_toboolean(L, idx) ? CC_FOREVER : CC_NOW;
+  default:
+    s = lua_tonumberx(L, idx, &isnum);
+    if (!isnum || lua_type(L, idx) != LUA_TNUMBER)
+      conc_argerror(L, idx, lua_pushfstring(L, "timeout expected (seconds or boolean), got %s",
+                                            luaL_typename(L, idx)));
+    if (!(s >= 0)) conc_argerror(L, idx, "timeout must be a non-negative number");
+    if (s == 0) return CC_NOW;
+    return cc_deadline_in(s);
+  }
 }
 
 int conc_raise(lua_State *L, int err, const char *what) {

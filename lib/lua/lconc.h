@@ -53,9 +53,16 @@ cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type);
 /* The object at idx if it is any conc object, else NULL. */
 cc_obj_t *conc_toobj(lua_State *L, int idx);
 
-/* Optional timeout argument in seconds -> deadline (nil: forever; 0: now;
- * negative: error). */
+/* The one timeout parser: optional argument at idx in seconds -> deadline
+ * (nil/none or true: forever; false or 0: now; negative, NaN or another
+ * type: argument error). */
 cc_deadline_t conc_opt_deadline(lua_State *L, int idx);
+
+/* tostring shows a type's state when it has a describer: `state` writes
+ * "set", "locked", "3 items"... into buf (n bytes; it must not block or
+ * take a lock another thread may hold for long). Register at open time. */
+typedef void (*conc_state_fn)(cc_obj_t *o, char *buf, size_t n);
+void conc_describe(const cc_type_t *type, conc_state_fn state);
 
 /* Raises a Lua error for a core error code (misuse / environment), with a
  * prefix such as "lock:acquire". CC_EDEADLOCK raises cc_deadlock_message();
@@ -124,6 +131,19 @@ const char *conc_suggest(const char *word, const char *const cands[]);
 void conc_check_options(lua_State *L, int idx, const char *const keys[]);
 const char *conc_name_arg(lua_State *L, int idx, const char *const keys[]);
 void conc_methods_strict(lua_State *L, int idx, const char *tname);
+/* luaL_argerror that names the method even when it was called without a
+ * name (pcall(q.put, q, nil), or from a helper): the running function is
+ * looked up in the methods of argument 1 ("bad argument #2 to 'put'"). */
+int conc_argerror(lua_State *L, int arg, const char *msg);
+/* The argument at idx can be called (a function or has __call), else
+ * "bad argument #n to 'with' (function expected, got number)". */
+void conc_check_callable(lua_State *L, int idx);
+/* A constructor's name, one way for all: argument 1 when it is a string,
+ * or (if `tables`) an options table whose keys are `keys` (NULL: only
+ * "name"). Writes the name, or the caller's file:line, into buf
+ * (CC_NAME_MAX bytes) and returns the index of the constructor's own first
+ * argument (2 when argument 1 was the name or options, else 1). */
+int conc_ctor_name(lua_State *L, int tables, const char *const keys[], char *buf);
 /* The error at the top of the stack, raised in another thread or process
  * that failed on a nil global: when that global exists in this (the
  * joining) state, adds to the message that globals are not shared and

@@ -22,18 +22,6 @@ cc_obj_t *conc_sync_self_slow(lua_State *L) {
   return conc_check(L, 1, t);
 }
 
-cc_deadline_t conc_sync_deadline(lua_State *L, int idx) {
-  switch (lua_type(L, idx)) {
-  case LUA_TNONE:
-  case LUA_TNIL:
-    return CC_FOREVER;
-  case LUA_TBOOLEAN:
-    return lua_toboolean(L, idx) ? CC_FOREVER : CC_NOW;
-  default:
-    return conc_opt_deadline(L, idx);
-  }
-}
-
 int conc_sync_raise(lua_State *L, int err, const char *what) {
   if (err == CC_EDEADLOCK) {
     lua_pushstring(L, cc_deadlock_message());
@@ -46,8 +34,9 @@ int conc_sync_notowner(lua_State *L, cc_obj_t *o, const char *verb) {
   return luaL_error(L, "cannot %s un-acquired %s '%s'", verb, o->type->name, o->name);
 }
 
-/* A guard: the object to release and how; ops == NULL once released. Its
- * user value is the conc userdata, which keeps the object alive. */
+/* The one guard of with() and hold() (locks, semaphores, conditions,
+ * shared tables): the object to release and how; ops == NULL once released.
+ * Its user value is the conc userdata, which keeps the object alive. */
 typedef struct guard {
   cc_obj_t *obj;
   const conc_sync_ops_t *ops;
@@ -65,7 +54,7 @@ static int guard_close(lua_State *L) {
      * whose re-acquire hit a deadlock): keep that error, not ours. */
     if (rc == CC_ENOTOWNER && !lua_isnoneornil(L, 2)) return 0;
     if (rc == CC_ENOTOWNER) return conc_sync_notowner(L, g->obj, "release");
-    if (rc != 0) return conc_sync_raise(L, rc, "release");
+    if (rc != 0) return conc_sync_raise(L, rc, ops->what);
   }
   return 0;
 }
@@ -77,8 +66,7 @@ static int guard_tostring(lua_State *L) {
   return 1;
 }
 
-/* Pushes the guard metatable, creating it on first use. */
-static void guard_metatable(lua_State *L) {
+void conc_guard_metatable(lua_State *L) {
   static const luaL_Reg meta[] = {{"__close", guard_close}, {"__tostring", guard_tostring},
                                   {NULL, NULL}};
   if (luaL_newmetatable(L, GUARD_T)) {
@@ -86,6 +74,7 @@ static void guard_metatable(lua_State *L) {
     lua_newtable(L);
     lua_pushcfunction(L, guard_close);
     lua_setfield(L, -2, "release");
+    conc_methods_strict(L, -1, GUARD_T);
     lua_setfield(L, -2, "__index");
   }
 }
@@ -124,8 +113,8 @@ int conc_sync_acquire(lua_State *L, cc_obj_t *o,
 static int with_acquired(lua_State *L, int rc, cc_wait_t *w) {
   guard_t *g = lua_touserdata(L, -1);
   int nargs;
-  (void)w;
-  if (rc != 0) return conc_sync_raise(L, rc, "with");
+  if (g->want->acquire_end) rc = g->want->acquire_end(w, g->obj, rc);
+  if (rc != 0) return conc_sync_raise(L, rc, g->want->what);
   g->ops = g->want;
   /* guard, self, fn, args...: the guard's slot releases on return or error,
    * and an error keeps its own traceback. */
@@ -138,7 +127,7 @@ static int with_acquired(lua_State *L, int rc, cc_wait_t *w) {
 
 int conc_sync_with(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops) {
   guard_t *g;
-  luaL_checkany(L, 2);
+  conc_check_callable(L, 2);
   g = push_guard(L, o);
   g->want = ops;
   return conc_sync_acquire(L, o, ops->acquire_w, CC_FOREVER, with_acquired);
@@ -146,15 +135,15 @@ int conc_sync_with(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops) {
 
 static int hold_acquired(lua_State *L, int rc, cc_wait_t *w) {
   guard_t *g = lua_touserdata(L, -1);
-  (void)w;
+  if (g->want->acquire_end) rc = g->want->acquire_end(w, g->obj, rc);
   if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
-  if (rc != 0) return conc_sync_raise(L, rc, "hold");
+  if (rc != 0) return conc_sync_raise(L, rc, g->want->what);
   g->ops = g->want;
   return 1;
 }
 
 int conc_sync_hold(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops) {
-  cc_deadline_t d = conc_sync_deadline(L, 2);
+  cc_deadline_t d = conc_opt_deadline(L, 2);
   guard_t *g = push_guard(L, o);
   g->want = ops;
   return conc_sync_acquire(L, o, ops->acquire_w, d, hold_acquired);
@@ -165,18 +154,19 @@ void conc_sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *meth
   conc_newtype(L, type, NULL, NULL, NULL);
   snprintf(tname, sizeof tname, "conc.%s", type->name);
   luaL_getmetatable(L, tname);
-  guard_metatable(L);
+  conc_guard_metatable(L);
   lua_newtable(L);
   lua_pushvalue(L, -3);
   lua_pushvalue(L, -3);
   luaL_setfuncs(L, methods, 2);
+  conc_methods_strict(L, -1, tname); /* a misspelled method raises, with a suggestion */
   lua_setfield(L, -3, "__index");
   lua_pop(L, 2);
 }
 
 /* ---- lock and rlock ------------------------------------------------------ */
 
-static const conc_sync_ops_t lock_ops = {cc_lock_acquire_w, cc_lock_release};
+static const conc_sync_ops_t lock_ops = {cc_lock_acquire_w, cc_lock_release, NULL, "lock"};
 
 static int lock_result(lua_State *L, int rc) {
   if (cc_likely(rc == 0)) {
@@ -197,7 +187,7 @@ static int lock_done(lua_State *L, int rc, cc_wait_t *w) {
 
 static int l_acquire(lua_State *L) {
   cc_obj_t *o = conc_sync_self(L);
-  return conc_sync_acquire(L, o, cc_lock_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_sync_deadline(L, 2),
+  return conc_sync_acquire(L, o, cc_lock_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_opt_deadline(L, 2),
                       lock_done);
 }
 
@@ -226,13 +216,10 @@ static int l_hold(lua_State *L) {
 }
 
 static int new_lock(lua_State *L, int recursive) {
-  char where[128];
-  const char *name = luaL_optstring(L, 1, NULL);
+  char name[CC_NAME_MAX];
   cc_obj_t *o;
-  if (!name) {
-    conc_where(L, where, sizeof where);
-    name = where;
-  }
+  if (conc_ctor_name(L, 1, NULL, name) == 1 && !lua_isnoneornil(L, 1))
+    return luaL_typeerror(L, 1, "name or options table");
   o = cc_lock_new(name, recursive);
   if (!o && conc_reclaim(L)) o = cc_lock_new(name, recursive);
   if (!o) return luaL_error(L, "conc.%s: %s", recursive ? "rlock" : "lock", cc_strerror(CC_ENOMEM));
@@ -257,7 +244,7 @@ static const luaL_Reg lock_methods[] = {
 
 static int c_acquire(lua_State *L) {
   cc_obj_t *l = cc_cond_lock(conc_sync_self(L));
-  return conc_sync_acquire(L, l, cc_lock_acquire_w, conc_sync_deadline(L, 2), lock_done);
+  return conc_sync_acquire(L, l, cc_lock_acquire_w, conc_opt_deadline(L, 2), lock_done);
 }
 
 static int c_release(lua_State *L) {
@@ -325,7 +312,7 @@ static int cond_wait(lua_State *L, cc_obj_t *c, cc_deadline_t d) {
 
 static int c_wait(lua_State *L) {
   cc_obj_t *c = conc_sync_self(L);
-  return cond_wait(L, c, conc_sync_deadline(L, 2));
+  return cond_wait(L, c, conc_opt_deadline(L, 2));
 }
 
 /* Helpers of wait_for (written in Lua below, since pred may suspend too):
@@ -335,7 +322,7 @@ static int c_wait_for_start(lua_State *L) {
   cc_obj_t *c = conc_check(L, 1, &cc_cond_type);
   cc_deadline_t d;
   luaL_checkany(L, 2);
-  d = conc_sync_deadline(L, 3);
+  d = conc_opt_deadline(L, 3);
   if (!cc_lock_held_by_me(cc_cond_lock(c))) return conc_sync_notowner(L, cc_cond_lock(c), "wait on");
   lua_pushinteger(L, (lua_Integer)d);
   return 1;
@@ -379,15 +366,16 @@ static int c_notify_all(lua_State *L) {
   return 0;
 }
 
+/* conc.condition([name | {name=}] [, lock]) */
 static int l_condition(lua_State *L) {
-  char where[128];
+  char where[CC_NAME_MAX];
   cc_obj_t *lock = NULL, *c;
-  if (!lua_isnoneornil(L, 1)) {
-    lock = conc_toobj(L, 1);
+  int first = conc_ctor_name(L, 1, NULL, where);
+  if (!lua_isnoneornil(L, first)) {
+    lock = conc_toobj(L, first);
     if (!lock || (lock->type != &cc_lock_type && lock->type != &cc_rlock_type))
-      return luaL_typeerror(L, 1, "conc.lock or conc.rlock");
+      return luaL_typeerror(L, first, "conc.lock or conc.rlock");
   }
-  conc_where(L, where, sizeof where);
   c = cc_cond_new(where, lock);
   if (!c && conc_reclaim(L)) c = cc_cond_new(where, lock);
   if (!c) return luaL_error(L, "conc.condition: %s", cc_strerror(CC_ENOMEM));
@@ -419,7 +407,18 @@ static void new_cond_type(lua_State *L, const cc_type_t *type, const luaL_Reg *m
   lua_pop(L, 2);
 }
 
+static void lock_state(cc_obj_t *o, char *buf, size_t n) {
+  snprintf(buf, n, "%s", cc_lock_locked(o) ? "locked" : "unlocked");
+}
+
+static void cond_state(cc_obj_t *o, char *buf, size_t n) {
+  snprintf(buf, n, "lock %s", cc_lock_locked(cc_cond_lock(o)) ? "locked" : "unlocked");
+}
+
 void conc_open_lock(lua_State *L) {
+  conc_describe(&cc_lock_type, lock_state);
+  conc_describe(&cc_rlock_type, lock_state);
+  conc_describe(&cc_cond_type, cond_state);
   conc_lazytype(&cc_lock_type, conc_sync_newtype, lock_methods);
   conc_lazytype(&cc_rlock_type, conc_sync_newtype, lock_methods);
   conc_lazytype(&cc_cond_type, new_cond_type, cond_methods);

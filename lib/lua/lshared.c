@@ -10,6 +10,7 @@
  * other names (writes to those keys are kept but only reachable by pairs).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -17,6 +18,7 @@
 
 #include "actor.h"
 #include "lconc.h"
+#include "lsync.h"
 #include "ltask.h"
 #include "lvalue.h"
 #include "shared.h"
@@ -139,7 +141,22 @@ static void store(lua_State *L, cc_shared_t *s, int kidx, int vidx) {
   cc_item_t it;
   int rc;
   check_key(L, kidx, &k);
-  conc_item_from_lua(L, vidx, &it, "value");
+  if (lua_type(L, vidx) >= LUA_TTABLE || lua_type(L, vidx) == LUA_TLIGHTUSERDATA) {
+    /* through the codec: its errors name the field (a C buffer: no Lua
+     * allocation that could fail here) */
+    char what[80];
+    if (k.type == CC_SK_STR)
+      snprintf(what, sizeof what, "field '%.*s'", k.len > 60 ? 60 : (int)k.len, k.u.s);
+    else if (k.type == CC_SK_INT)
+      snprintf(what, sizeof what, "field [%lld]", (long long)k.u.i);
+    else if (k.type == CC_SK_FLOAT)
+      snprintf(what, sizeof what, "field [%.14g]", k.u.f);
+    else
+      snprintf(what, sizeof what, "field [%s]", k.u.i ? "true" : "false");
+    conc_item_from_lua(L, vidx, &it, what);
+  } else {
+    conc_item_from_lua(L, vidx, &it, "value");
+  }
   rc = cc_shared_set(s, &k, &it);
   if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_shared_set(s, &k, &it);
   if (cc_unlikely(rc != 0)) {
@@ -249,102 +266,31 @@ static int m_pairs(lua_State *L) {
   return 3;
 }
 
-/* ---- with / hold ---------------------------------------------------------------- */
+/* ---- with / hold: the one guard of lsync.h ------------------------------------- */
 
-/* A guard releases one level of hold when closed (to-be-closed variable,
- * end of with(), or g:release()); its user value keeps the table alive. */
-#define GUARD_T "conc.shared_guard"
-
-typedef struct sguard {
-  cc_shared_t *s;
-  int active;
-} sguard_t;
-
-static int guard_close(lua_State *L) {
-  sguard_t *g = luaL_checkudata(L, 1, GUARD_T);
-  if (g->active) {
-    int rc;
-    g->active = 0;
-    rc = cc_shared_unhold(g->s);
-    if (rc == CC_ENOTOWNER)
-      return luaL_error(L, "cannot release shared table '%s': not held by this thread",
-                        g->s->h.name);
-    if (rc) return fail_op(L, rc);
-  }
-  return 0;
+static int shared_hold_w(cc_wait_t *w, cc_obj_t *o, cc_deadline_t d) {
+  return cc_shared_hold_w(w, (cc_shared_t *)o, d);
 }
 
-static int guard_tostring(lua_State *L) {
-  sguard_t *g = luaL_checkudata(L, 1, GUARD_T);
-  lua_pushfstring(L, "conc.guard of shared '%s'%s", g->s->h.name,
-                  g->active ? "" : " (released)");
-  return 1;
+static int shared_unhold(cc_obj_t *o) {
+  return cc_shared_unhold((cc_shared_t *)o);
 }
 
-/* An inactive guard for the table at index 1 (upvalue 2: guard metatable). */
-static sguard_t *push_guard(lua_State *L, cc_shared_t *s) {
-  sguard_t *g = lua_newuserdatauv(L, sizeof *g, 1);
-  g->s = s;
-  g->active = 0;
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return g;
+static int shared_hold_end(cc_wait_t *w, cc_obj_t *o, int rc) {
+  return cc_shared_hold_end(w, (cc_shared_t *)o, rc);
 }
 
-static int with_done(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  return lua_gettop(L) - 2; /* the results, above the guard and self */
-}
-
-/* Takes the hold as a blocking call (a task suspends, and the holder is
- * the task) with the guard on top, and returns done(L, rc, w). */
-static int hold(lua_State *L, cc_shared_t *s, cc_deadline_t d, conc_wait_done_fn done) {
-  cc_wait_t local, *w = conc_wait_slot(L);
-  int rc;
-  if (cc_likely(w == NULL)) w = &local;
-  rc = cc_shared_hold_w(w, s, d);
-  w->arg[4] = (uintptr_t)s;
-  if (rc == CC_WAIT_PARK) return conc_wait(L, w, done);
-  return done(L, rc, w);
-}
-
-static int with_held(lua_State *L, int rc, cc_wait_t *w) {
-  sguard_t *g = lua_touserdata(L, -1);
-  rc = cc_shared_hold_end(w, (cc_shared_t *)w->arg[4], rc);
-  if (rc) return fail_op(L, rc);
-  g->active = 1;
-  lua_insert(L, 1);
-  lua_toclose(L, 1);
-  lua_callk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, with_done);
-  return with_done(L, LUA_OK, 0);
-}
+static const conc_sync_ops_t shared_ops = {shared_hold_w, shared_unhold, shared_hold_end,
+                                           "shared table"};
 
 /* s:with(fn, ...) -> fn's results; the hold ends on return or error. */
 static int m_with(lua_State *L) {
-  cc_shared_t *s = self(L);
-  luaL_checkany(L, 2);
-  push_guard(L, s);
-  return hold(L, s, CC_FOREVER, with_held);
-}
-
-static int hold_held(lua_State *L, int rc, cc_wait_t *w) {
-  sguard_t *g = lua_touserdata(L, -1);
-  rc = cc_shared_hold_end(w, (cc_shared_t *)w->arg[4], rc);
-  if (rc == CC_ETIMEOUT) return conc_fail(L, rc);
-  if (rc) return fail_op(L, rc);
-  g->active = 1;
-  return 1;
+  return conc_sync_with(L, &self(L)->h, &shared_ops);
 }
 
 /* s:hold([timeout]) -> guard, or nil, "timeout" */
 static int m_hold(lua_State *L) {
-  cc_shared_t *s = self(L);
-  cc_deadline_t d = conc_opt_deadline(L, 2);
-  push_guard(L, s);
-  return hold(L, s, d, hold_held);
+  return conc_sync_hold(L, &self(L)->h, &shared_ops);
 }
 
 static void build_shared_type(lua_State *L, const cc_type_t *type,
@@ -359,22 +305,15 @@ static void build_shared_type(lua_State *L, const cc_type_t *type,
   luaL_getmetatable(L, "conc.shared"); /* mt */
   lua_newtable(L);                     /* mt, methods */
   lua_pushvalue(L, -2);
-  if (luaL_newmetatable(L, GUARD_T)) { /* mt, methods, mt, gmt */
-    lua_pushcfunction(L, guard_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, guard_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_newtable(L);
-    lua_pushcfunction(L, guard_close);
-    lua_setfield(L, -2, "release");
-    lua_setfield(L, -2, "__index");
-  }
+  conc_guard_metatable(L); /* mt, methods, mt, gmt */
   lua_pushvalue(L, -2);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, m_with, 2);
   lua_setfield(L, -4, "with");
   lua_pushcclosure(L, m_hold, 2);
   lua_setfield(L, -2, "hold");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__methods"); /* for argument errors (conc_argerror) */
   /* metamethods: upvalues metatable, methods (for __index) */
   for (const luaL_Reg *r = meta; r->name; r++) {
     lua_pushvalue(L, -2);
@@ -387,12 +326,14 @@ static void build_shared_type(lua_State *L, const cc_type_t *type,
 
 /* ---- conc.shared ------------------------------------------------------------------ */
 
+/* conc.shared([name,] [init]): the name is a string only (a table first is
+ * the initial contents). */
 static int l_shared(lua_State *L) {
   char name[CC_NAME_MAX];
   cc_shared_t *s;
+  if (conc_ctor_name(L, 0, NULL, name) == 2) lua_remove(L, 1);
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  conc_where(L, name, sizeof name);
   s = cc_shared_new(name);
   if (!s && conc_reclaim(L)) s = cc_shared_new(name);
   if (!s) return luaL_error(L, "conc.shared: %s", cc_strerror(CC_ENOMEM));

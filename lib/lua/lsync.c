@@ -3,6 +3,7 @@
  * (Locks and conditions are in llock.c; shared helpers in lsync.h.)
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "atomic.h"
 #include "barrier.h"
@@ -11,19 +12,22 @@
 #include "sem.h"
 #include "wait.h"
 
-/* Optional name in field `name` of an options table at idx, else the
- * caller's file:line. */
-static const char *opt_name(lua_State *L, int idx, char *buf, size_t n) {
-  if (lua_istable(L, idx) && lua_getfield(L, idx, "name") != LUA_TNIL) {
-    const char *s = luaL_checkstring(L, -1);
-    snprintf(buf, n, "%s", s);
-    lua_pop(L, 1);
-    return buf;
-  }
-  if (lua_istable(L, idx)) lua_pop(L, 1);
-  conc_where(L, buf, n);
-  return buf;
+/* A trailing options table at idx (the older place for them; the name may
+ * come first instead, conc_ctor_name): checks its keys and takes its name
+ * unless one came first. Returns the table's index, or 0. */
+static int trailing_opts(lua_State *L, int idx, int first, const char *const keys[],
+                         char *name) {
+  const char *s;
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  s = conc_name_arg(L, idx, keys);
+  if (s && first == 1) strcpy(name, s); /* conc_name_arg checked its length */
+  return idx;
 }
+
+/* The first argument that is not an object's own: a leading name or
+ * options table, the checks shared by every constructor here. */
+#define CTOR_NAME(keys, name) conc_ctor_name(L, 1, keys, name)
 
 /* ---- semaphore ------------------------------------------------------------ */
 
@@ -31,7 +35,7 @@ static int sem_release1(cc_obj_t *o) {
   return cc_sem_release(o, 1);
 }
 
-static const conc_sync_ops_t sem_ops = {cc_sem_acquire_w, sem_release1};
+static const conc_sync_ops_t sem_ops = {cc_sem_acquire_w, sem_release1, NULL, "semaphore"};
 
 static int s_acquired(lua_State *L, int rc, cc_wait_t *w) {
   (void)w;
@@ -44,7 +48,7 @@ static int s_acquired(lua_State *L, int rc, cc_wait_t *w) {
 
 static int s_acquire(lua_State *L) {
   cc_obj_t *o = conc_sync_self(L);
-  return conc_sync_acquire(L, o, cc_sem_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_sync_deadline(L, 2),
+  return conc_sync_acquire(L, o, cc_sem_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_opt_deadline(L, 2),
                       s_acquired);
 }
 
@@ -73,20 +77,22 @@ static int s_hold(lua_State *L) {
   return conc_sync_hold(L, conc_sync_self(L), &sem_ops);
 }
 
-/* conc.semaphore([n = 1] [, {bounded=, name=}]) */
+/* conc.semaphore([name | opts,] [n = 1] [, opts]), opts = {name=, bounded=} */
 static int l_semaphore(lua_State *L) {
-  char name[128];
-  lua_Integer n = luaL_optinteger(L, 1, 1);
+  static const char *const keys[] = {"name", "bounded", NULL};
+  char name[CC_NAME_MAX];
+  int first = CTOR_NAME(keys, name), opts;
+  lua_Integer n = luaL_optinteger(L, first, 1);
   int bounded = 0;
   cc_obj_t *o;
-  luaL_argcheck(L, n >= 0 && n <= CC_SEM_MAX, 1, "must be between 0 and 2^31 - 1");
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "bounded");
+  luaL_argcheck(L, n >= 0 && n <= CC_SEM_MAX, first, "must be between 0 and 2^31 - 1");
+  opts = trailing_opts(L, first + 1, first, keys, name);
+  if (!opts && lua_istable(L, 1)) opts = 1;
+  if (opts) {
+    lua_getfield(L, opts, "bounded");
     bounded = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  opt_name(L, 2, name, sizeof name);
   o = cc_sem_new(name, (uint32_t)n, bounded);
   if (!o && conc_reclaim(L)) o = cc_sem_new(name, (uint32_t)n, bounded);
   if (!o) return luaL_error(L, "conc.semaphore: %s", cc_strerror(CC_ENOMEM));
@@ -124,17 +130,15 @@ static int e_waited(lua_State *L, int rc, cc_wait_t *w) {
 
 static int e_wait(lua_State *L) {
   cc_obj_t *o = conc_sync_self(L);
-  return conc_sync_acquire(L, o, cc_event_wait_w, conc_sync_deadline(L, 2), e_waited);
+  return conc_sync_acquire(L, o, cc_event_wait_w, conc_opt_deadline(L, 2), e_waited);
 }
 
+/* conc.event([name | {name=}]) */
 static int l_event(lua_State *L) {
-  char name[128];
+  char name[CC_NAME_MAX];
   cc_obj_t *o;
-  if (!lua_isnoneornil(L, 1)) {
-    snprintf(name, sizeof name, "%s", luaL_checkstring(L, 1));
-  } else {
-    conc_where(L, name, sizeof name);
-  }
+  if (CTOR_NAME(NULL, name) == 1 && !lua_isnoneornil(L, 1))
+    return luaL_typeerror(L, 1, "name or options table");
   o = cc_event_new(name);
   if (!o && conc_reclaim(L)) o = cc_event_new(name);
   if (!o) return luaL_error(L, "conc.event: %s", cc_strerror(CC_ENOMEM));
@@ -155,7 +159,7 @@ static int b_wait(lua_State *L) {
   cc_wait_t local, *w = conc_wait_slot(L);
   int rc;
   if (!w) w = &local;
-  rc = cc_barrier_wait_w(w, o, conc_sync_deadline(L, 2), &index);
+  rc = cc_barrier_wait_w(w, o, conc_opt_deadline(L, 2), &index);
   w->obj = o;
   w->arg[3] = index;
   if (rc == CC_WAIT_PARK) return conc_wait(L, w, b_waited);
@@ -198,14 +202,14 @@ static int b_n_waiting(lua_State *L) {
   return 1;
 }
 
-/* conc.barrier(n [, {name=}]) */
+/* conc.barrier([name | {name=},] n [, {name=}]) */
 static int l_barrier(lua_State *L) {
-  char name[128];
-  lua_Integer n = luaL_checkinteger(L, 1);
+  char name[CC_NAME_MAX];
+  int first = CTOR_NAME(NULL, name);
+  lua_Integer n = luaL_checkinteger(L, first);
   cc_obj_t *o;
-  luaL_argcheck(L, n >= 1 && n <= CC_BARRIER_MAX, 1, "must be between 1 and 65535");
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  opt_name(L, 2, name, sizeof name);
+  luaL_argcheck(L, n >= 1 && n <= CC_BARRIER_MAX, first, "must be between 1 and 65535");
+  trailing_opts(L, first + 1, first, NULL, name);
   o = cc_barrier_new(name, (uint32_t)n);
   if (!o && conc_reclaim(L)) o = cc_barrier_new(name, (uint32_t)n);
   if (!o) return luaL_error(L, "conc.barrier: %s", cc_strerror(CC_ENOMEM));
@@ -250,11 +254,12 @@ static int a_exchange(lua_State *L) {
   return 1;
 }
 
+/* conc.atomic([name | {name=},] [v = 0]) */
 static int l_atomic(lua_State *L) {
-  char name[128];
-  lua_Integer v = luaL_optinteger(L, 1, 0);
+  char name[CC_NAME_MAX];
+  int first = CTOR_NAME(NULL, name);
+  lua_Integer v = luaL_optinteger(L, first, 0);
   cc_obj_t *o;
-  conc_where(L, name, sizeof name);
   o = cc_atomic_new(name, v);
   if (!o && conc_reclaim(L)) o = cc_atomic_new(name, v);
   if (!o) return luaL_error(L, "conc.atomic: %s", cc_strerror(CC_ENOMEM));
@@ -272,7 +277,31 @@ static const luaL_Reg funcs[] = {{"semaphore", l_semaphore},
                                  {"atomic", l_atomic},
                                  {NULL, NULL}};
 
+static void sem_state(cc_obj_t *o, char *buf, size_t n) {
+  snprintf(buf, n, "value %u", (unsigned)cc_sem_value(o));
+}
+
+static void event_state(cc_obj_t *o, char *buf, size_t n) {
+  snprintf(buf, n, "%s", cc_event_is_set(o) ? "set" : "not set");
+}
+
+static void barrier_state(cc_obj_t *o, char *buf, size_t n) {
+  if (cc_barrier_broken(o))
+    snprintf(buf, n, "broken");
+  else
+    snprintf(buf, n, "%u of %u waiting", (unsigned)cc_barrier_waiting(o),
+             (unsigned)((cc_barrier_t *)o)->parties);
+}
+
+static void atomic_state(cc_obj_t *o, char *buf, size_t n) {
+  snprintf(buf, n, "%lld", (long long)cc_atomic_get(o));
+}
+
 void conc_open_sync(lua_State *L) {
+  conc_describe(&cc_sem_type, sem_state);
+  conc_describe(&cc_event_type, event_state);
+  conc_describe(&cc_barrier_type, barrier_state);
+  conc_describe(&cc_atomic_type, atomic_state);
   conc_lazytype(&cc_sem_type, conc_sync_newtype, sem_methods);
   conc_lazytype(&cc_event_type, conc_sync_newtype, event_methods);
   conc_lazytype(&cc_barrier_type, conc_sync_newtype, barrier_methods);

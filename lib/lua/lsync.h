@@ -18,6 +18,10 @@ typedef struct conc_sync_ops {
   /* The fast path, or CC_WAIT_PARK with *w ready for conc_wait (ltask.h). */
   int (*acquire_w)(cc_wait_t *w, cc_obj_t *o, cc_deadline_t deadline);
   int (*release)(cc_obj_t *o);
+  /* Optional: called with the wait's result before the guard takes it
+   * (a shared table's hold records its holder); returns the final rc. */
+  int (*acquire_end)(cc_wait_t *w, cc_obj_t *o, int rc);
+  const char *what; /* for error messages: "lock", "shared table" */
 } conc_sync_ops_t;
 
 /* Acquires through ops as a blocking call (a task suspends) and returns
@@ -41,19 +45,19 @@ static inline cc_obj_t *conc_sync_self(lua_State *L) {
   return conc_sync_self_slow(L);
 }
 
-/* Optional timeout at idx: nil/none -> forever, true -> forever, false -> 0
- * (Python's blocking=False), number of seconds >= 0 -> deadline. */
-cc_deadline_t conc_sync_deadline(lua_State *L, int idx);
-
 /* Raises for a core error: the deadlock message exactly as
  * cc_deadlock_message() gives it (no position prefix), else conc_raise. */
 int conc_sync_raise(lua_State *L, int err, const char *what);
 
-/* x:with(fn, ...) and x:hold([timeout]) for object `o` at index 1. */
+/* x:with(fn, ...) and x:hold([timeout]) for object `o` at index 1; the
+ * method's upvalue 2 is the guard metatable (conc_guard_metatable). */
 int conc_sync_with(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops);
 int conc_sync_hold(lua_State *L, cc_obj_t *o, const conc_sync_ops_t *ops);
 
 /* Raises "cannot release un-acquired lock 'name'" and the like. */
+/* Pushes the guard metatable, creating it on first use. */
+void conc_guard_metatable(lua_State *L);
+
 int conc_sync_notowner(lua_State *L, cc_obj_t *o, const char *verb);
 
 #endif

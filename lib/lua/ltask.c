@@ -414,7 +414,7 @@ static const char gather_src[] =
     "  for i = 1, n do\n"
     "    if type(ts[i]) ~= 'userdata' then\n"
     "      error(('bad argument #%d to \\'gather\\' (conc.task or function expected, got %s)')"
-    ":format(i, type(ts[i])), 2)\n"
+    ":format(i, type(ts[i])), 3)\n"
     "    end\n"
     "    r[i] = (ts[i]:await())\n"
     "  end\n"
@@ -427,23 +427,49 @@ static const luaL_Reg task_methods[] = {{"await", t_await},
                                         {"cancelled", t_cancelled},
                                         {NULL, NULL}};
 
-static const luaL_Reg funcs[] = {
-    {"run", l_run}, {"task", l_task}, {"sleep", conc_l_sleep}, {NULL, NULL}};
+static const char gather_key = 'g';
+
+static int gather_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+/* conc.gather: the Lua function above, compiled on the first call in this
+ * state (compiling it in every new state was a third of the cost of
+ * starting a thread). Called with a continuation: gather awaits, so it
+ * yields through here. Level 3 of its error() is the caller's line. */
+static int l_gather(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gather_key) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    if (luaL_loadbuffer(L, gather_src, sizeof gather_src - 1, "=conc.gather") != LUA_OK)
+      return lua_error(L);
+    lua_pushcfunction(L, l_task);
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &gather_key);
+  }
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, gather_k);
+  return gather_k(L, LUA_OK, 0);
+}
+
+static const luaL_Reg funcs[] = {{"run", l_run},
+                                 {"task", l_task},
+                                 {"sleep", conc_l_sleep},
+                                 {"gather", l_gather},
+                                 {NULL, NULL}};
 
 void conc_open_task(lua_State *L) {
   if (luaL_newmetatable(L, TASK_T)) {
     lua_newtable(L);
     luaL_setfuncs(L, task_methods, 0);
+    conc_methods_strict(L, -1, TASK_T); /* t:awiat() raises, with a suggestion */
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, t_tostring);
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
-  if (luaL_loadbuffer(L, gather_src, sizeof gather_src - 1, "=conc.gather") != LUA_OK)
-    lua_error(L);
-  lua_pushcfunction(L, l_task);
-  lua_call(L, 1, 1);
-  lua_setfield(L, -2, "gather");
 }
 

@@ -388,6 +388,7 @@ void conc_open_tcp(lua_State *L) {
   if (luaL_newmetatable(L, SRV_T)) {
     lua_newtable(L);
     luaL_setfuncs(L, srv_methods, 0);
+    conc_methods_strict(L, -1, SRV_T); /* s_index's misses raise */
     lua_setfield(L, -2, "__methods");
     lua_pushcfunction(L, s_index);
     lua_setfield(L, -2, "__index");

@@ -355,6 +355,7 @@ void conc_tcp_open_conn(lua_State *L) {
   if (luaL_newmetatable(L, CONN_T)) {
     lua_newtable(L);
     luaL_setfuncs(L, conn_methods, 0);
+    conc_methods_strict(L, -1, CONN_T);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, conn_gc);
     lua_setfield(L, -2, "__gc");

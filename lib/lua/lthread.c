@@ -41,16 +41,6 @@ int conc_run_job(lua_State *L) {
   return 2;
 }
 
-void *conc_store_text(const char *s, size_t len, size_t *outlen) {
-  char *p = cc_alloc(len + 1);
-  if (p) {
-    memcpy(p, s, len);
-    p[len] = '\0';
-  }
-  *outlen = p ? len : 0;
-  return p;
-}
-
 /* The report of an error that no join was waiting for when the thread
  * ended (the observed rule, thread.h): printed by the core at that moment,
  * once. A later join still re-raises it. */
@@ -288,8 +278,18 @@ static void build_thread_type(lua_State *L, const cc_type_t *type,
   conc_newtype(L, type, methods, NULL, thread_index);
 }
 
+/* tostring: "conc.thread 'w' (running)", "(finished)" or "(failed)". */
+static void thread_state(cc_obj_t *o, char *buf, size_t n) {
+  cc_thread_t *t = (cc_thread_t *)o;
+  if (cc_thread_alive(t))
+    snprintf(buf, n, "running");
+  else
+    snprintf(buf, n, "%s", t->status == CC_T_ERROR ? "failed" : "finished");
+}
+
 void conc_open_thread(lua_State *L) {
   pthread_once(&hooks_once, install_hooks);
+  conc_describe(THREAD_T, thread_state);
   conc_lazytype(THREAD_T, build_thread_type, thread_methods);
   luaL_setfuncs(L, funcs, 0);
 }

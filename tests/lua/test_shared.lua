@@ -158,7 +158,7 @@ do
   assert(s.n == 99)
   s:with(function() s:with(function() s.n = s.n + 1 end) end) -- reentrant
   assert(s.n == 100)
-  raises("value expected", s.with, s)
+  raises("bad argument #2 to 'with' (function expected, got no value)", s.with, s)
   -- hold: a to-be-closed guard
   do
     local g <close> = s:hold()

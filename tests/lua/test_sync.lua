@@ -34,7 +34,7 @@ do
   l:release()
   raises("cannot release un-acquired lock 'till'", named.release, named)
   raises("timeout must be a non-negative number", l.acquire, l, -1)
-  raises("number expected", l.acquire, l, "soon")
+  raises("timeout expected", l.acquire, l, "soon")
 end
 
 -- self-deadlock: the exact message, no position prefix
@@ -86,7 +86,7 @@ do
   assert(not ok and e == tbl and not l:locked()) -- non-string errors pass through
   -- releasing inside with() is the caller's mistake, reported at the end
   raises("cannot release un-acquired lock 'w'", l.with, l, function() l:release() end)
-  raises("value expected", l.with, l)
+  raises("bad argument #2 to 'with' (function expected, got no value)", l.with, l)
   -- rlock: with() nests
   local r = conc.rlock()
   assert(r:with(function() return r:with(function() return 7 end) end) == 7)
@@ -223,7 +223,9 @@ do
   l:release()
   raises("cannot wait on un-acquired lock 'cl'", c2.wait, c2)
   raises("conc.lock or conc.rlock expected", conc.condition, conc.semaphore())
-  raises("conc.lock or conc.rlock expected", conc.condition, "lock")
+  raises("conc.lock or conc.rlock expected", conc.condition, 42)
+  raises("conc.lock or conc.rlock expected", conc.condition, "cv", "lock")
+  assert(tostring(conc.condition("cv", l)):find("conc.condition 'cv'", 1, true))
 end
 
 -- barrier

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "futex.h"
+#include "lock.h"
 #include "thread.h"
 
 /* A context is a heap cell with a serial number and a "used" flag: a job
@@ -231,11 +232,18 @@ static void test_timed_join_races_finish(void **state) {
 
 static void test_default_names(void **state) {
   (void)state;
-  cc_thread_t *t = cc_thread_new(NULL, 0);
+  cc_thread_t *t = cc_thread_new(NULL, 0), *u;
+  long long n = -1;
   char want[64];
-  snprintf(want, sizeof want, "thread-%lld", (long long)t->tid);
-  assert_string_equal(t->h.name, want);
+  /* numbered per kind (thread-<n>), not by object id: two unnamed threads
+   * made in a row get consecutive numbers whatever else was made between */
+  assert_int_equal(sscanf(t->h.name, "thread-%lld", &n), 1);
+  cc_obj_unref(cc_lock_new("other", 0)); /* takes an object id */
+  u = cc_thread_new(NULL, 0);
+  snprintf(want, sizeof want, "thread-%lld", n + 1);
+  assert_string_equal(u->h.name, want);
   cc_obj_unref(&t->h);
+  cc_obj_unref(&u->h);
   t = cc_thread_new("worker", 1);
   assert_string_equal(t->h.name, "worker");
   assert_int_equal(t->daemon, 1);

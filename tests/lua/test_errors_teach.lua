@@ -1,0 +1,120 @@
+-- Errors that teach (issue 11, items 7 and 8): each misuse names the call,
+-- the object and where; constructors take a name one way; objects print
+-- with their state; default thread names are numbered per kind.
+local conc = require "conc"
+
+local function raises(plain, f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error with: " .. plain)
+  assert(tostring(err):find(plain, 1, true), "unexpected error: " .. tostring(err))
+  return err
+end
+
+-- argument errors name the method, also when called without a name
+do
+  local l = conc.lock("L")
+  local err = raises("bad argument #1 to 'with' (function expected, got number)",
+                     function() l:with(5) end)
+  assert(err:find("test_errors_teach.lua:%d+:"), err) -- where
+  raises("bad argument #2 to 'with' (function expected, got number)", l.with, l, 5)
+  raises("bad argument #1 to 'acquire' (timeout expected (seconds or boolean), got string)",
+         function() l:acquire("x") end)
+  raises("bad argument #2 to 'acquire' (timeout expected", l.acquire, l, "x")
+  raises("bad argument #1 to 'acquire' (timeout must be a non-negative number)",
+         function() l:acquire(-1) end)
+  local s = conc.shared()
+  raises("bad argument #2 to 'with' (function expected, got no value)", s.with, s)
+  -- a wrong self names what was expected and what came
+  raises("conc.lock expected, got conc.semaphore", l.acquire, conc.semaphore())
+  -- callable tables are functions here
+  assert(l:with(setmetatable({}, {__call = function() return "called" end})) == "called")
+  -- booleans are timeouts everywhere (one parser): false = do not wait
+  assert(l:acquire(false) == true and l:acquire(false) == false)
+  l:release()
+end
+
+-- misspelled methods suggest the right one (locks, guards, tasks)
+do
+  local l = conc.lock("L")
+  raises("conc.lock has no method or field 'aquire' (did you mean 'acquire'?)",
+         function() return l.aquire end)
+  local g <close> = l:hold()
+  raises("conc.guard has no method or field 'relase' (did you mean 'release'?)",
+         function() return g.relase end)
+  raises("conc.semaphore has no method or field 'valeu' (did you mean 'value'?)",
+         function() return conc.semaphore().valeu end)
+  -- a shared table is a table: a missing field is nil
+  assert(conc.shared().gett == nil)
+end
+
+-- every constructor takes a name the same way: a leading string or opts.name
+do
+  local named = {
+    conc.lock("a"), conc.lock({name = "a"}), conc.rlock("a"), conc.rlock({name = "a"}),
+    conc.event("a"), conc.event({name = "a"}),
+    conc.semaphore("a", 2), conc.semaphore({name = "a", bounded = true}, 2),
+    conc.semaphore(2, {name = "a"}),
+    conc.barrier("a", 2), conc.barrier({name = "a"}, 2), conc.barrier(2, {name = "a"}),
+    conc.atomic("a", 5), conc.atomic({name = "a"}),
+    conc.condition("a"), conc.condition({name = "a"}, conc.lock()),
+    conc.shared("a", {x = 1}),
+  }
+  for i, o in ipairs(named) do
+    assert(tostring(o):find("'a'", 1, true), i .. ": " .. tostring(o))
+  end
+  assert(conc.semaphore("a", 2):value() == 2 and conc.atomic("a", 5):get() == 5)
+  assert(conc.barrier("a", 3):parties() == 3 and conc.shared("a", {x = 1}).x == 1)
+  -- misspelled option keys raise, with a suggestion
+  raises("unknown option 'nmae' (did you mean 'name'?)", conc.lock, {nmae = "x"})
+  raises("unknown option 'nmae' (did you mean 'name'?)", conc.event, {nmae = "x"})
+  raises("unknown option 'bounde' (did you mean 'bounded'?)", conc.semaphore, 1, {bounde = true})
+  -- names are never cut silently
+  raises("name is 64 bytes long (at most 63)", conc.lock, string.rep("n", 64))
+  raises("name is 64 bytes long (at most 63)", conc.event, {name = string.rep("n", 64)})
+  assert(tostring(conc.lock(string.rep("n", 63))):find(string.rep("n", 63), 1, true))
+  raises("bad argument #1 to 'conc.lock' (name or options table expected, got number)", conc.lock, 5)
+end
+
+-- a shared-table copy error names the field
+do
+  local s = conc.shared("cfg")
+  raises("cannot copy a coroutine (field 'x'", function() s.x = coroutine.create(print) end)
+  raises("cannot copy a coroutine (field [3]", function() s[3] = {coroutine.create(print)} end)
+end
+
+-- objects print with their state
+do
+  local e = conc.event("ready")
+  assert(tostring(e) == "conc.event 'ready' (not set)", tostring(e))
+  e:set()
+  assert(tostring(e) == "conc.event 'ready' (set)", tostring(e))
+  local l = conc.lock("db")
+  assert(tostring(l) == "conc.lock 'db' (unlocked)", tostring(l))
+  l:acquire()
+  assert(tostring(l) == "conc.lock 'db' (locked)", tostring(l))
+  l:release()
+  assert(tostring(conc.semaphore("slots", 2)) == "conc.semaphore 'slots' (value 2)")
+  assert(tostring(conc.atomic("n", 7)) == "conc.atomic 'n' (7)")
+  assert(tostring(conc.barrier("b", 3)) == "conc.barrier 'b' (0 of 3 waiting)")
+  local go = conc.event("go")
+  local t = conc.thread({name = "w"}, function(ev) ev:wait() end, go)
+  assert(tostring(t) == "conc.thread 'w' (running)", tostring(t))
+  go:set()
+  t:join()
+  assert(tostring(t) == "conc.thread 'w' (finished)", tostring(t))
+  local f = conc.thread({name = "f"}, function() error("boom") end)
+  assert(not pcall(f.join, f))
+  assert(tostring(f) == "conc.thread 'f' (failed)", tostring(f))
+end
+
+-- default thread names number threads, not every object
+do
+  local a = conc.thread(function() end)
+  conc.lock() conc.event() conc.queue() -- objects made between do not count
+  local b = conc.thread(function() end)
+  a:join() b:join()
+  local na, nb = a.name:match("^thread%-(%d+)$"), b.name:match("^thread%-(%d+)$")
+  assert(na and nb and tonumber(nb) == tonumber(na) + 1, a.name .. " then " .. b.name)
+end
+
+print("test_errors_teach: ok")
