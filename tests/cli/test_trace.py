@@ -92,10 +92,6 @@ do
   local f = pool:submit(function(x) conc.sleep(0.001); return x * 2 end, 21)
   assert(f:get() == 42)
 end
-do
-  local procs <close> = conc.pool(1, {name = "procs", processes = true})
-  assert(procs:submit(function() conc.sleep(0.001); return 1 end):get() == 1)
-end
 print("done")
 """
 
@@ -132,9 +128,25 @@ class TraceTest(CliTestCase):
         holds = [e["name"] for e in evs if e["ph"] == "B" and e.get("cat") == "hold"]
         self.assertIn("hold lock 'L'", holds)
         self.assertIn("hold lock 'child lock'", holds)
-        # pool workers appear as lanes of their own, a process pool's as processes
+        # pool workers appear as lanes of their own
         self.assertTrue(any("workers" in n for n in lanes), lanes)
-        self.assertIn("procs worker 1", lanes)
+
+    # A process pool's result block is often one the arena's allocator
+    # handed back from the pool's monitor thread and then to the worker
+    # process: TSan sees the monitor's free and the main thread's read, not
+    # the child process between them, and reports a race (without --trace
+    # too; reported to the pool's owner).
+    @unittest.skipIf(os.environ.get("CONCLUA_TSAN") == "1",
+                     "TSan cannot follow arena blocks through a worker process")
+    def test_process_pool_workers_are_processes(self):
+        r, out = self.trace("""
+local procs <close> = conc.pool(1, {name = "procs", processes = true})
+assert(procs:submit(function() conc.sleep(0.001); return 1 end):get() == 1)
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        self.assertIn("procs worker 1", set(names.values()))
+        procs = [e["args"]["name"] for e in evs if e["ph"] == "M" and e["name"] == "process_name"]
         self.assertTrue(any("'procs worker 1'" in p for p in procs), procs)
 
     def test_unwritable_path_fails_before_the_script(self):
