@@ -462,30 +462,18 @@ lua_State *conclua_newstate(void) {
   return L;
 }
 
-/* The one message handler. A string error gets the traceback; an object
- * with __tostring becomes that string, with the traceback for a job (whose
- * error is reported far from where it happened) and without it at the top
- * level (as lua.c); anything else says what it is. */
-static int msghandler(lua_State *L, int job) {
+/* The top level's message handler (as lua.c's): a string error gets the
+ * traceback; an object with __tostring becomes that string; anything else
+ * says what it is. A job's body (thread, process, pool task) uses
+ * conc_error_handler (codec.h), which keeps the error value. */
+int conclua_msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
-      if (!job) return 1;
-      msg = lua_tostring(L, -1);
-    } else {
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
-}
-
-int conclua_msghandler(lua_State *L) {
-  return msghandler(L, 0);
-}
-
-int conc_job_msghandler(lua_State *L) {
-  return msghandler(L, 1);
 }
 
 /* Runs the chunk a luaL_load* call left on the stack (status st) as

@@ -106,15 +106,9 @@ void conc_spawn_args(lua_State *L, conc_spawn_t *s);
  * job (then releases and frees it), calls it, encodes the results into the
  * arena and returns that block and its length as two values. */
 int conc_run_job(lua_State *L);
-/* A NUL-terminated arena copy of s[0..len) (error texts); NULL and *outlen
- * 0 when the arena is full. */
-void *conc_store_text(const char *s, size_t len, size_t *outlen);
-
-/* The message handler for the body of a thread, process, pool task or
- * coroutine task (lua_pcall's msgh): the error as a string with the
- * traceback of where it was raised. Use this one; do not write another.
- * (conclua_msghandler in conclua.h is the top level's, as lua.c's.) */
-int conc_job_msghandler(lua_State *L);
+/* (The message handler of a job's body is conc_error_handler, codec.h:
+ * it keeps the error value; conclua_msghandler in conclua.h is the top
+ * level's, as lua.c's.) */
 
 /* ---- the checks every binding shares (lcheck.c) ----
  * conc_suggest: the candidate (NULL-terminated list) nearest to `word`
