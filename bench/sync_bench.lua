@@ -1,5 +1,6 @@
 -- Synchronisation benchmarks for bench/run: the cost of an uncontended
--- acquire+release pair (lock, rlock, semaphore, with(), hold()), an atomic
+-- acquire+release pair (lock, rlock, semaphore, with(), hold()) beside two
+-- plain Lua-to-C method calls measured in the same run, an atomic
 -- add, and the throughput of one lock hammered by two threads.
 -- bench/sync_bench.py measures the same with Python's threading.
 -- docs/SYNC.md and docs/BENCHMARKS.md say what each row means.
@@ -38,7 +39,16 @@ end
 local l, r, s, a = conc.lock(), conc.rlock(), conc.semaphore(1), conc.atomic(0)
 local function nothing() end
 
-result("lock_pair_ns", per_op(function(n) for _ = 1, n do l:acquire(); l:release() end end), "ns")
+-- The baseline of the binding's cost, in the same run: two plain Lua-to-C
+-- method calls (string:len, a C function that checks its argument and
+-- returns a number) cost what any method call costs; the rest of a lock
+-- pair is the self check, the acquire and the release.
+local str = "x"
+local calls = per_op(function(n) for _ = 1, n do str:len(); str:len() end end)
+result("two_c_calls_ns", calls, "ns")
+local pair = per_op(function(n) for _ = 1, n do l:acquire(); l:release() end end)
+result("lock_pair_ns", pair, "ns")
+result("lock_pair_vs_calls", pair / calls, "x")
 result("rlock_pair_ns", per_op(function(n) for _ = 1, n do r:acquire(); r:release() end end), "ns")
 result("sem_pair_ns", per_op(function(n) for _ = 1, n do s:acquire(); s:release() end end), "ns")
 result("lock_with_ns", per_op(function(n) for _ = 1, n do l:with(nothing) end end), "ns")
