@@ -106,8 +106,12 @@ static const luaL_Reg methods[] = {{"send", l_send},     {"recv", l_recv},
 
 static const luaL_Reg funcs[] = {{"pipe", l_pipe}, {NULL, NULL}};
 
+static void build_pipe_type(lua_State *L, const cc_type_t *type, const luaL_Reg *meths) {
+  conc_newtype(L, type, meths, NULL, NULL);
+}
+
 void conc_open_pipe(lua_State *L) {
   conc_item_init();
-  conc_newtype(L, PIPE_T, methods, NULL, NULL);
+  conc_lazytype(PIPE_T, build_pipe_type, methods); /* built on first use */
   luaL_setfuncs(L, funcs, 0);
 }

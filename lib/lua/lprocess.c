@@ -246,8 +246,12 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg funcs[] = {
     {"process", l_process}, {"pid", l_pid}, {"ppid", l_ppid}, {NULL, NULL}};
 
+static void build_process_type(lua_State *L, const cc_type_t *type, const luaL_Reg *meths) {
+  conc_newtype(L, type, meths, NULL, process_index);
+}
+
 void conc_open_process(lua_State *L) {
   pthread_once(&hooks_once, install_hooks);
-  conc_newtype(L, PROCESS_T, methods, NULL, process_index);
+  conc_lazytype(PROCESS_T, build_process_type, methods); /* built on first use */
   luaL_setfuncs(L, funcs, 0);
 }

@@ -40,8 +40,13 @@ void *conc_tcp_check_handle(lua_State *L, int idx, const char *tname, int *close
   return u->p;
 }
 
+static void build_types(lua_State *L);
+
 tcp_ud_t *conc_tcp_push_ud(lua_State *L, void *p, const char *tname) {
-  tcp_ud_t *u = lua_newuserdatauv(L, sizeof *u, 0);
+  tcp_ud_t *u;
+  if (luaL_getmetatable(L, tname) == LUA_TNIL) build_types(L);
+  lua_pop(L, 1);
+  u = lua_newuserdatauv(L, sizeof *u, 0);
   u->p = p;
   luaL_setmetatable(L, tname);
   return u;
@@ -383,7 +388,10 @@ static const luaL_Reg srv_methods[] = {{"accept", s_accept}, {"close", srv_gc}, 
 
 static const luaL_Reg funcs[] = {{"listen", l_listen}, {"connect", l_connect}, {NULL, NULL}};
 
-void conc_open_tcp(lua_State *L) {
+/* The Server and Conn metatables, built in a state the first time one of
+ * its objects is made (most states never use TCP: building them in every
+ * new thread's state was a tenth of its start). */
+static void build_types(lua_State *L) {
   conc_tcp_open_conn(L);
   if (luaL_newmetatable(L, SRV_T)) {
     lua_newtable(L);
@@ -400,6 +408,9 @@ void conc_open_tcp(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
+}
+
+void conc_open_tcp(lua_State *L) {
   lua_newtable(L);
   luaL_setfuncs(L, funcs, 0);
   lua_setfield(L, -2, "tcp");
