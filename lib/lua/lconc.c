@@ -413,6 +413,7 @@ int luaopen_conc(lua_State *L) {
   conc_open_process(L);
   conc_open_pipe(L);
   conc_open_pool(L);
+  conc_open_future(L);
   conc_open_task(L); /* after conc_open_thread: its conc.sleep suspends tasks */
   conc_open_tcp(L);
   conc_open_memory(L);

@@ -174,6 +174,8 @@ void conc_open_pipe(lua_State *L);
 /* conc.pool and Futures (lpool.c): after conc_open_thread and
  * conc_open_process, whose functions it takes from the module table. */
 void conc_open_pool(lua_State *L);
+/* The Future type of conc.pool (lpool_future.c). */
+void conc_open_future(lua_State *L);
 void conc_open_memory(lua_State *L);
 /* conc.run, conc.task, conc.gather, conc.sleep (ltask.c): after
  * conc_open_thread, whose conc.sleep it replaces with one that suspends a

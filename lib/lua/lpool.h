@@ -78,7 +78,5 @@ int conc_pool_results(lua_State *L, cc_future_t *f);
  * Future userdata at fidx; the list is removed first. An error in a
  * callback is printed. */
 void conc_pool_run_callbacks(lua_State *L, int cbs, int fidx, cc_pool_t *p);
-/* Registers the Future type. */
-void conc_pool_open_future(void);
 
 #endif

@@ -209,6 +209,7 @@ static void build_future(lua_State *L, const cc_type_t *type, const luaL_Reg *me
   conc_newtype(L, type, methods, NULL, future_index);
 }
 
-void conc_pool_open_future(void) {
-  conc_lazytype(FUTURE_T, build_future, future_methods);
+void conc_open_future(lua_State *L) {
+  (void)L; /* Futures are made by pools: nothing in the module table */
+  conc_lazytype(&cc_future_type, build_future, future_methods);
 }
