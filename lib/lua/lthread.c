@@ -13,7 +13,6 @@
 
 #include "codec.h"
 #include "conclua.h"
-#include "futex.h"
 #include "lconc.h"
 #include "ltask.h"
 #include "thread.h"
@@ -209,49 +208,40 @@ static int l_current(lua_State *L) {
 }
 
 typedef struct collect {
-  cc_obj_t *objs[1024];
-  int n;
+  cc_obj_t **objs;
+  int n, cap;
 } collect_t;
 
+/* Runs under the registry lock: takes a reference, stops when full. */
 static int collect_one(cc_thread_t *t, void *ud) {
   collect_t *c = ud;
   if (t->pid != cc_pid || t->is_process || !cc_thread_alive(t)) return 0;
+  if (c->n == c->cap) return 1;
   cc_obj_ref(&t->h);
   c->objs[c->n++] = &t->h;
-  return c->n == 1024;
+  return 0;
 }
 
 static int l_threads(lua_State *L) {
-  collect_t *c = malloc(sizeof *c);
-  if (!c) return luaL_error(L, "out of memory");
-  c->n = 0;
+  collect_t c = {NULL, 0, 256};
   current_thread();
-  cc_thread_foreach(collect_one, c);
-  lua_createtable(L, c->n, 0);
-  for (int i = 0; i < c->n; i++) {
-    conc_push_owned(L, c->objs[i]);
+  for (;;) { /* as many as there are: a full array is grown and filled again */
+    c.objs = malloc((size_t)c.cap * sizeof *c.objs);
+    if (!c.objs) return luaL_error(L, "conc.threads: out of memory");
+    c.n = 0;
+    cc_thread_foreach(collect_one, &c);
+    if (c.n < c.cap) break;
+    for (int i = 0; i < c.n; i++) cc_obj_unref(c.objs[i]);
+    free(c.objs);
+    c.cap *= 2;
+  }
+  lua_createtable(L, c.n, 0);
+  for (int i = 0; i < c.n; i++) {
+    conc_push_owned(L, c.objs[i]); /* (a Lua memory error here leaks the rest's references) */
     lua_rawseti(L, -2, i + 1);
   }
-  free(c);
+  free(c.objs);
   return 1;
-}
-
-static int l_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  cc_deadline_t d;
-  _Atomic uint32_t word = 0;
-  int rc = 0;
-  luaL_argcheck(L, s >= 0 && s == s, 1, "duration must be a non-negative number");
-  d = cc_deadline_in(s);
-  cc_wait_begin(NULL, CC_WAIT_SLEEP, d);
-  while (cc_now_ns() < d) {
-    rc = cc_futex_wait(&word, 0, d);
-    if (rc == CC_EINTR) break;
-    rc = 0;
-  }
-  cc_wait_end(NULL, rc);
-  if (rc) return conc_raise(L, rc, "conc.sleep");
-  return 0;
 }
 
 static int l_now(lua_State *L) {
@@ -269,7 +259,7 @@ static const luaL_Reg thread_methods[] = {
     {"join", l_join}, {"alive", l_alive}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"thread", l_thread},   {"current", l_current},
-                                 {"threads", l_threads}, {"sleep", l_sleep},
+                                 {"threads", l_threads},
                                  {"now", l_now},         {"cpus", l_cpus},
                                  {NULL, NULL}};
 

@@ -160,3 +160,17 @@ do
 end
 
 print("test_thread: ok")
+
+-- conc.threads() lists every live thread, not the first 1024
+do
+  local n = 1100
+  local go, ready = conc.event(), conc.semaphore(0)
+  local ts = {}
+  for i = 1, n do ts[i] = conc.thread(function(g, r) r:release(); g:wait() end, go, ready) end
+  for _ = 1, n do ready:acquire() end
+  local seen = 0
+  for _, t in ipairs(conc.threads()) do if t ~= conc.current() then seen = seen + 1 end end
+  go:set()
+  for i = 1, n do ts[i]:join() end
+  assert(seen >= n, ("conc.threads() listed %d of %d"):format(seen, n))
+end
