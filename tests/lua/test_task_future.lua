@@ -155,4 +155,27 @@ do
   assert(ok == true and v == "far", "another thread's task got the future: " .. tostring(v))
 end
 
+-- Process workers: a task suspended in f:get learns of its worker's death
+-- (the pool's monitor fails the future); the task waiting next replaces the
+-- worker; a table error crosses the process boundary as a table.
+conc.process(function() end):join() -- the reaper first: see test_pool_process.lua
+do
+  conc.run(function()
+    local p <close> = conc.pool(1, {processes = true, name = "ptf"})
+    local q = conc.queue()
+    local never = conc.event()
+    local victim = p:submit(function(qq, e) qq:put(conc.pid()) e:wait() end, q, never)
+    local g = conc.task(function() return pcall(victim.get, victim) end)
+    local pid = q:get()
+    assert(os.execute("kill -9 " .. pid))
+    local ok, err = g:await()
+    assert(not ok and err:find("was killed by signal 9", 1, true), tostring(err))
+    local f = p:submit(function() error({code = 42}) end)
+    local t = conc.task(function() return pcall(f.get, f) end)
+    local ok2, e2 = t:await()
+    assert(not ok2 and type(e2) == "table" and e2.code == 42, tostring(e2))
+    assert(f.pid ~= pid and f.pid ~= conc.pid(), "a new worker ran it")
+  end)
+end
+
 print("test_task_future: ok")
