@@ -172,12 +172,14 @@ int conc_pool_owner_wait(lua_State *L, int pidx, cc_pool_t *p, cc_future_t *f,
 }
 
 /* A task's owner wait goes on after a pool event (see conc_pool_wait):
- * w->arg[2] is the Future's index, arg[3] its pool's, arg[4] finish. */
+ * w->arg[2] is the Future's index (0: every task), arg[3] its pool's,
+ * arg[4] finish. */
 static int owner_waited(lua_State *L, int rc, cc_wait_t *w) {
   int fidx = (int)w->arg[2], pidx = (int)w->arg[3];
   conc_wait_done_fn finish = (conc_wait_done_fn)w->arg[4];
-  cc_future_t *f = (cc_future_t *)conc_toobj(L, fidx);
-  if (rc != CC_ECANCELLED) rc = owner_round(L, pidx, f->pool, f, w, w->deadline, rc);
+  cc_pool_t *p = (cc_pool_t *)conc_toobj(L, pidx);
+  cc_future_t *f = fidx ? (cc_future_t *)conc_toobj(L, fidx) : NULL;
+  if (rc != CC_ECANCELLED) rc = owner_round(L, pidx, p, f, w, w->deadline, rc);
   if (rc != CC_WAIT_PARK) return finish(L, rc, w);
   w->arg[2] = (uintptr_t)fidx;
   w->arg[3] = (uintptr_t)pidx;
@@ -189,7 +191,8 @@ static int owner_waited(lua_State *L, int rc, cc_wait_t *w) {
 int conc_pool_wait(lua_State *L, int fidx, int pidx, cc_deadline_t d,
                    conc_wait_done_fn finish) {
   cc_wait_t local, *w = conc_wait_slot(L);
-  cc_future_t *f = (cc_future_t *)conc_toobj(L, fidx);
+  cc_future_t *f = fidx ? (cc_future_t *)conc_toobj(L, fidx) : NULL;
+  cc_pool_t *p = pidx ? (cc_pool_t *)conc_toobj(L, pidx) : f->pool;
   int rc;
   if (!w) w = &local;
   w->arg[2] = (uintptr_t)fidx;
@@ -200,13 +203,13 @@ int conc_pool_wait(lua_State *L, int fidx, int pidx, cc_deadline_t d,
     return conc_wait_ex(L, w, finish, CONC_WAIT_SEE_CANCEL);
   }
   if (w == &local) { /* the owner's thread: serves between events */
-    rc = conc_pool_owner_wait(L, pidx, f->pool, f, d);
+    rc = conc_pool_owner_wait(L, pidx, p, f, d);
     w->arg[2] = (uintptr_t)fidx;
     return finish(L, rc, w);
   }
   /* One of the owner's tasks: it wakes at each event of the pool, serves
    * it (callbacks run in this task then) and suspends again. */
-  rc = owner_round(L, pidx, f->pool, f, w, d, 0);
+  rc = owner_round(L, pidx, p, f, w, d, 0);
   w->arg[2] = (uintptr_t)fidx;
   if (rc != CC_WAIT_PARK) return finish(L, rc, w);
   w->arg[3] = (uintptr_t)pidx;
@@ -320,23 +323,27 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
-/* Waits for every task; once the pool is closed, also for its workers. */
-static int l_join(lua_State *L) {
-  cc_pool_t *p = conc_pool_check(L);
-  int rc = conc_pool_owner_wait(L, 1, p, NULL, CC_FOREVER), n;
+/* The end of pool:join (the pool at 1): every task has finished; once the
+ * pool is closed, joins its workers (idle by now: they are leaving) and
+ * their monitors. */
+static int joined(lua_State *L, int rc, cc_wait_t *w) {
+  cc_pool_t *p = (cc_pool_t *)conc_toobj(L, 1);
+  int n;
+  (void)w;
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
   if (rc) return conc_raise(L, rc, "pool:join");
   if (!atomic_load(&p->closed)) return 0;
   conc_pool_push_uv(L, 1, UV_WORKERS);
   n = (int)lua_rawlen(L, -1);
   for (int i = 1; i <= n; i++) {
-    cc_obj_t *w;
+    cc_obj_t *o;
     if (lua_rawgeti(L, -1, i) == LUA_TNIL) {
       lua_pop(L, 1);
       continue;
     }
-    w = conc_toobj(L, -1);
-    rc = w->type == &cc_process_type ? cc_process_join((cc_process_t *)w, CC_FOREVER)
-                                      : cc_thread_join((cc_thread_t *)w, CC_FOREVER);
+    o = conc_toobj(L, -1);
+    rc = o->type == &cc_process_type ? cc_process_join((cc_process_t *)o, CC_FOREVER)
+                                      : cc_thread_join((cc_thread_t *)o, CC_FOREVER);
     if (rc) return conc_raise(L, rc, "pool:join");
     lua_pop(L, 1);
   }
@@ -347,12 +354,24 @@ static int l_join(lua_State *L) {
   return 0;
 }
 
+/* pool:join: waits for every task (a task suspends, serving the pool as
+ * get does); once the pool is closed, also for its workers. */
+static int l_join(lua_State *L) {
+  conc_pool_check(L);
+  lua_settop(L, 1);
+  return conc_pool_wait(L, 0, 1, CC_FOREVER, joined);
+}
+
+/* __close: close and join as the thread, also in a task (a to-be-closed
+ * variable's handler does not suspend). */
 static int l_close_join(lua_State *L) {
   conc_ud *u = lua_touserdata(L, 1);
+  cc_pool_t *p;
   if (!u || !u->obj) return 0;
   l_close(L);
   lua_settop(L, 1);
-  return l_join(L);
+  p = (cc_pool_t *)u->obj;
+  return joined(L, conc_pool_owner_wait(L, 1, p, NULL, CC_FOREVER), NULL);
 }
 
 /* __gc: the owner's last reference stops the workers (queued tasks are

@@ -46,7 +46,8 @@ int conc_pool_owner_of(lua_State *L, int fidx, cc_future_t *f);
 int conc_pool_owner_wait(lua_State *L, int pidx, cc_pool_t *p, cc_future_t *f,
                          cc_deadline_t d);
 /* Waits for the Future at fidx (as the owner, serving the pool, when pidx
- * is the index of its pool's userdata; pidx 0: as anyone else) and returns
+ * is the index of its pool's userdata; pidx 0: as anyone else; fidx 0:
+ * for every task of the pool at pidx) and returns
  * finish(L, rc, w) with rc 0, CC_ETIMEOUT, CC_EINTR or, for a task that was
  * cancelled meanwhile, CC_ECANCELLED (finish raises it: the Future itself
  * is left alone). A task suspends; a thread blocks. finish finds fidx in

@@ -1,4 +1,4 @@
--- Futures in tasks: f:get, f:wait and pool:apply suspend only the task
+-- Futures in tasks: f:get, f:wait, pool:apply and pool:join suspend only the task
 -- (the pool task waits for an event that another task of the loop sets, so
 -- a get that blocked the loop's thread would leave it waiting: each such
 -- wait has a timeout and reports whether it was set), timeouts, cancel
@@ -43,6 +43,14 @@ do
     local a = conc.task(function() return p:apply(waiter, go3) end)
     setter(go3)
     assert(a:await() == true, "the loop ran while a task was in pool:apply")
+
+    -- pool:join waits for every task (and runs their callbacks) in a task
+    local go4 = conc.event()
+    local cb_seen = false
+    p:submit(waiter, go4):on_done(function(ok, v) cb_seen = ok and v end)
+    local j = conc.task(function() p:join() return cb_seen end)
+    setter(go4)
+    assert(j:await() == true, "the loop ran while a task was in pool:join")
 
     -- two tasks of the owner wait in the pool at once
     local e1, e2 = conc.event(), conc.event()
@@ -97,6 +105,10 @@ do
     conc.sleep(0)
     a:cancel()
     raises("cancelled", a.await, a)
+    local j = conc.task(function() return p:join() end)
+    conc.sleep(0)
+    j:cancel()
+    raises("cancelled", j.await, j)
     go:set()
     assert(f:get(10) == "late")
     p:close()
