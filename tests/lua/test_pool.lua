@@ -284,6 +284,30 @@ do
   assert(p.name == "strict" and p.size == 1 and f:get() == 1)
 end
 
+-- a task's function carries the creator's package paths, also when they
+-- changed after the pool started (it travels as a job)
+do
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local fh = assert(io.open(dir .. "/pool_path_probe.lua", "w"))
+  fh:write("return {v = 42}")
+  fh:close()
+  local p <close> = conc.pool(1)
+  assert(p:apply(id, 1) == 1) -- the worker runs with the paths of its start
+  local old = package.path
+  package.path = dir .. "/?.lua;" .. old
+  local m = require("pool_path_probe")
+  local ok, v = pcall(p.apply, p, function() return require("pool_path_probe").v end)
+  local ok2, v2 = pcall(p.apply, p, function() return m.v end) -- a module upvalue
+  package.path = old
+  package.loaded.pool_path_probe = nil
+  os.remove(dir .. "/pool_path_probe.lua")
+  os.remove(dir)
+  assert(ok and v == 42, tostring(v))
+  assert(ok2 and v2 == 42, tostring(v2))
+end
+
 -- bad input: clear errors, the pool stays usable
 do
   raises("pool size must be from 1 to 1024", conc.pool, 0)
