@@ -13,6 +13,7 @@
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lconc.h"
@@ -40,12 +41,19 @@ static cc_queue_t *self(lua_State *L) {
   return checkq(L, 1);
 }
 
+/* conc.queue([name | {name=, maxsize=},] [maxsize]) */
 static int l_queue(lua_State *L) {
-  lua_Integer max = luaL_optinteger(L, 1, 0);
+  static const char *const keys[] = {"name", "maxsize", NULL};
   char name[CC_NAME_MAX];
+  int first = conc_ctor_name(L, 1, keys, name);
+  lua_Integer max;
   cc_queue_t *q;
-  luaL_argcheck(L, max >= 0 && max <= INT32_MAX, 1, "maxsize out of range");
-  conc_where(L, name, sizeof name);
+  if (first == 2 && lua_istable(L, 1) && lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "maxsize"); /* becomes argument 2 */
+  }
+  max = luaL_optinteger(L, first, 0);
+  luaL_argcheck(L, max >= 0 && max <= INT32_MAX, first, "maxsize out of range");
   q = cc_queue_new((uint32_t)max, name);
   if (!q && conc_reclaim(L)) q = cc_queue_new((uint32_t)max, name);
   if (!q) return luaL_error(L, "conc.queue: %s", cc_strerror(CC_ENOMEM));
@@ -116,6 +124,8 @@ static int put_done(lua_State *L, int rc, cc_item_t *it) {
     return 1;
   }
   if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
+  if (rc == CC_ECLOSED) /* the queue is `self`, at index 1 */
+    return luaL_error(L, "queue '%s' is closed", ((conc_ud *)lua_touserdata(L, 1))->obj->name);
   return conc_raise(L, rc, "queue:put");
 }
 
@@ -130,7 +140,8 @@ static int do_put(lua_State *L, cc_queue_t *q, cc_deadline_t d) {
   cc_item_t it;
   cc_wait_t *w;
   int rc;
-  luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "non-nil value");
+  if (lua_isnoneornil(L, 2))
+    conc_argerror(L, 2, lua_pushfstring(L, "non-nil value expected, got %s", luaL_typename(L, 2)));
   w = conc_wait_slot(L);
   conc_item_from_lua(L, 2, &it, "item");
   if (cc_likely(w == NULL)) {
@@ -207,8 +218,12 @@ static int l_get(lua_State *L) {
   return do_get(L, q, conc_opt_deadline(L, 2));
 }
 
+/* try_get: the item, or nil, "empty", "EMPTY" (or "closed"); never waits,
+ * so a task calls the core directly too. */
 static int l_try_get(lua_State *L) {
-  return do_get(L, self(L), CC_NOW);
+  cc_item_t it;
+  int rc = cc_queue_get(self(L), &it, CC_NOW);
+  return get_done(L, rc == CC_ETIMEOUT ? CC_EEMPTY : rc, &it);
 }
 
 static int l_peek(lua_State *L) {
@@ -409,12 +424,25 @@ static void build_queue_type(lua_State *L, const cc_type_t *type, const luaL_Reg
   lua_newtable(L);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, meths, 1);
+  conc_methods_strict(L, -1, "conc.queue"); /* q:gett() suggests get */
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+}
+
+/* tostring: "conc.queue 'jobs' (3 items)", "(closed)", "(closed, 1 item)" */
+static void queue_state(cc_obj_t *o, char *buf, size_t n) {
+  cc_queue_t *q = (cc_queue_t *)o;
+  size_t k = (size_t)cc_queue_size(q);
+  int closed = atomic_load(&q->closed) != 0;
+  if (closed && k == 0)
+    snprintf(buf, n, "closed");
+  else
+    snprintf(buf, n, "%s%zu item%s", closed ? "closed, " : "", k, k == 1 ? "" : "s");
 }
 
 void conc_open_queue(lua_State *L) {
   conc_item_init();
   conc_lazytype(QUEUE_T, build_queue_type, methods);
+  conc_describe(QUEUE_T, queue_state);
   luaL_setfuncs(L, funcs, 0);
 }

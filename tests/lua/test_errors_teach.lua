@@ -117,4 +117,26 @@ do
   assert(na and nb and tonumber(nb) == tonumber(na) + 1, a.name .. " then " .. b.name)
 end
 
+-- queues: the closed queue is named, try_get on an empty queue says
+-- "empty", a misspelled method suggests the right one, put(nil) names put
+do
+  local q = conc.queue("jobs")
+  local v, msg, code = q:try_get()
+  assert(v == nil and msg == "empty" and code == "EMPTY", tostring(msg))
+  raises("conc.queue has no method or field 'gett' (did you mean 'get'?)",
+         function() return q.gett end)
+  raises("bad argument #1 to 'put' (non-nil value expected, got nil)", function() q:put(nil) end)
+  raises("bad argument #2 to 'put' (non-nil value expected, got nil)", q.put, q, nil)
+  q:put(1) q:put(2) q:put(3)
+  assert(tostring(q) == "conc.queue 'jobs' (3 items)", tostring(q))
+  q:close()
+  raises("queue 'jobs' is closed", function() q:put(4) end)
+  assert(tostring(q) == "conc.queue 'jobs' (closed, 3 items)", tostring(q))
+  assert(tostring(conc.queue({name = "b", maxsize = 2})) == "conc.queue 'b' (0 items)")
+  local b = conc.queue({name = "b", maxsize = 1})
+  assert(b:try_put(1) == true and b:try_put(2) == false)
+  assert(tostring(conc.queue("c", 5)):find("'c'", 1, true))
+  raises("unknown option 'maxsise' (did you mean 'maxsize'?)", conc.queue, {maxsise = 3})
+end
+
 print("test_errors_teach: ok")
