@@ -7,6 +7,9 @@
  * the other end is closed and everything it sent has been received,
  * nil, "closed" (plus the code name).
  */
+#include <stdio.h>
+#include <string.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -21,11 +24,23 @@ static cc_pipe_t *checkend(lua_State *L, int idx) {
   return (cc_pipe_t *)conc_check(L, idx, PIPE_T);
 }
 
+/* conc.pipe([name | {name=, duplex=},] [duplex]): the ends are named
+ * "<name> (a)" and "<name> (b)", so a name has 4 bytes less room. */
 static int l_pipe(lua_State *L) {
-  int duplex = lua_isnoneornil(L, 1) ? 1 : lua_toboolean(L, 1);
+  static const char *const keys[] = {"name", "duplex", NULL};
   char name[CC_NAME_MAX];
+  int first = conc_ctor_name(L, 1, keys, name), duplex;
   cc_pipe_t *a, *b;
-  conc_where(L, name, sizeof name);
+  char where[CC_NAME_MAX];
+  conc_where(L, where, sizeof where);
+  if (strlen(name) > CC_NAME_MAX - 5 && strcmp(name, where) != 0) /* a given name */
+    return luaL_argerror(L, 1, lua_pushfstring(L, "a pipe's name is at most %d bytes (its ends "
+                                                  "add \" (a)\")", CC_NAME_MAX - 5));
+  if (first == 2 && lua_istable(L, 1) && lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "duplex"); /* becomes argument 2 */
+  }
+  duplex = lua_isnoneornil(L, first) ? 1 : lua_toboolean(L, first);
   if (cc_pipe_new(duplex, name, &a, &b) != 0 &&
       (!conc_reclaim(L) || cc_pipe_new(duplex, name, &a, &b) != 0))
     return luaL_error(L, "conc.pipe: %s", cc_strerror(CC_ENOMEM));
@@ -110,8 +125,14 @@ static void build_pipe_type(lua_State *L, const cc_type_t *type, const luaL_Reg 
   conc_newtype(L, type, meths, NULL, NULL);
 }
 
+/* tostring: "conc.pipe 'p (a)' (open)" or "(closed)" */
+static void pipe_state(cc_obj_t *o, char *buf, size_t n) {
+  snprintf(buf, n, "%s", cc_pipe_closed((cc_pipe_t *)o) ? "closed" : "open");
+}
+
 void conc_open_pipe(lua_State *L) {
   conc_item_init();
   conc_lazytype(PIPE_T, build_pipe_type, methods); /* built on first use */
+  conc_describe(PIPE_T, pipe_state);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -139,4 +139,16 @@ do
   raises("unknown option 'maxsise' (did you mean 'maxsize'?)", conc.queue, {maxsise = 3})
 end
 
+-- pipes: named the same way, print their state, names never cut
+do
+  local a, b = conc.pipe("link")
+  assert(tostring(a) == "conc.pipe 'link (a)' (open)", tostring(a))
+  b:close()
+  assert(tostring(b) == "conc.pipe 'link (b)' (closed)", tostring(b))
+  local c = conc.pipe({name = "one", duplex = false})
+  assert(tostring(c) == "conc.pipe 'one (a)' (open)", tostring(c))
+  raises("a pipe's name is at most 59 bytes", conc.pipe, string.rep("p", 60))
+  raises("unknown option 'duplx' (did you mean 'duplex'?)", conc.pipe, {duplx = true})
+end
+
 print("test_errors_teach: ok")
