@@ -404,7 +404,7 @@ int luaopen_conc(lua_State *L) {
     conc_chain_sigint(L);
   }
   lua_pop(L, 1);
-  lua_newtable(L);
+  lua_createtable(L, 0, 64); /* the module table, sized once: no rehash per opener */
   conc_open_thread(L);
   conc_open_sync(L);
   conc_open_lock(L);
