@@ -339,10 +339,23 @@ static int c_wait_until(lua_State *L) {
   return cond_wait(L, c, (cc_deadline_t)luaL_checkinteger(L, 2));
 }
 
-/* wait_for(pred [, timeout]): Python's loop; returns pred's last result. */
+/* wait_for(pred [, timeout]): Python's loop; returns pred's last result.
+ * Its arguments are checked here, so that errors name wait_for and the
+ * caller's line (start's own checks would name 'start'). */
 static const char wait_for_src[] =
     "local start, expired, wait_until = ...\n"
+    "local function bad(n, what, got)\n"
+    "  error(('bad argument #%d to \\'wait_for\\' (%s expected, got %s)'):format(n, what, got), 3)\n"
+    "end\n"
     "return function(self, pred, timeout)\n"
+    "  local mt = type(pred) ~= 'function' and getmetatable(pred)\n"
+    "  if mt ~= false and not (type(mt) == 'table' and mt.__call) then\n"
+    "    bad(1, 'function', pred == nil and 'no value' or type(pred))\n"
+    "  end\n"
+    "  local tt = type(timeout)\n"
+    "  if timeout ~= nil and tt ~= 'boolean' and not (tt == 'number' and timeout >= 0) then\n"
+    "    bad(2, 'non-negative timeout (seconds or boolean)', tt)\n"
+    "  end\n"
     "  local d = start(self, pred, timeout)\n"
     "  while true do\n"
     "    local r = pred()\n"

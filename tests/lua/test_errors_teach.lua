@@ -151,4 +151,18 @@ do
   raises("unknown option 'duplx' (did you mean 'duplex'?)", conc.pipe, {duplx = true})
 end
 
+-- condition:wait_for, written in Lua, names itself and the caller's line
+do
+  local c = conc.condition("cv")
+  c:acquire()
+  local err = raises("bad argument #1 to 'wait_for' (function expected, got number)",
+                     function() c:wait_for(5) end)
+  assert(err:find("test_errors_teach.lua:%d+:"), err)
+  raises("bad argument #2 to 'wait_for' (non-negative timeout", function()
+    c:wait_for(function() return true end, "soon")
+  end)
+  assert(c:wait_for(function() return 7 end, 0) == 7)
+  c:release()
+end
+
 print("test_errors_teach: ok")
