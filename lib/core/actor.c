@@ -19,6 +19,7 @@
 static _Thread_local cc_actor_t *self;
 static _Thread_local char deadlock_msg[1024];
 cc_observer_fn cc_observer;
+cc_park_fn cc_park_hook;
 
 static _Thread_local int actor_err;
 
@@ -200,6 +201,7 @@ int cc_wait_begin(cc_obj_t *o, int kind, cc_deadline_t deadline) {
     atomic_store_explicit(&a->wait_kind, kind, memory_order_release);
     atomic_store_explicit(&a->state, CC_ACTOR_WAITING, memory_order_relaxed);
   }
+  if (cc_park_hook) cc_park_hook(a, o);
   if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_WAIT_BEGIN, 0);
   return 0;
 }

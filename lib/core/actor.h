@@ -116,6 +116,14 @@ enum cc_event { CC_EV_WAIT_BEGIN, CC_EV_WAIT_END, CC_EV_HOLD, CC_EV_UNHOLD };
 typedef void (*cc_observer_fn)(cc_actor_t *a, cc_obj_t *o, int event, int result);
 extern cc_observer_fn cc_observer;
 
+/* Optional park hook (conc.dump's wait sites): called by cc_wait_begin only,
+ * on the actor's own thread, after the wait is recorded, so it costs nothing
+ * on the lock fast path (cc_hold/cc_unhold) and cc_observer can stay NULL
+ * while nothing traces. Set once, before threads. NULL when unused. */
+typedef void (*cc_park_fn)(cc_actor_t *a, cc_obj_t *o);
+extern cc_park_fn cc_park_hook;
+#define CC_PARK_HOOK 1 /* trace.c installs its site recorder here */
+
 /* Human-readable one-line description "thread 'name'" into buf. */
 void cc_actor_describe(const cc_actor_t *a, char *buf, size_t n);
 

@@ -3,10 +3,13 @@
  * the one observer of actor.h that feeds them and conc.dump.
  *
  * The observer (cc_observe_install) is one function installed in
- * actor.h's cc_observer; it dispatches each wait/hold event to whoever
- * listens: the wait-site recorder of conc.dump (slow path only: a wait that
- * parks), the trace writer (while a trace is open) and the lock-order checker
- * (lockorder.h). Nothing listening costs one predictable branch per event.
+ * actor.h's cc_observer when a trace opens or the lock-order checker starts;
+ * it dispatches each wait/hold/lifecycle event to the trace writer (while a
+ * trace is open) and the lock-order checker (lockorder.h). The wait-site
+ * recorder of conc.dump is not an observer: it sits in actor.h's
+ * cc_park_hook, which only a wait that parks calls (the slow path), so with
+ * neither a trace nor the checker on, cc_observer stays NULL and a lock's
+ * fast path pays one predictable branch per event.
  *
  * The trace writer keeps one buffer per OS thread (no global lock on the
  * hot path: a per-buffer flag that only a closing trace contends for) and
@@ -39,8 +42,8 @@ void cc_observe_install(void);
  * frames. (The dumping thread never reads another actor's objects: one
  * may be freed as it reads.) `where` is the lock-order checker's
  * question: writes "file:line" of the running Lua code into buf (buf[0] =
- * 0 when unknown). Both set once, before threads; a NULL on_park leaves the
- * observer as it is (nothing is recorded when threads park). */
+ * 0 when unknown). Both set once, before threads; on_park goes into
+ * cc_park_hook (a NULL one records nothing when threads park). */
 typedef void (*cc_site_fn)(cc_actor_t *a, cc_obj_t *o);
 typedef void (*cc_where_fn)(char *buf, size_t n);
 void cc_site_hooks(cc_site_fn on_park, cc_where_fn where);

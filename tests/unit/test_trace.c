@@ -41,6 +41,39 @@ static int count(const char *s, const char *what) {
   return n;
 }
 
+static int parks;
+static cc_obj_t *parked_on;
+static void on_park(cc_actor_t *a, cc_obj_t *o) {
+  assert_ptr_equal(a, cc_self());
+  parks++;
+  parked_on = o;
+}
+
+/* conc.dump's site recorder sits in the park hook, not the observer: with no
+ * trace and no lock-order checker, cc_observer stays NULL (a lock's fast
+ * path pays one branch), holds never reach the recorder, and only a wait
+ * that parks does (after it is recorded: the recorder reads wait_kind). */
+static void test_park_hook_leaves_observer_off(void **state) {
+  cc_obj_t *l;
+  (void)state;
+  assert_int_equal(cc_arena_init(), 0);
+  l = cc_obj_new(&lock_type, sizeof(cc_obj_t), "L");
+  cc_site_hooks(on_park, NULL);
+  assert_null(cc_observer);
+  cc_hold(l);
+  cc_unhold(l);
+  assert_int_equal(parks, 0);
+  assert_int_equal(cc_wait_begin(l, CC_WAIT_SEM, cc_now_ns() + 1000000), 0);
+  assert_int_equal(parks, 1);
+  assert_ptr_equal(parked_on, l);
+  assert_int_equal(atomic_load(&cc_self()->wait_kind), CC_WAIT_SEM);
+  cc_wait_end(l, 0);
+  assert_int_equal(parks, 1);
+  cc_site_hooks(NULL, NULL);
+  cc_park_hook = NULL;
+  cc_obj_unref(l);
+}
+
 static void test_final_file(void **state) {
   char path[] = "/tmp/conclua-test-trace-XXXXXX", err[256], *s;
   int fd = mkstemp(path);
@@ -130,6 +163,7 @@ static void test_lock_order(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_park_hook_leaves_observer_off),
       cmocka_unit_test(test_final_file),
       cmocka_unit_test(test_unwritable),
       cmocka_unit_test(test_lock_order),
