@@ -324,6 +324,14 @@ cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type) {
   return u->obj;
 }
 
+cc_obj_t *conc_self_slow(lua_State *L) {
+  const cc_type_t *t = NULL;
+  if (lua_getfield(L, lua_upvalueindex(1), "__conctype") == LUA_TLIGHTUSERDATA)
+    t = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return conc_check(L, 1, t);
+}
+
 cc_deadline_t conc_opt_deadline(lua_State *L, int idx) {
   double s;
   int isnum;

@@ -50,6 +50,20 @@ void conc_push_owned(lua_State *L, cc_obj_t *o);
 /* The object at idx if it is a conc object of `type` (any conc type when
  * type is NULL), else raises a standard argument error. */
 cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type);
+/* The one self check of a method whose upvalue 1 is its type's metatable
+ * (conc_sync_newtype, the queue's and the shared table's methods): the
+ * object at index 1, checked with one rawequal; else the standard argument
+ * error of conc_check. */
+cc_obj_t *conc_self_slow(lua_State *L);
+static inline cc_obj_t *conc_self(lua_State *L) {
+  conc_ud *u = lua_touserdata(L, 1);
+  if (cc_likely(u != NULL && lua_getmetatable(L, 1))) {
+    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (cc_likely(ok && u->obj != NULL)) return u->obj;
+  }
+  return conc_self_slow(L);
+}
 /* The object at idx if it is any conc object, else NULL. */
 cc_obj_t *conc_toobj(lua_State *L, int idx);
 

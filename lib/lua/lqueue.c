@@ -29,16 +29,10 @@ static cc_queue_t *checkq(lua_State *L, int idx) {
   return (cc_queue_t *)conc_check(L, idx, QUEUE_T);
 }
 
-/* `self` of a method: the methods carry the queue metatable as upvalue 1,
- * so the check is one rawequal (conc_check gives the error message). */
+/* `self` of a method: the methods carry the queue metatable as upvalue 1
+ * (conc_self). */
 static cc_queue_t *self(lua_State *L) {
-  conc_ud *u = lua_touserdata(L, 1);
-  if (cc_likely(u != NULL && lua_getmetatable(L, 1))) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (cc_likely(ok && u->obj != NULL)) return (cc_queue_t *)u->obj;
-  }
-  return checkq(L, 1);
+  return (cc_queue_t *)conc_self(L);
 }
 
 /* conc.queue([name | {name=, maxsize=},] [maxsize]) */

@@ -26,15 +26,9 @@
 #define SHARED_T (&cc_shared_type)
 
 /* The shared table at index 1 of a metamethod or method whose upvalue 1 is
- * the metatable. */
+ * the metatable (conc_self). */
 static cc_shared_t *self(lua_State *L) {
-  conc_ud *u = lua_touserdata(L, 1);
-  if (cc_likely(u != NULL && lua_getmetatable(L, 1))) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (cc_likely(ok && u->obj != NULL)) return (cc_shared_t *)u->obj;
-  }
-  return (cc_shared_t *)conc_check(L, 1, SHARED_T);
+  return (cc_shared_t *)conc_self(L);
 }
 
 /* Normalises the key at idx like Lua does (an integral float is an

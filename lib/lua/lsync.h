@@ -3,7 +3,7 @@
  * fast method dispatch, timeouts, guards for with()/hold().
  *
  * Methods of a sync type are registered by conc_sync_newtype() with two upvalues:
- * the type's metatable (so SYNC_SELF checks `self` with one rawequal instead
+ * the type's metatable (so conc_self checks `self` with one rawequal instead
  * of a registry lookup) and the guard metatable. The type's __index is the
  * methods table itself, so `l:acquire()` costs no extra C call.
  */
@@ -31,19 +31,6 @@ int conc_sync_acquire(lua_State *L, cc_obj_t *o, int (*acquire_w)(cc_wait_t *, c
 
 /* Registers `type` (conc_newtype) with `methods` as described above. */
 void conc_sync_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods);
-
-/* The object at index 1 when it is of the method's type (else raises the
- * standard argument error). For methods registered by conc_sync_newtype only. */
-cc_obj_t *conc_sync_self_slow(lua_State *L);
-static inline cc_obj_t *conc_sync_self(lua_State *L) {
-  conc_ud *u = lua_touserdata(L, 1);
-  if (cc_likely(u != NULL && lua_getmetatable(L, 1))) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (cc_likely(ok && u->obj != NULL)) return u->obj;
-  }
-  return conc_sync_self_slow(L);
-}
 
 /* Raises for a core error: the deadlock message exactly as
  * cc_deadlock_message() gives it (no position prefix), else conc_raise. */
