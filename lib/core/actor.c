@@ -86,12 +86,14 @@ cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind) {
   atomic_store(&a->wait_kind, 0);
   atomic_store(&a->nheld, 0);
   atomic_store_explicit(&a->state, CC_ACTOR_RUNNING, memory_order_release);
+  if (cc_unlikely(cc_observer != NULL)) cc_observer(a, NULL, CC_EV_START, 0);
   return a;
 }
 
 void cc_actor_free(cc_actor_t *a) {
   cc_globals_t *g = cc_globals();
   if (!a) return;
+  if (cc_unlikely(cc_observer != NULL)) cc_observer(a, NULL, CC_EV_END, 0);
   if (self == a) self = NULL;
   atomic_store(&a->state, CC_ACTOR_FREE);
   cc_mutex_lock(&g->actors_lock);
@@ -186,6 +188,7 @@ int cc_wait_begin(cc_obj_t *o, int kind, cc_deadline_t deadline) {
     cc_mutex_lock(&g->graph_lock);
     if (closes_cycle(a, o)) {
       cc_mutex_unlock(&g->graph_lock);
+      if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_DEADLOCK, CC_EDEADLOCK);
       return CC_EDEADLOCK;
     }
     atomic_store(&a->wait_timed, 0);

@@ -110,9 +110,16 @@ void cc_unhold(cc_obj_t *o);
 /* Message for the last CC_EDEADLOCK returned to this thread. */
 const char *cc_deadlock_message(void);
 
-/* Optional observer (trace timeline). Called after each event with the actor,
- * object, event, and the wait result. NULL when unused. */
-enum cc_event { CC_EV_WAIT_BEGIN, CC_EV_WAIT_END, CC_EV_HOLD, CC_EV_UNHOLD };
+/* Optional observer (trace timeline, lock-order checker). Called after each
+ * event with the actor, object, event, and the wait result. NULL when unused.
+ * Lifecycle events: CC_EV_START at the end of cc_actor_new and CC_EV_END at
+ * the start of cc_actor_free (o NULL; on the thread that creates or frees
+ * the actor, not necessarily its own), CC_EV_DEADLOCK when cc_wait_begin
+ * refuses a wait that would close a cycle (result CC_EDEADLOCK;
+ * cc_deadlock_message() on that thread describes it). */
+enum cc_event { CC_EV_WAIT_BEGIN, CC_EV_WAIT_END, CC_EV_HOLD, CC_EV_UNHOLD,
+                CC_EV_START, CC_EV_END, CC_EV_DEADLOCK };
+#define CC_EV_LIFECYCLE 1 /* trace.c handles START/END/DEADLOCK when defined */
 typedef void (*cc_observer_fn)(cc_actor_t *a, cc_obj_t *o, int event, int result);
 extern cc_observer_fn cc_observer;
 

@@ -663,6 +663,10 @@ static int finalize(char *err, size_t errn) {
         if (depth == 0) continue;
         depth--;
       } else if (r->ph == 'B') {
+        /* A running span begins where its actor is first seen by a buffer:
+         * its creator's (CC_EV_START), its own, its freer's (CC_EV_END).
+         * Only the first one counts. */
+        if (r->cat == CAT_RUN && depth > 0) continue;
         depth++;
       } else if ((r->ph == 's' && !has_flow(r->num, 'f')) ||
                  (r->ph == 'f' && !has_flow(r->num, 's'))) {

@@ -149,6 +149,42 @@ assert(procs:submit(function() conc.sleep(0.001); return 1 end):get() == 1)
         procs = [e["args"]["name"] for e in evs if e["ph"] == "M" and e["name"] == "process_name"]
         self.assertTrue(any("'procs worker 1'" in p for p in procs), procs)
 
+    def test_a_thread_that_never_blocks_has_a_lane(self):
+        # its running span begins when the thread is made (CC_EV_START) and
+        # ends when its actor is freed (CC_EV_END), not at the end of the trace
+        r, out = self.trace("""
+local t = conc.thread({name = "quiet"}, function()
+  local s = 0
+  for i = 1, 1000 do s = s + i end
+  return s
+end)
+assert(select(2, t:join()) == 500500)
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        lane = [k for k, v in names.items() if v == "quiet"]
+        self.assertEqual(len(lane), 1, names)
+        run = [e for e in evs if (e["pid"], e["tid"]) == lane[0] and e["ph"] in "BE"]
+        self.assertEqual([e["ph"] for e in run], ["B", "E"], run)
+        self.assertEqual(run[0].get("cat"), "run")
+        self.assertNotIn("closed", run[1].get("args", {}))
+
+    def test_deadlock_is_an_instant_naming_both_threads(self):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                              "scripts", "deadlock.lua")
+        out = os.path.join(self.dir, "t.json")
+        r = self.run_conclua(["--trace", out, script])
+        self.assertEqual(r.rc, 1)
+        self.assertIn("deadlock: thread 'cook", r.err)
+        evs, names = check_trace(self, out)
+        dl = [e for e in evs if e["ph"] == "i" and e["name"] == "deadlock"]
+        self.assertEqual(len(dl), 1, dl)
+        self.assertIn(names[(dl[0]["pid"], dl[0]["tid"])], ("cook1", "cook2"))
+        detail = dl[0]["args"]["detail"]
+        self.assertRegex(detail, r"^deadlock: thread 'cook[12]' waits for lock '(knife|pot)'")
+        self.assertIn("thread 'cook1'", detail)
+        self.assertIn("thread 'cook2'", detail)
+
     def test_unwritable_path_fails_before_the_script(self):
         path = self.write("s.lua", "print('ran')")
         r = self.run_conclua(["--trace", os.path.join(self.dir, "no", "such", "t.json"), path])
