@@ -104,10 +104,10 @@ void conc_adopt_after_fork(lua_State *L, int32_t parent);
  * constructor (level 1), or "?" */
 void conc_where(lua_State *L, char *buf, size_t n);
 
-/* The arguments of conc.thread and conc.process: `[opts,] fn, ...` with
- * opts = {name=, daemon=}. Checks them and encodes fn and its arguments
+/* The arguments of conc.thread and conc.process: `[name | opts,] fn, ...`
+ * with opts = {name=, daemon=}. Checks them and encodes fn and its arguments
  * into `job` (in the arena; raises on an uncopyable value). `name` points
- * into the options table, which stays on the stack. */
+ * into argument 1, which stays on the stack. */
 typedef struct conc_spawn {
   const char *name;
   int daemon;

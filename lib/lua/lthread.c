@@ -98,12 +98,14 @@ void conc_spawn_args(lua_State *L, conc_spawn_t *s) {
   int fidx = 1;
   s->name = NULL;
   s->daemon = 0;
-  if (lua_istable(L, 1)) {
+  if (lua_type(L, 1) == LUA_TSTRING || lua_istable(L, 1)) { /* the name, one way */
     fidx = 2;
     s->name = conc_name_arg(L, 1, keys); /* unknown keys raise */
-    lua_getfield(L, 1, "daemon");
-    s->daemon = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    if (lua_istable(L, 1)) {
+      lua_getfield(L, 1, "daemon");
+      s->daemon = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
   }
   luaL_checktype(L, fidx, LUA_TFUNCTION);
   conc_wbuf_init(&s->job, 1);

@@ -165,4 +165,12 @@ do
   c:release()
 end
 
+-- threads and processes take a leading name string too
+do
+  local t = conc.thread("named", function(x) return x end, 4)
+  local ok, v = t:join()
+  assert(ok and v == 4 and tostring(t) == "conc.thread 'named' (finished)", tostring(t))
+  raises("unknown option 'deamon' (did you mean 'daemon'?)", conc.thread, {deamon = true}, print)
+end
+
 print("test_errors_teach: ok")
