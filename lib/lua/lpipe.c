@@ -49,20 +49,26 @@ static int l_pipe(lua_State *L) {
   return 2;
 }
 
+/* Misuse of end e: "pipe:send: this end is closed (pipe 'link (a)')". */
+static int misuse(lua_State *L, cc_pipe_t *e, const char *what) {
+  return luaL_error(L, "%s (pipe '%s')", what, e->h.name);
+}
+
 static int l_send(lua_State *L) {
   cc_pipe_t *e = checkend(L, 1);
   cc_item_t it;
   int rc;
-  luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "non-nil value");
-  if (!e->out) return luaL_error(L, "pipe:send: this end only receives");
-  if (cc_pipe_closed(e)) return luaL_error(L, "pipe:send: this end is closed");
+  if (lua_isnoneornil(L, 2))
+    conc_argerror(L, 2, lua_pushfstring(L, "non-nil value expected, got %s", luaL_typename(L, 2)));
+  if (!e->out) return misuse(L, e, "pipe:send: this end only receives");
+  if (cc_pipe_closed(e)) return misuse(L, e, "pipe:send: this end is closed");
   conc_item_from_lua(L, 2, &it, "message");
   rc = cc_pipe_send(e, &it);
   if (cc_unlikely(rc == CC_ENOMEM) && conc_reclaim(L)) rc = cc_pipe_send(e, &it);
   if (cc_likely(rc == 0)) return 0;
   cc_item_clear(&it);
   if (rc == CC_ECLOSED)
-    return luaL_error(L, cc_pipe_closed(e) ? "pipe:send: this end is closed"
+    return misuse(L, e, cc_pipe_closed(e) ? "pipe:send: this end is closed"
                                            : "pipe:send: the other end is closed");
   return conc_raise(L, rc, "pipe:send");
 }
@@ -73,7 +79,8 @@ static int recv_done(lua_State *L, int rc, cc_item_t *it) {
     return 1;
   }
   if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
-  if (cc_pipe_closed(checkend(L, 1))) return luaL_error(L, "pipe:recv: this end is closed");
+  if (cc_pipe_closed(checkend(L, 1)))
+    return misuse(L, checkend(L, 1), "pipe:recv: this end is closed");
   return conc_fail(L, rc);
 }
 
@@ -91,7 +98,7 @@ static int l_recv(lua_State *L) {
   cc_wait_t *w;
   cc_item_t it;
   int rc;
-  if (!e->in) return luaL_error(L, "pipe:recv: this end only sends");
+  if (!e->in) return misuse(L, e, "pipe:recv: this end only sends");
   w = conc_wait_slot(L);
   if (cc_likely(w == NULL)) return recv_done(L, cc_pipe_recv(e, &it, d), &it);
   rc = cc_pipe_recv_w(w, e, &it, d);

@@ -173,4 +173,12 @@ do
   raises("unknown option 'deamon' (did you mean 'daemon'?)", conc.thread, {deamon = true}, print)
 end
 
+-- a pipe's misuse names the end
+do
+  local a, b = conc.pipe("wire")
+  b:close()
+  raises("pipe:send: the other end is closed (pipe 'wire (a)')", a.send, a, 1)
+  raises("bad argument #2 to 'send' (non-nil value expected, got nil)", a.send, a, nil)
+end
+
 print("test_errors_teach: ok")
