@@ -15,7 +15,7 @@
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   conc_task_t *t = tl_loop->current;
   (void)status;
-  (void)ctx;
+  if (ctx) cc_wait_end(NULL, t->why); /* on the task's actor (resume made it self) */
   if (t->why == CC_ECANCELLED) {
     t->why = 0;
     return conc_task_raise_cancelled(L);
@@ -39,11 +39,18 @@ int conc_l_sleep(lua_State *L) {
   t->why = 0;
   if (s == 0) {
     conc_ready(t);
-  } else {
-    if (conc_arm(t, cc_deadline_in(s)) != 0) return conc_raise(L, CC_ENOMEM, "conc.sleep");
-    t->state = T_SLEEP;
+    return lua_yieldk(L, 0, 0, sleep_k);
   }
-  return lua_yieldk(L, 0, 0, sleep_k);
+  {
+    cc_deadline_t until = cc_deadline_in(s);
+    /* Recorded as a thread's sleep is (cc_wait_sleep), on the task's own
+     * actor: a task that only sleeps has a lane and dumps as sleeping. */
+    conc_ensure_actor(L, t); /* may raise: before the timer is armed */
+    if (conc_arm(t, until) != 0) return conc_raise(L, CC_ENOMEM, "conc.sleep");
+    t->state = T_SLEEP;
+    cc_wait_begin(NULL, CC_WAIT_SLEEP, until);
+  }
+  return lua_yieldk(L, 0, 1, sleep_k);
 }
 
 /* ---- blocking calls in tasks (ltask.h) -------------------------------------- */

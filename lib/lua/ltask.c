@@ -160,7 +160,9 @@ void conc_task_resume(conc_loop_t *lp, conc_task_t *t) {
   lp->current = t;
   conc_running_task = t;
   if (t->actor) cc_set_self(t->actor);
+  conc_dump_running(t->co); /* a wait site recorded now is the task's own line */
   st = lua_resume(t->co, lp->L, nargs, &nres);
+  conc_dump_running(NULL);
   if (t->actor) cc_set_self(lp->thread_actor); /* it may have got one meanwhile */
   lp->current = NULL;
   conc_running_task = NULL;

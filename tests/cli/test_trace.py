@@ -318,7 +318,47 @@ wpool:join()
 """
 
 
+TASKS_PARKED = """
+conc.run(function()
+  local ev = conc.event()
+  local waiter = conc.task(function() ev:wait() end)
+  local sleeper = conc.task(function()
+    conc.sleep(60)
+  end)
+  -- tasks run in order: both have parked when this one runs
+  local dumper = conc.task(function()
+    io.write(conc.dump())
+    ev:set()
+    sleeper:cancel()
+  end)
+  conc.gather(waiter, dumper)
+  assert(not pcall(conc.gather, sleeper))
+end)
+"""
+
+
 class DumpTest(CliTestCase):
+    def test_parked_tasks_dump_their_own_line(self):
+        # a task's wait site is its own file:line (not conc.run's), and a
+        # task that only sleeps has an actor and dumps as sleeping
+        path = self.write("tasks.lua", TASKS_PARKED)
+        r = self.run_conclua([path])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        self.assertRegex(r.out, r"thread 'task-\d+' \(pid \d+\): waiting \(event\) on "
+                                r"event '[^']*tasks.lua:3'[^\n]*\n  stack traceback:\n"
+                                r"\t[^\n]*tasks.lua:4: in function")
+        self.assertRegex(r.out, r"thread 'task-\d+' \(pid \d+\): waiting \(sleep\) on sleep"
+                                r"[^\n]*\n  stack traceback:\n\t[^\n]*tasks.lua:6: in function")
+        # under --trace, the task that only sleeps has a lane with its sleep
+        out = os.path.join(self.dir, "t.json")
+        r = self.run_conclua(["--trace", out, path])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        evs, names = check_trace(self, out)
+        sleeps = [e for e in evs if e["ph"] == "B" and e.get("cat") == "wait"
+                  and e["args"]["kind"] == "sleep"]
+        self.assertEqual(len(sleeps), 1, sleeps)
+        self.assertTrue(names[(sleeps[0]["pid"], sleeps[0]["tid"])].startswith("task-"), names)
+
     def test_dump_names_each_primitive_and_the_line(self):
         path = self.write("blocked.lua", BLOCKED)
         r = self.run_conclua([path])
