@@ -179,7 +179,10 @@ static int owner_waited(lua_State *L, int rc, cc_wait_t *w) {
   conc_wait_done_fn finish = (conc_wait_done_fn)w->arg[4];
   cc_pool_t *p = (cc_pool_t *)conc_toobj(L, pidx);
   cc_future_t *f = fidx ? (cc_future_t *)conc_toobj(L, fidx) : NULL;
+  int as_thread = w->task == NULL; /* conc_wait_ex had no waiter record */
   if (rc != CC_ECANCELLED) rc = owner_round(L, pidx, p, f, w, w->deadline, rc);
+  while (as_thread && rc == CC_WAIT_PARK) /* a loop, not one more C level per event */
+    rc = owner_round(L, pidx, p, f, w, w->deadline, cc_wait_run(w));
   if (rc != CC_WAIT_PARK) return finish(L, rc, w);
   w->arg[2] = (uintptr_t)fidx;
   w->arg[3] = (uintptr_t)pidx;
