@@ -86,8 +86,12 @@ cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind) {
   atomic_store(&a->wait_kind, 0);
   atomic_store(&a->nheld, 0);
   atomic_store_explicit(&a->state, CC_ACTOR_RUNNING, memory_order_release);
-  if (cc_unlikely(cc_observer != NULL)) cc_observer(a, NULL, CC_EV_START, 0);
+  if (kind != CC_ACTOR_PROCESS) cc_actor_started(a);
   return a;
+}
+
+void cc_actor_started(cc_actor_t *a) {
+  if (cc_unlikely(cc_observer != NULL)) cc_observer(a, NULL, CC_EV_START, 0);
 }
 
 void cc_actor_free(cc_actor_t *a) {

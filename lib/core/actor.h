@@ -73,6 +73,10 @@ typedef struct cc_actor {
  * the arena has no room for another chunk (CC_ENOMEM) or the table is at
  * CC_ACTORS_LIMIT (CC_EAGAIN): cc_actor_error() tells which. */
 cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind);
+/* Reports CC_EV_START for `a` to the observer. cc_actor_new does it for
+ * every kind but CC_ACTOR_PROCESS, whose pid is known only in the child:
+ * the child's setup calls this once it has set it. */
+void cc_actor_started(cc_actor_t *a);
 /* Why the calling thread's last cc_actor_new returned NULL. */
 int cc_actor_error(void);
 /* Returns the slot. The actor must hold nothing (see cc_actor_release_all). */
@@ -112,9 +116,10 @@ const char *cc_deadlock_message(void);
 
 /* Optional observer (trace timeline, lock-order checker). Called after each
  * event with the actor, object, event, and the wait result. NULL when unused.
- * Lifecycle events: CC_EV_START at the end of cc_actor_new and CC_EV_END at
- * the start of cc_actor_free (o NULL; on the thread that creates or frees
- * the actor, not necessarily its own), CC_EV_DEADLOCK when cc_wait_begin
+ * Lifecycle events: CC_EV_START at the end of cc_actor_new (for a process:
+ * in the child, cc_actor_started) and CC_EV_END at the start of
+ * cc_actor_free (o NULL; on the thread that creates or frees the actor, not
+ * necessarily its own), CC_EV_DEADLOCK when cc_wait_begin
  * refuses a wait that would close a cycle (result CC_EDEADLOCK;
  * cc_deadlock_message() on that thread describes it). */
 enum cc_event { CC_EV_WAIT_BEGIN, CC_EV_WAIT_END, CC_EV_HOLD, CC_EV_UNHOLD,

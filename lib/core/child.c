@@ -49,6 +49,7 @@ void cc_child_setup(cc_process_t *p, cc_actor_t *a, int32_t parent, int by_main_
   a->pid = cc_pid;
   p->t.pid = cc_pid;
   cc_set_self(a);
+  cc_actor_started(a); /* its lane begins under its own pid */
   /* A child forked by a thread that Ctrl-C does not interrupt (a worker)
    * inherits a SIGINT handler meant for the parent's main thread: give it
    * the default action instead, so that Ctrl-C ends it. */

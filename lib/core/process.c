@@ -23,6 +23,7 @@
 #include "mutex.h"
 #include "pid.h"
 #include "process_int.h"
+#include "trace.h"
 
 /* How often a joiner outside the forker checks for a lost child. */
 #define ORPHAN_POLL_NS 100000000
@@ -179,6 +180,7 @@ int cc_process_fork(cc_process_t *p) {
   }
   p->t.pid = pid; /* the child writes its actor's pid itself */
   cc_reaper_add(node, p, pid);
+  cc_trace_instant("fork", p->t.h.name); /* on the forker's track */
   return pid;
 }
 
@@ -191,6 +193,7 @@ _Noreturn void cc_process_exit(cc_process_t *p, int status, void *result, size_t
   cc_thread_wait_nondaemon();
   fflush(stdout);
   fflush(stderr);
+  cc_trace_instant("exit", NULL); /* written through: children end with _exit */
   _exit(status == CC_T_OK ? 0 : 1);
 }
 

@@ -222,6 +222,7 @@ static void after_fork_child(void) {
     mine->next = NULL;
     mine->len = 0;
     mine->last_hold = 0;
+    memset(mine->seen_a, 0, sizeof mine->seen_a); /* tracks are named again, under this pid */
     atomic_store(&mine->busy, 0);
     buffers = mine;
   }

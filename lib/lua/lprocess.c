@@ -22,6 +22,7 @@
 #include "lconc.h"
 #include "ltask.h"
 #include "process.h"
+#include "trace.h"
 
 #define PROCESS_T (&cc_process_type)
 
@@ -55,6 +56,7 @@ static int child_os_exit(lua_State *L) {
   flush_default_output(L);
   fflush(stdout);
   fflush(stderr);
+  cc_trace_instant("exit", NULL);
   _exit(code);
 }
 

@@ -185,6 +185,32 @@ assert(select(2, t:join()) == 500500)
         self.assertIn("thread 'cook1'", detail)
         self.assertIn("thread 'cook2'", detail)
 
+    def test_fork_and_exit_are_instants(self):
+        r, out = self.trace("""
+local p = conc.process({name = "kid"}, function() return 1 end)
+assert(select(2, p:join()) == 1)
+local q = conc.process({name = "quitter"}, function() os.exit(3) end)
+local ok, err = pcall(q.join, q)
+assert(not ok and tostring(err):find("status 3"), err)
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        main = [k for k, v in names.items() if v == "main"]
+        self.assertEqual(len(main), 1, names)
+        forks = [e for e in evs if e["ph"] == "i" and e["name"] == "fork"]
+        self.assertEqual([(e["pid"], e["tid"]) for e in forks], main * 2)
+        self.assertEqual([e["args"]["detail"] for e in forks], ["kid", "quitter"])
+        exits = {names[(e["pid"], e["tid"])]: e for e in evs if e["ph"] == "i" and e["name"] == "exit"}
+        self.assertEqual(set(exits), {"kid", "quitter"})  # cc_process_exit, os.exit
+        for e in exits.values():
+            self.assertNotEqual(e["pid"], main[0][0])
+        # the parent's process name is its own: a child's lane is named under
+        # the child's pid only
+        pnames = {(e["pid"], e["args"]["name"]) for e in evs
+                  if e["ph"] == "M" and e["name"] == "process_name"}
+        self.assertEqual({n for p, n in pnames if p == main[0][0]},
+                         {"main (pid %d)" % main[0][0]})
+
     def test_unwritable_path_fails_before_the_script(self):
         path = self.write("s.lua", "print('ran')")
         r = self.run_conclua(["--trace", os.path.join(self.dir, "no", "such", "t.json"), path])
