@@ -118,6 +118,8 @@ void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
   if (methods) luaL_setfuncs(L, methods, 0);
   conc_methods_strict(L, -1, tname); /* a misspelled method raises, with a suggestion */
   if (index) {
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__methods"); /* where conc_argerror finds a method's name */
     lua_pushcfunction(L, index);
     lua_pushcclosure(L, obj_index, 2);
   } /* else method lookups go straight to the table: no C call per l:m() */

@@ -197,8 +197,22 @@ static int l_kill(lua_State *L) {
   cc_process_t *p = checkp(L, 1);
   int sig = SIGTERM, rc;
   if (lua_type(L, 2) == LUA_TSTRING) {
-    sig = cc_signal_number(lua_tostring(L, 2));
-    luaL_argcheck(L, sig > 0, 2, "unknown signal name");
+    const char *name = lua_tostring(L, 2);
+    if ((sig = cc_signal_number(name)) <= 0) { /* echo it, and suggest a known one */
+      const char *known[40], *s;
+      char buf[32];
+      int n = 0;
+      for (int i = 1; i < 32 && n < 39; i++) {
+        const char *k = cc_signal_name(i, buf, sizeof buf);
+        if (k != buf) known[n++] = k;
+      }
+      known[n] = NULL;
+      s = conc_suggest(strncmp(name, "SIG", 3) == 0 ? name : lua_pushfstring(L, "SIG%s", name),
+                       known);
+      return conc_argerror(L, 2, s ? lua_pushfstring(L, "unknown signal '%s' (did you mean '%s'?)",
+                                                     name, s)
+                                   : lua_pushfstring(L, "unknown signal '%s'", name));
+    }
   } else if (!lua_isnoneornil(L, 2)) {
     lua_Integer s = luaL_checkinteger(L, 2);
     luaL_argcheck(L, s >= 0 && s < NSIG, 2, "signal number out of range");
@@ -252,7 +266,23 @@ static void build_process_type(lua_State *L, const cc_type_t *type, const luaL_R
   conc_newtype(L, type, meths, NULL, process_index);
 }
 
+/* tostring: "conc.process 'kid' (running)", "(exited 0)", "(failed)",
+ * "(killed by SIGKILL)", "(exited with status 3)". */
+static void process_state(cc_obj_t *o, char *buf, size_t n) {
+  cc_process_t *p = (cc_process_t *)o;
+  char sb[32];
+  if (cc_thread_alive(&p->t))
+    snprintf(buf, n, "running");
+  else if (p->how == CC_PROC_KILLED)
+    snprintf(buf, n, "killed by %s", cc_signal_name(p->termsig, sb, sizeof sb));
+  else if (p->how == CC_PROC_REPORTED)
+    snprintf(buf, n, "%s", p->t.status == CC_T_ERROR ? "failed" : "exited 0");
+  else
+    snprintf(buf, n, "exited with status %d", cc_process_exitcode(p));
+}
+
 void conc_open_process(lua_State *L) {
+  conc_describe(PROCESS_T, process_state);
   pthread_once(&hooks_once, install_hooks);
   conc_lazytype(PROCESS_T, build_process_type, methods); /* built on first use */
   luaL_setfuncs(L, funcs, 0);

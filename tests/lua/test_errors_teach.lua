@@ -182,3 +182,26 @@ do
 end
 
 print("test_errors_teach: ok")
+
+-- an unknown signal name is echoed, with the nearest known one; a process
+-- prints its state; arguments errors name the method through pcall too
+do
+  local p = conc.process(function() conc.sleep(30) end)
+  local ok, e = pcall(p.kill, p, "SIGFOO")
+  assert(not ok and e:find("bad argument #2 to 'kill' (unknown signal 'SIGFOO' (did you mean 'SIGFPE'?))", 1, true), e)
+  ok, e = pcall(p.kill, p, "TREM")
+  assert(not ok and e:find("unknown signal 'TREM' (did you mean 'SIGTERM'?)", 1, true), e)
+  assert(tostring(p):find("(running)", 1, true), tostring(p))
+  p:kill("KILL")
+  pcall(p.join, p)
+  assert(tostring(p):find("(killed by SIGKILL)", 1, true), tostring(p))
+  local q = conc.process(function() end)
+  q:join()
+  assert(tostring(q):find("(exited 0)", 1, true), tostring(q))
+  local r = conc.process(function() os.exit(3) end)
+  pcall(r.join, r)
+  assert(tostring(r):find("(exited with status 3)", 1, true), tostring(r))
+  ok, e = pcall(q.join, q, "soon")
+  assert(not ok and e:find("bad argument #2 to 'join'", 1, true), e)
+end
+print("test_errors_teach: kill, process states: ok")
