@@ -9,7 +9,9 @@ local function count(out, pattern)
   return n
 end
 
-local pause = 0.5
+-- 1 s a task: two rounds take about 2 s, nine in a row 9 s; the bound of
+-- 6 pauses leaves room for a slow (sanitizer) start of five processes
+local pause = 1
 local t0 = conc.now()
 local f = assert(io.popen(("%s scripts/pool.lua %s 2>&1"):format(conclua, pause)))
 local out = f:read("a")
