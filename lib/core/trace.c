@@ -21,6 +21,7 @@
 
 #include "futex.h"
 #include "lockorder.h"
+#include "mutex.h"
 
 /* The timeline page (lib/timeline/timeline.html, embedded at build time):
  * the trace JSON goes at offset cc_timeline_split. */
@@ -317,8 +318,14 @@ static int64_t track(tbuf_t *b, const cc_actor_t *a, int64_t now) {
 }
 
 static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
-  tbuf_t *b = my_buffer();
-  int64_t now = cc_now_ns(), tid;
+  tbuf_t *b;
+  int64_t now, tid;
+  /* A process's actor freed while its pid is still ours never started (the
+   * fork failed, or the child died before its setup): no lane for it, and
+   * above all no process name under our pid. */
+  if (ev == CC_EV_END && a && a->kind == CC_ACTOR_PROCESS && a->pid == cc_pid) return;
+  b = my_buffer();
+  now = cc_now_ns();
   if (!b || !a) return;
   buf_lock(b);
   tid = track(b, a, now);
@@ -442,6 +449,8 @@ int cc_trace_open(const char *json, const char *html, char *err, size_t n) {
   /* O_APPEND: every process of the family appends whole records. */
   fcntl(raw_fd, F_SETFL, fcntl(raw_fd, F_GETFL) | O_APPEND);
   fcntl(raw_fd, F_SETFD, FD_CLOEXEC);
+  free(json_path); /* a trace opened before in this process, closed since */
+  free(html_path);
   json_path = json ? strdup(json) : NULL;
   html_path = html ? strdup(html) : NULL;
   owner_pid = cc_pid ? cc_pid : (int32_t)getpid();

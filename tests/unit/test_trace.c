@@ -125,6 +125,29 @@ static void test_final_file(void **state) {
   cc_obj_unref(b);
 }
 
+/* A process actor whose fork failed is freed in the forker, its pid still
+ * the forker's: its end must not name a process (or a lane) under that pid. */
+static void test_unstarted_process_has_no_lane(void **state) {
+  char path[] = "/tmp/conclua-test-trace-XXXXXX", err[256], *s;
+  int fd = mkstemp(path);
+  cc_actor_t *p;
+  (void)state;
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
+  p = cc_actor_new("never", 4242, CC_ACTOR_PROCESS);
+  assert_non_null(p);
+  cc_actor_free(p);
+  p = cc_actor_new("plain", 4243, CC_ACTOR_THREAD); /* a thread's lane: start to end */
+  cc_actor_free(p);
+  assert_int_equal(cc_trace_close(err, sizeof err), 0);
+  s = slurp(path);
+  assert_null(strstr(s, "never"));
+  assert_non_null(strstr(s, "\"name\":\"plain\""));
+  free(s);
+  unlink(path);
+}
+
 static void test_unwritable(void **state) {
   char err[256];
   (void)state;
@@ -165,6 +188,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_park_hook_leaves_observer_off),
       cmocka_unit_test(test_final_file),
+      cmocka_unit_test(test_unstarted_process_has_no_lane),
       cmocka_unit_test(test_unwritable),
       cmocka_unit_test(test_lock_order),
   };
