@@ -346,13 +346,18 @@ wpool:join()
 
 TASKS_PARKED = """
 conc.run(function()
-  local ev = conc.event()
+  local ev, go, slept = conc.event(), conc.event(), conc.event()
   local waiter = conc.task(function() ev:wait() end)
   local sleeper = conc.task(function()
+    go:wait() -- a task gets its own actor when it first blocks
+    slept:set()
     conc.sleep(60)
   end)
-  -- tasks run in order: both have parked when this one runs
+  -- tasks run in order, each until it parks: waiter and sleeper park, this
+  -- one sets go and parks, the sleeper goes to sleep, this one dumps
   local dumper = conc.task(function()
+    go:set()
+    slept:wait()
     io.write(conc.dump())
     ev:set()
     sleeper:cancel()
@@ -362,11 +367,17 @@ conc.run(function()
 end)
 """
 
+SLEEP_ONLY = """
+conc.run(function()
+  conc.gather(conc.task(function() conc.sleep(0.001) end))
+end)
+"""
+
 
 class DumpTest(CliTestCase):
     def test_parked_tasks_dump_their_own_line(self):
         # a task's wait site is its own file:line (not conc.run's), and a
-        # task that only sleeps has an actor and dumps as sleeping
+        # task with an actor (it blocked before) dumps as sleeping
         path = self.write("tasks.lua", TASKS_PARKED)
         r = self.run_conclua([path])
         self.assertEqual((r.rc, r.err), (0, ""), r)
@@ -374,10 +385,10 @@ class DumpTest(CliTestCase):
                                 r"event '[^']*tasks.lua:3'[^\n]*\n  stack traceback:\n"
                                 r"\t[^\n]*tasks.lua:4: in function")
         self.assertRegex(r.out, r"thread 'task-\d+' \(pid \d+\): waiting \(sleep\) on sleep"
-                                r"[^\n]*\n  stack traceback:\n\t[^\n]*tasks.lua:6: in function")
-        # under --trace, the task that only sleeps has a lane with its sleep
+                                r"[^\n]*\n  stack traceback:\n\t[^\n]*tasks.lua:8: in function")
+        # under --trace, a task that only sleeps has a lane with its sleep
         out = os.path.join(self.dir, "t.json")
-        r = self.run_conclua(["--trace", out, path])
+        r = self.run_conclua(["--trace", out, self.write("sleep.lua", SLEEP_ONLY)])
         self.assertEqual((r.rc, r.err), (0, ""), r)
         evs, names = check_trace(self, out)
         sleeps = [e for e in evs if e["ph"] == "B" and e.get("cat") == "wait"
