@@ -525,10 +525,6 @@ static void *monitor_main(void *arg) {
 }
 
 int cc_pool_watch(cc_pool_t *p, int i, cc_obj_t *proc) {
-  pthread_t th;
-  pthread_attr_t attr;
-  sigset_t all, old;
-  int rc;
   cc_process_t *w = (cc_process_t *)proc;
   monitor_t *m = cc_alloc(sizeof *m);
   p->slot[i].pid = w->t.pid;
@@ -539,19 +535,7 @@ int cc_pool_watch(cc_pool_t *p, int i, cc_obj_t *proc) {
   m->w = w;
   m->slot = i;
   atomic_fetch_add(&p->monitors, 1);
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 128 << 10);
-  sigfillset(&all);
-  sigdelset(&all, SIGSEGV);
-  sigdelset(&all, SIGBUS);
-  sigdelset(&all, SIGFPE);
-  sigdelset(&all, SIGILL);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  rc = pthread_create(&th, &attr, monitor_main, m);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
+  if (cc_thread_spawn_detached(monitor_main, m, 128 << 10) != 0) {
     atomic_fetch_sub(&p->monitors, 1);
     cc_obj_unref(&w->t.h);
     cc_obj_unref(&p->h);

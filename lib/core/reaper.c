@@ -172,9 +172,6 @@ static void *reaper_main(void *arg) {
 }
 
 int cc_reaper_start(void) {
-  pthread_t th;
-  pthread_attr_t attr;
-  sigset_t all, old;
   int rc = 0;
   pthread_mutex_lock(&reap_mu);
   if (reaper_running) goto out;
@@ -188,21 +185,10 @@ int cc_reaper_start(void) {
     rc = CC_EAGAIN;
     goto out;
   }
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 << 10);
-  sigfillset(&all);
-  sigdelset(&all, SIGSEGV);
-  sigdelset(&all, SIGBUS);
-  sigdelset(&all, SIGFPE);
-  sigdelset(&all, SIGILL);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  if (pthread_create(&th, &attr, reaper_main, NULL) != 0)
+  if (cc_thread_spawn_detached(reaper_main, NULL, 256 << 10) != 0)
     rc = CC_EAGAIN;
   else
     reaper_running = 1;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
 out:
   pthread_mutex_unlock(&reap_mu);
   return rc;

@@ -299,30 +299,33 @@ void cc_thread_stop_workers(void) {
   pthread_mutex_unlock(&pool_mu);
 }
 
-/* Creates a detached worker with all asynchronous signals blocked (SIGINT
- * and SIGQUIT belong to the main thread). `job` may be NULL (prewarm). */
-static int spawn_worker(cc_thread_t *job) {
+int cc_thread_spawn_detached(void *(*fn)(void *), void *arg, size_t stack) {
   pthread_t th;
   pthread_attr_t attr;
   sigset_t all, old;
   int rc;
-  worker_t *w = calloc(1, sizeof *w);
-  if (!w) return CC_ENOMEM;
-  w->job = job;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 1 << 20);
+  pthread_attr_setstacksize(&attr, stack);
   sigfillset(&all);
   sigdelset(&all, SIGSEGV);
   sigdelset(&all, SIGBUS);
   sigdelset(&all, SIGFPE);
   sigdelset(&all, SIGILL);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  workers_add(1);
-  rc = pthread_create(&th, &attr, worker_main, w);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits the mask */
+  rc = pthread_create(&th, &attr, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
-  if (rc != 0) {
+  return rc == 0 ? 0 : CC_EAGAIN;
+}
+
+/* Starts a worker; `job` may be NULL (prewarm). */
+static int spawn_worker(cc_thread_t *job) {
+  worker_t *w = calloc(1, sizeof *w);
+  if (!w) return CC_ENOMEM;
+  w->job = job;
+  workers_add(1);
+  if (cc_thread_spawn_detached(worker_main, w, 1 << 20) != 0) {
     workers_add(-1);
     free(w);
     return CC_EAGAIN;

@@ -143,6 +143,12 @@ void cc_thread_wait_nondaemon(void);
  * deadline, CC_EINTR on an interrupt (when the caller is the interruptible
  * thread). */
 int cc_thread_wait_nondaemon_until(cc_deadline_t deadline);
+/* Starts a detached pthread running fn(arg) with `stack` bytes of stack and
+ * every asynchronous signal blocked (SIGINT and SIGQUIT belong to the main
+ * thread; faults stay deliverable): the one way the runtime starts its own
+ * threads (workers, the reaper, pool monitors). 0 or CC_EAGAIN. */
+int cc_thread_spawn_detached(void *(*fn)(void *), void *arg, size_t stack);
+
 /* Stops this process's worker pthreads in order: wakes the idle ones, which
  * discard their prepared contexts and end, and waits until every worker not
  * running a daemon job has ended. Call after cc_thread_wait_nondaemon, when
