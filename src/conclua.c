@@ -117,18 +117,13 @@ int cli_docall(lua_State *L, int narg, int nres) {
   return status;
 }
 
-/* While the program waits for its threads, SIGINT ends it at once. */
-static void on_sigint_while_waiting(int sig) {
-  static const char msg[] = ": interrupted while waiting for threads\n";
-  /* The process ends anyway: nothing to do if a write fails. */
-  if (write(STDERR_FILENO, program, strlen(program)) >= 0 &&
-      write(STDERR_FILENO, msg, sizeof msg - 1) >= 0) {
-  }
-  raise(sig); /* the disposition is back to the default (SA_RESETHAND) */
-}
+static void finish_trace(void);
 
-/* The first Ctrl-C while waiting at the end only ends the quiet wait. */
-static void on_sigint_first_wait(int sig) {
+/* A Ctrl-C while waiting at the end ends the wait (the flag makes the
+ * interruptible main thread's wait return). Installed with SA_RESETHAND for
+ * the last wait, so that one more Ctrl-C kills at once if the first is not
+ * seen. */
+static void on_sigint_at_end(int sig) {
   (void)sig;
   conclua_interrupt(NULL);
 }
@@ -146,12 +141,11 @@ static void wait_for_threads(void) {
   int rc;
   memset(&sa, 0, sizeof sa);
   sigemptyset(&sa.sa_mask);
-  sa.sa_handler = on_sigint_first_wait; /* no SA_RESTART: the wait sees EINTR */
+  sa.sa_handler = on_sigint_at_end; /* no SA_RESTART: the wait sees EINTR */
   sigaction(SIGINT, &sa, NULL);
   rc = conclua_wait_threads_for(had_sigint ? 0 : QUIET_WAIT_S);
   if (rc != CONCLUA_OK) {
     char *dump;
-    sa.sa_handler = on_sigint_while_waiting;
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     dump = conclua_dump();
@@ -160,7 +154,13 @@ static void wait_for_threads(void) {
             dump ? dump : "(no memory for the list)\n");
     fflush(stderr);
     free(dump);
-    conclua_wait_threads();
+    if (conclua_wait_threads_for(-1) == CONCLUA_EINTR) {
+      /* quit as a Ctrl-C does, with the trace files written first */
+      cli_message(program, "interrupted while waiting for threads");
+      finish_trace();
+      signal(SIGINT, SIG_DFL);
+      raise(SIGINT);
+    }
   }
   signal(SIGINT, SIG_DFL);
 }

@@ -59,6 +59,22 @@ class ExitWait(CliTestCase):
             p.send_signal(signal.SIGINT)
             self.assertEqual(p.wait(timeout=10), -signal.SIGINT)
 
+    @needs_signals
+    def test_quitting_while_waiting_leaves_a_valid_trace(self):
+        import json
+        self.write("stuck.lua", STUCK)
+        with spawn(["--trace", "t.json", "stuck.lua"], cwd=self.dir) as p:
+            self.assertEqual(read_line(p.stdout), b"main done\n")
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            read_until(p.stderr, b"stuck.lua:2", 10)
+            p.send_signal(signal.SIGINT)
+            self.assertEqual(p.wait(timeout=10), -signal.SIGINT)
+        with open(os.path.join(self.dir, "t.json")) as f:
+            events = json.load(f)
+        events = events["traceEvents"] if isinstance(events, dict) else events
+        self.assertTrue(any("stuck" in json.dumps(e) for e in events), events[:5])
+
     def test_threads_that_end_are_waited_for_quietly(self):
         self.write("ok.lua", "conc.thread(function() conc.sleep(0.2) print('thread done') end)\n")
         with spawn(["ok.lua"], cwd=self.dir) as p:
