@@ -177,6 +177,26 @@ static unsigned size_class(size_t n) {
   return c;
 }
 
+/* ThreadSanitizer cannot see other processes: a block one thread frees, a
+ * child process allocates and fills, and another thread then reads looks
+ * like a race between the free and the read. Under TSan (only), every free
+ * releases and every allocation and hand-over acquires one sync point, so
+ * TSan orders them as the cross-process protocol does. */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char tsan_sync;
+#define TSAN_RELEASE() __tsan_release(&tsan_sync)
+#define TSAN_ACQUIRE() __tsan_acquire(&tsan_sync)
+#else
+#define TSAN_RELEASE() ((void)0)
+#define TSAN_ACQUIRE() ((void)0)
+#endif
+
+void cc_arena_handoff(void) {
+  TSAN_ACQUIRE();
+}
+
 static size_t class_bytes(unsigned cls) {
   return (size_t)1 << (cls + MIN_SHIFT);
 }
@@ -194,6 +214,7 @@ void *cc_alloc(size_t n) {
   if (cls >= NCLASSES) return NULL;
   bytes = class_bytes(cls);
   cc_mutex_lock(&arena->classes[cls].lock);
+  TSAN_ACQUIRE();
   b = arena->classes[cls].head;
   if (b) arena->classes[cls].head = b->next;
   cc_mutex_unlock(&arena->classes[cls].lock);
@@ -307,6 +328,7 @@ void cc_free(void *p) {
   cc_mutex_lock(&arena->classes[cls].lock);
   b->next = arena->classes[cls].head;
   arena->classes[cls].head = b;
+  TSAN_RELEASE();
   cc_mutex_unlock(&arena->classes[cls].lock);
 }
 

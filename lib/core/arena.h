@@ -33,6 +33,11 @@ const char *cc_arena_error(void);
 void *cc_alloc(size_t n);
 void *cc_calloc(size_t n);
 void cc_free(void *p);
+/* A block written by another process is about to be read (decoding a
+ * result or an item): under ThreadSanitizer, orders this thread after every
+ * cc_free so far, which TSan cannot see through the other process. Does
+ * nothing in other builds. */
+void cc_arena_handoff(void);
 /* Usable size of a block from cc_alloc. */
 size_t cc_alloc_size(const void *p);
 /* True when p points into the arena. */

@@ -584,6 +584,7 @@ static inline __attribute__((always_inline)) int decode(lua_State *L, const void
 }
 
 int conc_decode(lua_State *L, const void *data, size_t len) {
+  cc_arena_handoff(); /* (TSan only: the bytes may come from another process) */
   return decode(L, data, len, 0, 0);
 }
 
@@ -592,5 +593,6 @@ int conc_decode_untrusted(lua_State *L, const void *data, size_t len) {
 }
 
 int conc_decode_job(lua_State *L, const void *data, size_t len) {
+  cc_arena_handoff();
   return decode(L, data, len, 0, 1);
 }
