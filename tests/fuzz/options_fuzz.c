@@ -80,6 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #else
+#include "fuzz_driver.h"
 
 static const char *const tokens[] = {
     "-",        "--",         "-e",          "print(1)",       "-i",        "-v",
@@ -120,33 +121,11 @@ static int run_random(long iterations, uint64_t seed) {
   return 0;
 }
 
-static int run_files(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    static uint8_t buf[1 << 16];
-    FILE *f = fopen(argv[i], "rb");
-    size_t n;
-    if (!f) {
-      fprintf(stderr, "options_fuzz: %s: %s\n", argv[i], strerror(errno));
-      return 1;
-    }
-    n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    parse_line(buf, n);
-    printf("%s: ok\n", argv[i]);
-  }
-  return 0;
+static void one_line(const uint8_t *data, size_t size) {
+  parse_line(data, size);
 }
 
 int main(int argc, char **argv) {
-  char *end;
-  long n;
-  if (argc < 2) {
-    fprintf(stderr, "usage: options_fuzz N [SEED] | options_fuzz FILE...\n");
-    return 2;
-  }
-  n = strtol(argv[1], &end, 10);
-  if (*end == '\0' && n >= 0) return run_random(n, argc > 2 ? strtoull(argv[2], NULL, 0) : 0);
-  return run_files(argc, argv);
+  return fuzz_main("options_fuzz", argc, argv, 1 << 16, run_random, one_line);
 }
-
 #endif

@@ -265,6 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #else
+#include "fuzz_driver.h"
 
 static uint64_t rng_state;
 
@@ -289,34 +290,12 @@ static int run_random(long iterations, uint64_t seed) {
   return 0;
 }
 
-static int run_files(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    static uint8_t buf[1 << 20];
-    size_t n;
-    if (!f) {
-      fprintf(stderr, "shared_fuzz: %s: %s\n", argv[i], strerror(errno));
-      return 1;
-    }
-    n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    run_program(buf, n);
-    printf("%s: ok\n", argv[i]);
-  }
-  return 0;
+static void one_program(const uint8_t *data, size_t size) {
+  run_program(data, size);
 }
 
 int main(int argc, char **argv) {
-  char *end;
-  long n;
-  if (argc < 2) {
-    fprintf(stderr, "usage: shared_fuzz N [SEED] | shared_fuzz FILE...\n");
-    return 2;
-  }
   setup();
-  n = strtol(argv[1], &end, 10);
-  if (*end == '\0' && n >= 0) return run_random(n, argc > 2 ? strtoull(argv[2], NULL, 0) : 0);
-  return run_files(argc, argv);
+  return fuzz_main("shared_fuzz", argc, argv, 1 << 20, run_random, one_program);
 }
-
 #endif
