@@ -2,22 +2,9 @@
 -- close/join, callbacks (when and where they run), futures passed to another
 -- thread, bad input. Process workers: test_pool_process.lua.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match " .. pattern)
-  return err
-end
+local raises = require("testlib").raises_match
 
--- Polls cond() until it holds, for at most `s` seconds (for things that have
--- no event to wait on, such as OS threads ending).
-local function eventually(cond, s)
-  local deadline = conc.now() + (s or 20)
-  while not cond() do
-    assert(conc.now() < deadline, "condition not reached in time")
-    conc.sleep(0.01)
-  end
-end
+local eventually = require("testlib").eventually
 
 local function id(...) return ... end
 

@@ -2,20 +2,10 @@
 -- (SIGKILL, os.exit) and replacement, futures passed to a thread and a
 -- process, a garbage-collected pool leaves no process behind.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match " .. pattern)
-  return err
-end
+local raises = require("testlib").raises_match
 
-local function eventually(cond, s)
-  local deadline = conc.now() + (s or 30)
-  while not cond() do
-    assert(conc.now() < deadline, "condition not reached in time")
-    conc.sleep(0.01)
-  end
-end
+local testlib = require "testlib"
+local function eventually(cond) return testlib.eventually(cond, 30) end
 
 -- A process that has been reaped is gone from /proc (a zombie is not).
 local function gone(pid)

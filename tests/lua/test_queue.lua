@@ -3,12 +3,7 @@
 -- no duplicates. Timeouts are short and bounded; nothing sleeps to order
 -- threads (handshakes go through queues).
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 local function elapsed(f, ...)
   local t0 = conc.now()

@@ -2,12 +2,7 @@
 -- others write, with/hold (exclusion, reentrancy, errors, timeouts), atomic
 -- compound updates from several threads, deadlock detection, processes.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 local function sorted_keys(s)
   local ks = {}

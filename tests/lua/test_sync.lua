@@ -2,12 +2,7 @@
 -- events, barriers and atomics, from one thread (test_sync_threads.lua has
 -- the cross-thread behaviour). Timeouts here are short and bounded.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 local function elapsed(f, ...)
   local t0 = conc.now()

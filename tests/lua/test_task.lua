@@ -3,12 +3,7 @@
 -- misuse. Ordering is by the loop's FIFO and by events, never by timing;
 -- the only timed checks are upper bounds that show tasks overlap.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 -- conc.run returns the main task's results and passes its arguments.
 do

@@ -5,12 +5,7 @@
 -- the condition's lock comes back first), and the owner of a hold is the
 -- task. Order is made with events; timed values are upper bounds.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 -- A task that counts while it runs: proof that the loop is not blocked.
 local function ticker(n, done)

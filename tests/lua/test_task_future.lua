@@ -5,20 +5,9 @@
 -- while suspended, on_done callbacks run by the owner's suspended task, a
 -- future got from a task of another thread.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
--- A task that lets the loop turn a few times, then sets ev.
-local function setter(ev)
-  return conc.task(function()
-    for _ = 1, 3 do conc.sleep(0) end
-    ev:set()
-  end)
-end
+local setter = require("testlib").setter
 
 local function waiter(ev) return ev:wait(10) end
 

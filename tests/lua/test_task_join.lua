@@ -4,19 +4,9 @@
 -- such wait has a timeout and reports whether it was set), timeouts,
 -- errors re-raised by a task's join, cancellation while joining.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
-local function setter(ev)
-  return conc.task(function()
-    for _ = 1, 3 do conc.sleep(0) end
-    ev:set()
-  end)
-end
+local setter = require("testlib").setter
 
 do
   conc.run(function()

@@ -9,12 +9,7 @@
 -- threads. Ordered by events and queues, never by sleeps; every wait that
 -- could hang has a timeout.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 -- A task that yields a few times to the loop, then runs f.
 local function later(f, ...)

@@ -4,12 +4,7 @@
 -- contend, and a task-vs-task deadlock is named). Order is made with
 -- events; timeouts are short upper bounds.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 -- While one task waits on a lock, the others run; the task owns the lock.
 do

@@ -3,12 +3,7 @@
 -- peer closing mid-read, writing to a closed connection, and the same
 -- calls blocking a plain thread. Every wait is bounded by a timeout.
 
-local function raises(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern, 1, true), "unexpected error: " .. tostring(err))
-  return err
-end
+local raises = require("testlib").raises
 
 local CLIENTS = os.getenv("CONCLUA_SANITIZED") and 50 or 200
 

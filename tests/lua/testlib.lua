@@ -1,0 +1,40 @@
+-- Helpers the Lua tests share (tests/CMakeLists.txt puts tests/lua on
+-- LUA_PATH): require "testlib".
+local M = {}
+
+-- Calls f(...), which must raise an error whose text contains `text`
+-- (plain); returns the error.
+function M.raises(text, f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error matching " .. text)
+  assert(tostring(err):find(text, 1, true), "unexpected error: " .. tostring(err))
+  return err
+end
+
+-- The same with a Lua pattern.
+function M.raises_match(pattern, f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error matching " .. pattern)
+  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match " .. pattern)
+  return err
+end
+
+-- Polls cond() until it holds, failing after `s` seconds (default 20): for
+-- what has no event to wait on, such as an OS thread or process ending.
+function M.eventually(cond, s)
+  local deadline = conc.now() + (s or 20)
+  while not cond() do
+    assert(conc.now() < deadline, "condition not reached in time")
+    conc.sleep(0.01)
+  end
+end
+
+-- A task that lets its loop turn a few times, then sets ev.
+function M.setter(ev)
+  return conc.task(function()
+    for _ = 1, 3 do conc.sleep(0) end
+    ev:set()
+  end)
+end
+
+return M
