@@ -46,7 +46,9 @@ typedef struct conc_wbuf {
 /* Encodes the n values at stack indexes first..first+n-1 into b (appending
  * after b->len is reset to 0). `what` names the values in error messages:
  * "argument" gives "(argument 2, field 'co')", "item", "result", ... The
- * first value is `<what> 1`. Raises a Lua error that names the offending
+ * first value is `<what> 1`. A `what` that is a field, "field '<string
+ * key>'" or "field [<other key>]" (a shared table's), names one value, is
+ * not numbered, and starts the path: "(field 'x[1].co')". Raises a Lua error that names the offending
  * value's place when a value cannot be copied (and "out of shared memory"
  * or "not enough memory" when b cannot grow); b is left empty and no
  * reference is held in that case. Values made only of nil, booleans,

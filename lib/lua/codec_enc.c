@@ -240,5 +240,5 @@ void conc_encode(lua_State *L, int first, int n, conc_wbuf_t *b, const char *wha
   default: /* start again on the general path */
     b->len = 0;
   }
-  conc__enc_general(L, first, n, b, what, 0, 1);
+  conc__enc_general(L, first, n, b, what, 0, !conc__place_is_field(what));
 }

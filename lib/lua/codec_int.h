@@ -161,6 +161,10 @@ const char *conc__nomem_message(const conc_wbuf_t *b);
 void conc__enc_general(lua_State *L, int first, int n, conc_wbuf_t *b, const char *what,
                        int hidden, int numbered);
 
+/* Whether `what` names a field place ("field 'x'", see conc_encode): its
+ * one value is not numbered and its path goes on in the steps below. */
+int conc__place_is_field(const char *what);
+
 /* How a value was reached from its parent. */
 enum { F_FIELD, F_KEY, F_UPVAL, F_META };
 

@@ -45,26 +45,33 @@ static int is_name(const char *s, size_t n) {
   return 1;
 }
 
+/* Appends a string key as a path step: `name` (`.name` after another
+ * step) or `["a b"]`. */
+static void mb_skey(msgbuf_t *m, const char *s, size_t n, int first) {
+  size_t i;
+  if (is_name(s, n)) {
+    mb_add(m, "%s%.*s", first ? "" : ".", (int)n, s);
+    return;
+  }
+  mb_add(m, "[\"");
+  for (i = 0; i < n && i < 32; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '\'')
+      mb_add(m, "%c", c);
+    else
+      mb_add(m, "\\%u", c);
+  }
+  mb_add(m, "%s\"]", n > 32 ? "..." : "");
+}
+
 /* Appends a key as a path step: `name` (`.name` after another step),
  * `[3]`, `[1.5]`, `[true]`, `["a b"]`, `[<table>]`. */
 static void mb_key(msgbuf_t *m, lua_State *L, int idx, int first) {
   switch (lua_type(L, idx)) {
   case LUA_TSTRING: {
-    size_t n, i;
+    size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    if (is_name(s, n)) {
-      mb_add(m, "%s%s", first ? "" : ".", s);
-      return;
-    }
-    mb_add(m, "[\"");
-    for (i = 0; i < n && i < 32; i++) {
-      unsigned char c = (unsigned char)s[i];
-      if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '\'')
-        mb_add(m, "%c", c);
-      else
-        mb_add(m, "\\%u", c);
-    }
-    mb_add(m, "%s\"]", n > 32 ? "..." : "");
+    mb_skey(m, s, n, first);
     return;
   }
   case LUA_TNUMBER:
@@ -81,14 +88,37 @@ static void mb_key(msgbuf_t *m, lua_State *L, int idx, int first) {
   }
 }
 
+int conc__place_is_field(const char *what) {
+  return strncmp(what, "field ", 6) == 0;
+}
+
+/* Starts the place at a root that is a field ("field 'x'" or "field [3]",
+ * see codec.h): the steps below continue its path, "field 'x[1].y'". */
+static void mb_field_root(msgbuf_t *m, const char *key) {
+  size_t n = strlen(key);
+  mb_add(m, " (field '");
+  if (n >= 2 && key[0] == '\'' && key[n - 1] == '\'')
+    mb_skey(m, key + 1, n - 2, 1); /* a string key, spelt as any path step */
+  else
+    mb_add(m, "%s", key);
+}
+
 /* " (argument 2, field 'a.b[3]', upvalue 'f', key, metatable)" */
 static void mb_place(msgbuf_t *m, const enc_t *e) {
   int k, infield = 0;
-  if (e->numbered)
+  if (conc__place_is_field(e->what)) {
+    mb_field_root(m, e->what + 6);
+    infield = 1;
+  } else if (e->numbered) {
     mb_add(m, " (%s %d", e->what, e->argn);
-  else
+  } else {
     mb_add(m, " (%s", e->what);
-  if (e->deferred) mb_add(m, ", ..."); /* inside a value deeper than CONC_CODEC_INLINE */
+  }
+  if (e->deferred) { /* inside a value deeper than CONC_CODEC_INLINE */
+    if (infield) mb_add(m, "'");
+    infield = 0;
+    mb_add(m, ", ...");
+  }
   for (k = 0; k < e->lvl; k++) {
     const frame_t *f = &e->path[k];
     if (f->kind == F_FIELD) {

@@ -582,6 +582,41 @@ do
   raises("cannot copy a coroutine", enc, conc.current(), {conc.current(), co})
 end
 
+-- A shared table's field is the root of its place: one path, no number
+-- (it read "(field 'x' 1, field '[1]')"), the same steps as an argument's.
+do
+  local co = coroutine.create(print)
+  local s = conc.shared()
+  local function set(k, v) s[k] = v end
+  local function nest(n)
+    local t = {}
+    for _ = 2, n do t = {t} end
+    return t
+  end
+  raises("cannot copy a coroutine (field 'x')", set, "x", co)
+  raises("cannot copy a coroutine (field 'x[1]')", set, "x", {co})
+  raises("cannot copy a coroutine (field 'x.a.b[2]')", set, "x", {a = {b = {1, co}}})
+  raises("cannot copy a coroutine (field '[3].a')", set, 3, {a = co})
+  raises("cannot copy a coroutine (field '[true][1]')", set, true, {co})
+  raises("cannot copy a coroutine (field '[\"a b\"].c')", set, "a b", {c = co})
+  raises("cannot copy a coroutine (field 'f', upvalue 'co')", set, "f", function() return co end)
+  raises("cannot copy a coroutine (field 'k', key)", set, "k", {[co] = 1})
+  local ok, err = pcall(set, "deep", {nest(150)})
+  check(ok, "a deep value stores: " .. tostring(err))
+  local deepco = nest(150)
+  local cur = deepco
+  for _ = 1, 149 do cur = cur[1] end
+  cur.co = co
+  ok, err = pcall(set, "deep", deepco)
+  check(not ok and err:find("cannot copy a coroutine (field 'deep', ..., field '[1]", 1, true)
+        and err:find("[1].co')", 1, true), "a shared field's place inside a deep value: " .. err)
+  -- a queue item and a thread's argument name the same steps
+  local q = conc.queue()
+  raises("cannot copy a coroutine (item 1, field 'x[1]')", q.put, q, {x = {co}})
+  raises("cannot copy a coroutine (argument 2, field 'x[1]')", conc.thread, function() end, {x = {co}})
+  check(s.x == nil and s.deep ~= nil and #q == 0, "nothing stored by a failed copy")
+end
+
 ---------------------------------------------------------------- malformed input
 do
   local samples = {
