@@ -10,7 +10,7 @@
 #define ROUND_ONE 0x10000u
 #define BROKEN 0x80000000u
 
-const cc_type_t cc_barrier_type = {"barrier", NULL, NULL, NULL};
+const cc_type_t cc_barrier_type = {.name = "barrier"};
 
 cc_obj_t *cc_barrier_new(const char *name, uint32_t parties) {
   cc_barrier_t *b;

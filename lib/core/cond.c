@@ -45,7 +45,7 @@ static void cond_destroy(cc_obj_t *o) {
   cc_obj_unref(c->lock);
 }
 
-const cc_type_t cc_cond_type = {"condition", cond_destroy, NULL, NULL};
+const cc_type_t cc_cond_type = {.name = "condition", .destroy = cond_destroy};
 
 cc_obj_t *cc_cond_new(const char *name, cc_obj_t *lock) {
   cc_cond_t *c;

@@ -6,7 +6,7 @@
 
 #define E(o) ((cc_event_t *)(o))
 
-const cc_type_t cc_event_type = {"event", NULL, NULL, NULL};
+const cc_type_t cc_event_type = {.name = "event"};
 
 cc_obj_t *cc_event_new(const char *name) {
   cc_event_t *e = cc_obj_new(&cc_event_type, sizeof *e, name);

@@ -10,7 +10,7 @@ static void pipe_destroy(cc_obj_t *o) {
   if (e->out) cc_obj_unref(&e->out->h);
 }
 
-const cc_type_t cc_pipe_type = {"pipe", pipe_destroy, NULL, NULL};
+const cc_type_t cc_pipe_type = {.name = "pipe", .destroy = pipe_destroy};
 
 static cc_pipe_t *new_end(const char *name, const char *side, cc_queue_t *in,
                           cc_queue_t *out) {

@@ -51,7 +51,7 @@ static void fnbox_destroy(cc_obj_t *o) {
   b->data = NULL;
 }
 
-const cc_type_t cc_fnbox_type = {"poolfn", fnbox_destroy, NULL, NULL};
+const cc_type_t cc_fnbox_type = {.name = "poolfn", .destroy = fnbox_destroy};
 
 cc_fnbox_t *cc_fnbox_new(void *data, size_t len) {
   cc_fnbox_t *b = cc_obj_new(&cc_fnbox_type, sizeof *b, NULL);
@@ -74,7 +74,7 @@ static void future_destroy(cc_obj_t *o) {
   if (f->pool) cc_obj_unref(&f->pool->h);
 }
 
-const cc_type_t cc_future_type = {"future", future_destroy, NULL, NULL};
+const cc_type_t cc_future_type = {.name = "future", .destroy = future_destroy};
 
 /* "<pool name, at most 40 bytes>#<id>" into buf (CC_NAME_MAX bytes): what
  * snprintf's "%.40s#%lld" writes, at a tenth of its cost (one per submit). */
@@ -312,7 +312,7 @@ static void pool_destroy(cc_obj_t *o) {
   if (p->tasks) cc_obj_unref(&p->tasks->h);
 }
 
-const cc_type_t cc_pool_type = {"pool", pool_destroy, NULL, NULL};
+const cc_type_t cc_pool_type = {.name = "pool", .destroy = pool_destroy};
 
 cc_pool_t *cc_pool_new(int n, int processes, const char *name) {
   cc_pool_t *p;

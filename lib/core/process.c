@@ -72,7 +72,7 @@ static void process_destroy(cc_obj_t *o) {
   cc_thread_release_fields(&((cc_process_t *)o)->t);
 }
 
-const cc_type_t cc_process_type = {"process", process_destroy, NULL, NULL};
+const cc_type_t cc_process_type = {.name = "process", .destroy = process_destroy};
 
 static _Atomic long long unnamed_processes;
 

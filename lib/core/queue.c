@@ -56,7 +56,7 @@ static void queue_destroy(cc_obj_t *o) {
   q->ring = NULL;
 }
 
-const cc_type_t cc_queue_type = {"queue", queue_destroy, NULL, NULL};
+const cc_type_t cc_queue_type = {.name = "queue", .destroy = queue_destroy};
 
 static cc_qring_t *new_ring(uint32_t cap) {
   cc_qring_t *r = cc_alloc(sizeof *r + (size_t)cap * sizeof(cc_item_t));

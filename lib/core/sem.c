@@ -6,7 +6,7 @@
 
 #define S(o) ((cc_sem_t *)(o))
 
-const cc_type_t cc_sem_type = {"semaphore", NULL, NULL, NULL};
+const cc_type_t cc_sem_type = {.name = "semaphore"};
 
 cc_obj_t *cc_sem_new(const char *name, uint32_t value, int bounded) {
   cc_sem_t *s;

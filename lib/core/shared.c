@@ -114,7 +114,7 @@ static void shared_destroy(cc_obj_t *o) {
   if (s->ulock) cc_obj_unref(s->ulock);
 }
 
-const cc_type_t cc_shared_type = {"shared", shared_destroy, NULL, NULL};
+const cc_type_t cc_shared_type = {.name = "shared", .destroy = shared_destroy};
 
 cc_shared_t *cc_shared_new(const char *name) {
   cc_shared_t *s = cc_obj_new(&cc_shared_type, sizeof *s, name);

@@ -61,7 +61,7 @@ void cc_thread_set_error_text(cc_thread_t *t, const char *text) {
   t->status = CC_T_ERROR;
 }
 
-const cc_type_t cc_thread_type = {"thread", thread_destroy, NULL, NULL};
+const cc_type_t cc_thread_type = {.name = "thread", .destroy = thread_destroy};
 
 /* Default names number threads of this process, as Python's do
  * (thread-1, thread-2...), not every object: the counter is per process

@@ -25,7 +25,7 @@ typedef struct fake_lock {
 static cc_actor_t *fake_owner(cc_obj_t *o) {
   return ((fake_lock_t *)o)->owner;
 }
-static const cc_type_t fake_type = {"lock", NULL, fake_owner, NULL};
+static const cc_type_t fake_type = {.name = "lock", .owner = fake_owner};
 
 static fake_lock_t *mk(const char *name, cc_actor_t *owner) {
   fake_lock_t *l = cc_obj_new(&fake_type, sizeof *l, name);

@@ -62,7 +62,7 @@ static void count_destroy(cc_obj_t *o) {
   (void)o;
   destroyed++;
 }
-static const cc_type_t counted = {"counted", count_destroy, NULL, NULL};
+static const cc_type_t counted = {.name = "counted", .destroy = count_destroy};
 
 static void test_object_refcount(void **state) {
   (void)state;

@@ -18,8 +18,8 @@
 #include "lockorder.h"
 #include "trace.h"
 
-static const cc_type_t queue_type = {"queue", NULL, NULL, NULL};
-static const cc_type_t lock_type = {"lock", NULL, NULL, NULL};
+static const cc_type_t queue_type = {.name = "queue"};
+static const cc_type_t lock_type = {.name = "lock"};
 
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "r");
