@@ -112,7 +112,7 @@ class Sources:
         self.problems = []
         core_types = {}
         for f in sorted((ROOT / "lib" / "core").glob("*.c")):
-            for m in re.finditer(r'cc_type_t\s+(\w+)\s*=\s*\{\s*"(\w+)"', f.read_text()):
+            for m in re.finditer(r'cc_type_t\s+(\w+)\s*=\s*\{\s*(?:\.name\s*=\s*)?"(\w+)"', f.read_text()):
                 core_types[m.group(1)] = "conc." + m.group(2)
         self.files = {}
         for f in sorted((ROOT / "lib" / "lua").glob("*.c")):
