@@ -1,6 +1,6 @@
 /*
  * lpool_map.c - pool:map (see lpool.h and docs/POOLS.md). The creating
- * thread waits here as a thread, also inside a task.
+ * thread waits here as future:get does: a task suspends, a thread blocks.
  */
 #include <string.h>
 
@@ -99,15 +99,92 @@ static size_t queue_chunk(lua_State *L, cc_pool_t *p, cc_fnbox_t *b, int futs,
  * chunk is queued, unless MAP_MAX_CHUNKS chunks or MAP_MAX_BYTES bytes of
  * items are queued or unread already: then it waits. So a map of any length
  * holds a bounded amount of shared memory, and the creating thread, the
- * busiest, waits only when the workers are behind. */
+ * busiest, waits only when the workers are behind. It waits as get does
+ * (conc_pool_wait): a task suspends, a thread blocks, serving the pool. */
 #define MAP_MAX_CHUNKS 64
 #define MAP_MAX_BYTES ((size_t)2 << 20)
+
+/* Where a map is: kept in a userdata on the stack across its waits. */
+typedef struct map_state {
+  lua_Integer n, cs, nchunks, queued, done;
+  size_t inflight; /* bytes of the items of chunks queued or unread */
+  cc_fnbox_t *b;   /* kept by the pool's function cache while fn lives */
+} map_state_t;
+
+/* The stack of map_step and map_waited. */
+enum { M_POOL = 1, M_FN, M_LIST, M_FUTS, M_OUT, M_STATE, M_NARGS = M_STATE };
+
+/* The wait for chunk st->done ended (its Future on top, index in w->arg[2]):
+ * its results go to the output list, or map raises, cancelling the chunks
+ * after it (and this one too when the waiting task was cancelled). */
+static int map_waited(lua_State *L, int rc, cc_wait_t *w) {
+  map_state_t *st = lua_touserdata(L, M_STATE);
+  cc_future_t *f = (cc_future_t *)conc_toobj(L, (int)w->arg[2]);
+  if (rc == 0 && cc_future_state(f) == CC_F_OK) {
+    int m = conc_pool_decode_results(L, f); /* one value per item: nil keeps its place */
+    for (lua_Integer k = (st->done - 1) * st->cs + m; m > 0; m--, k--)
+      lua_rawseti(L, M_OUT, k);
+    cc_future_drop_result(f); /* read: its shared memory can go now */
+    lua_pushnil(L);
+    lua_rawseti(L, M_FUTS, st->done);
+    return 0;
+  }
+  cancel_chunks(L, M_FUTS, rc == CC_ECANCELLED ? st->done : st->done + 1, st->queued);
+  if (rc == CC_ECANCELLED) return conc_task_raise_cancelled(L);
+  if (rc) return conc_raise(L, rc, "pool:map");
+  return conc_pool_results(L, f);
+}
+
+/* map_step(pool, fn, list, futs, out, state): queues chunks while the next
+ * one to read is not finished and there is room, then waits for that one
+ * and reads it (map_waited). Returns nothing. */
+static int map_step(lua_State *L) {
+  map_state_t *st = lua_touserdata(L, M_STATE);
+  cc_pool_t *p = (cc_pool_t *)conc_toobj(L, M_POOL);
+  cc_future_t *f;
+  for (;;) {
+    f = NULL;
+    if (st->done < st->queued) {
+      lua_rawgeti(L, M_FUTS, st->done + 1);
+      f = (cc_future_t *)conc_toobj(L, -1);
+      lua_pop(L, 1); /* still in futs */
+    }
+    if ((f && cc_future_done(f)) || st->queued >= st->nchunks ||
+        st->queued - st->done >= MAP_MAX_CHUNKS || st->inflight >= MAP_MAX_BYTES)
+      break;
+    st->inflight += queue_chunk(L, p, st->b, M_FUTS, st->done + 1, st->queued, st->cs, st->n);
+    st->queued++;
+  }
+  lua_rawgeti(L, M_FUTS, ++st->done);
+  f = (cc_future_t *)conc_toobj(L, -1);
+  st->inflight -= f->args_len;
+  return conc_pool_wait(L, lua_gettop(L), M_POOL, CC_FOREVER, map_waited);
+}
+
+/* The loop of map: one map_step per chunk, called with a continuation so
+ * that a step may suspend its task (and no C level piles up per chunk). */
+static int map_loop(lua_State *L, int status, lua_KContext ctx) {
+  map_state_t *st = lua_touserdata(L, 7);
+  (void)status;
+  (void)ctx;
+  while (st->done < st->nchunks) {
+    lua_pushcfunction(L, map_step);
+    lua_pushvalue(L, 1); /* pool */
+    lua_pushvalue(L, 2); /* fn */
+    lua_pushvalue(L, 3); /* list */
+    lua_pushvalue(L, 5); /* futs */
+    lua_pushvalue(L, 6); /* out */
+    lua_pushvalue(L, 7); /* state */
+    lua_callk(L, M_NARGS, 0, 0, map_loop);
+  }
+  lua_settop(L, 6);
+  return 1;
+}
+
 int conc_pool_map(lua_State *L) {
   cc_pool_t *p = conc_pool_check(L);
-  lua_Integer n, cs, nchunks, queued = 0, done = 0;
-  size_t inflight = 0; /* bytes of the items of chunks queued or unread */
-  cc_fnbox_t *b;
-  int futs, out;
+  lua_Integer n, cs, nchunks;
+  map_state_t *st;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   luaL_checktype(L, 3, LUA_TTABLE);
   n = (lua_Integer)lua_rawlen(L, 3);
@@ -120,43 +197,15 @@ int conc_pool_map(lua_State *L) {
   lua_settop(L, 4);
   conc_pool_service(L, 1, p);
   conc_pool_check_open(L, p, "map");
-  b = conc_pool_function_box(L, 1, 2);
   nchunks = n / cs + (n % cs != 0);
-  lua_createtable(L, (int)(nchunks < INT32_MAX ? nchunks : 0), 0);
-  futs = lua_gettop(L); /* 5 */
-  lua_createtable(L, (int)(n < INT32_MAX ? n : 0), 0);
-  out = lua_gettop(L); /* 6 */
-  while (done < nchunks) {
-    cc_future_t *f = NULL;
-    int rc;
-    if (done < queued) {
-      lua_rawgeti(L, futs, done + 1);
-      f = (cc_future_t *)conc_toobj(L, -1);
-      lua_pop(L, 1); /* still in futs */
-    }
-    if ((!f || !cc_future_done(f)) && queued < nchunks && queued - done < MAP_MAX_CHUNKS &&
-        inflight < MAP_MAX_BYTES) {
-      inflight += queue_chunk(L, p, b, futs, done + 1, queued, cs, n);
-      queued++;
-      continue;
-    }
-    lua_rawgeti(L, futs, ++done);
-    f = (cc_future_t *)conc_toobj(L, -1);
-    inflight -= f->args_len;
-    rc = conc_pool_owner_wait(L, 1, p, f, CC_FOREVER);
-    if (rc == 0 && cc_future_state(f) == CC_F_OK) {
-      int m = conc_pool_decode_results(L, f); /* one value per item: nil keeps its place */
-      for (lua_Integer k = (done - 1) * cs + m; m > 0; m--, k--)
-        lua_rawseti(L, out, k);
-      cc_future_drop_result(f); /* read: its shared memory can go now */
-      lua_pop(L, 1);
-      lua_pushnil(L);
-      lua_rawseti(L, futs, done);
-      continue;
-    }
-    cancel_chunks(L, futs, done + 1, queued);
-    if (rc) return conc_raise(L, rc, "pool:map");
-    return conc_pool_results(L, f);
-  }
-  return 1;
+  lua_createtable(L, (int)(nchunks < INT32_MAX ? nchunks : 0), 0); /* 5: futs */
+  lua_createtable(L, (int)(n < INT32_MAX ? n : 0), 0);             /* 6: out */
+  st = lua_newuserdatauv(L, sizeof *st, 0);                        /* 7 */
+  st->n = n;
+  st->cs = cs;
+  st->nchunks = nchunks;
+  st->queued = st->done = 0;
+  st->inflight = 0;
+  st->b = conc_pool_function_box(L, 1, 2);
+  return map_loop(L, LUA_OK, 0);
 }
