@@ -13,20 +13,22 @@
  * it publishes is written:
  *   - an insert fills a free slot (key, hash, value), then stores ktype;
  *   - an erase stores ktype = tombstone (the value is freed after unlock);
- *   - a replacement fills a fresh free slot with the key and the new value,
- *     stores its ktype, then tombstones the old slot. In between, two slots
- *     hold the key and find() returns the first in probe order, so a
- *     reader sees either the old or the new value, never a torn one;
+ *   - a replacement is redone from a log: the new value is first copied
+ *     into the table's stage, then one store of `pend` (the slot, plus one)
+ *     commits it, then the slot's value is overwritten in place and `pend`
+ *     cleared. A kill before the commit leaves the old value; after it, the
+ *     next locker finishes the copy from the stage before anybody reads;
  *   - a rebuild fills a new array and publishes it (with its size) by one
  *     pointer store.
  * The counters (live, tombs, border) are updated after the publishing
  * store. A locker that takes the mutex over from a dead process (repair())
- * tombstones the shadowed copy a replacement may have left and recounts
- * them from the slots. A kill therefore loses at most the write in progress
- * and leaks at most its blocks.
+ * finishes a committed replacement and recounts them from the slots. A kill
+ * therefore loses at most the write in progress and leaks at most its
+ * blocks (and the replaced value, which the dead process had taken).
  */
 #include "shared.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "lock.h"
@@ -100,9 +102,19 @@ static cc_sslots_t *slots_new(uint32_t cap) {
   return a;
 }
 
+/* Finishes the replacement a process killed after its commit left (see the
+ * top of the file): copies the staged value into its slot. Can be redone. */
+static void finish_pending(cc_shared_t *s) {
+  uint32_t i = s->pend - 1;
+  if (i < s->slots->cap && live_slot(&s->slots->e[i])) s->slots->e[i].val = s->stage;
+  atomic_signal_fence(memory_order_seq_cst);
+  s->pend = 0;
+}
+
 static void shared_destroy(cc_obj_t *o) {
   cc_shared_t *s = (cc_shared_t *)o;
   if (s->slots) {
+    if (s->pend) finish_pending(s); /* its writer was killed */
     for (uint32_t i = 0; i < s->slots->cap; i++) {
       cc_sentry_t *e = &s->slots->e[i];
       if (!live_slot(e)) continue;
@@ -228,24 +240,28 @@ static int insert(cc_shared_t *s, uint32_t hash, const cc_skey_t *k, cc_item_t *
   return 0;
 }
 
-/* Replaces the value of the entry at slot i (see the top of the file); the
- * old value goes to *old. */
-static int replace(cc_shared_t *s, uint32_t i, uint32_t hash, const cc_skey_t *k,
-                   cc_item_t *val, cc_item_t *old) {
-  cc_sentry_t *e;
-  if ((uint64_t)(s->live + s->tombs + 1) * 4 > (uint64_t)s->slots->cap * 3) {
-    int64_t j;
-    if (reserve(s) != 0) return CC_ENOMEM;
-    j = find(s, hash, k); /* the rebuild moved it */
-    if (j < 0) cc_panic("shared table: a key vanished in a rebuild");
-    i = (uint32_t)j;
-  }
-  e = &s->slots->e[i];
-  fill(s, free_slot(s->slots, e->hash), e, val);
+/* Copies the part of an item that counts: the header and the box pointer or
+ * the inline bytes (most values are numbers: 16 bytes, one cache line). */
+static void item_put(cc_item_t *dst, const cc_item_t *src) {
+  if ((src->flags & CC_ITEM_EXT) || src->len <= 8)
+    memcpy(dst, src, offsetof(cc_item_t, u) + 8);
+  else
+    *dst = *src;
+}
+
+/* Replaces the value of the entry at slot i in place, through the stage
+ * (see the top of the file); the old value goes to *old. Never fails: the
+ * slot stays where it is. */
+static void replace(cc_shared_t *s, uint32_t i, const cc_item_t *val, cc_item_t *old) {
+  cc_sentry_t *e = &s->slots->e[i];
+  item_put(&s->stage, val);
   *old = e->val;
-  publish(e, SLOT_TOMB);
-  s->tombs++;
-  return 0;
+  atomic_signal_fence(memory_order_seq_cst);
+  s->pend = i + 1; /* the commit */
+  atomic_signal_fence(memory_order_seq_cst);
+  item_put(&e->val, val);
+  atomic_signal_fence(memory_order_seq_cst);
+  s->pend = 0;
 }
 
 /* Removes the entry at slot i; its value goes to *old and a long string
@@ -263,38 +279,16 @@ static void erase(cc_shared_t *s, uint32_t i, cc_item_t *old, void **oldkey) {
   if (s->slots->cap > 64 && (uint64_t)s->live * 8 < s->slots->cap) rebuild(s, s->slots->cap / 4);
 }
 
-static cc_skey_t entry_key(const cc_sentry_t *e) {
-  cc_skey_t k;
-  k.type = e->ktype;
-  k.len = e->klen;
-  if (e->ktype == CC_SK_STR)
-    k.u.s = entry_str(e);
-  else if (e->ktype == CC_SK_FLOAT)
-    k.u.f = e->k.f;
-  else
-    k.u.i = e->k.i;
-  return k;
-}
-
-/* After taking the mutex over from a process that died holding it: a
- * replacement it left half done has two slots for one key; the one find()
- * does not reach is not visible: tombstone it and hand its value to *junk
- * (the two share a long key's block, which stays). Then recount. Kill-safe
- * itself: every step can be redone. */
-static void repair(cc_shared_t *s, cc_item_t *junk) {
+/* After taking the mutex over from a process that died holding it: finish
+ * a committed replacement, then recount. Kill-safe itself: every step can
+ * be redone. */
+static void repair(cc_shared_t *s) {
   cc_sslots_t *a = s->slots;
   uint32_t live = 0, tombs = 0;
+  if (s->pend) finish_pending(s);
   for (uint32_t i = 0; i < a->cap; i++) {
-    cc_sentry_t *e = &a->e[i];
-    if (live_slot(e)) {
-      cc_skey_t k = entry_key(e);
-      if (find(s, e->hash, &k) != (int64_t)i) {
-        if (!junk->flags && !junk->kind) *junk = e->val; /* one at most */
-        publish(e, SLOT_TOMB);
-      }
-    }
-    live += live_slot(e);
-    tombs += e->ktype == SLOT_TOMB;
+    live += live_slot(&a->e[i]);
+    tombs += a->e[i].ktype == SLOT_TOMB;
   }
   s->live = live;
   s->tombs = tombs;
@@ -303,44 +297,31 @@ static void repair(cc_shared_t *s, cc_item_t *junk) {
   atomic_fetch_add_explicit(&s->repairs, 1, memory_order_relaxed);
 }
 
-/* Takes the internal mutex (repairing after a dead holder). What the repair
- * dropped goes to *junk, to be cleared after unlocking. */
-static void lock_table(cc_shared_t *s, cc_item_t *junk) {
-  if (cc_unlikely(cc_mutex_lock(&s->lock) != 0)) repair(s, junk);
+/* Takes the internal mutex (repairing after a dead holder). */
+static void lock_table(cc_shared_t *s) {
+  if (cc_unlikely(cc_mutex_lock(&s->lock) != 0)) repair(s);
 }
 
 /* ---- the user lock ------------------------------------------------------------ */
 
-/* One single operation's bracket: whether it took the user rlock, and what
- * a repair dropped (cleared after unlocking). */
-typedef struct op {
-  int took;
-  cc_item_t junk;
-} op_t;
-
 /* Starts a single operation: returns 0 with the internal mutex held and
- * o->took set when the user rlock was taken for it (see shared.h). */
-static int enter(cc_shared_t *s, op_t *o) {
+ * *took set when the user rlock was taken for it (see shared.h). */
+static int enter(cc_shared_t *s, int *took) {
   int rc;
-  o->took = 0;
-  o->junk.flags = 0;
-  o->junk.kind = 0;
+  *took = 0;
   if (cc_likely(atomic_load_explicit(&s->held, memory_order_relaxed) == 0)) {
-    lock_table(s, &o->junk);
+    lock_table(s);
     if (cc_likely(atomic_load_explicit(&s->held, memory_order_relaxed) == 0)) return 0;
     if (cc_lock_held_by_me(s->ulock)) return 0;
     cc_mutex_unlock(&s->lock);
   } else if (cc_lock_held_by_me(s->ulock)) {
-    lock_table(s, &o->junk);
+    lock_table(s);
     return 0;
   }
   rc = cc_lock_acquire(s->ulock, CC_FOREVER);
-  if (rc) {
-    cc_item_clear(&o->junk);
-    return rc;
-  }
-  o->took = 1;
-  lock_table(s, &o->junk);
+  if (rc) return rc;
+  *took = 1;
+  lock_table(s);
   /* We have the rlock, so no live holder exists: a set flag is stale. */
   if (atomic_load_explicit(&s->held, memory_order_relaxed)) {
     atomic_store_explicit(&s->held, 0, memory_order_relaxed);
@@ -349,10 +330,9 @@ static int enter(cc_shared_t *s, op_t *o) {
   return 0;
 }
 
-static void leave(cc_shared_t *s, op_t *o) {
+static void leave(cc_shared_t *s, int took) {
   cc_mutex_unlock(&s->lock);
-  if (o->took) cc_lock_release(s->ulock);
-  cc_item_clear(&o->junk);
+  if (took) cc_lock_release(s->ulock);
 }
 
 /* The hold is the user rlock's acquire (arg[0] is the lock's) and then
@@ -363,13 +343,11 @@ int cc_shared_hold_w(cc_wait_t *w, cc_shared_t *s, cc_deadline_t deadline) {
 }
 
 int cc_shared_hold_end(cc_wait_t *w, cc_shared_t *s, int rc) {
-  cc_item_t junk = {0};
   if (rc) return rc;
-  lock_table(s, &junk);
+  lock_table(s);
   if (w->arg[5]) s->depth = 0; /* a holder that died may have left a count */
   if (s->depth++ == 0) atomic_store_explicit(&s->held, 1, memory_order_relaxed);
   cc_mutex_unlock(&s->lock);
-  cc_item_clear(&junk);
   return 0;
 }
 
@@ -391,13 +369,11 @@ int cc_shared_wait_free_w(cc_wait_t *w, cc_shared_t *s) {
 
 /* With the rlock: no live holder exists, so a set flag is stale. */
 static void clear_stale(cc_shared_t *s) {
-  cc_item_t junk = {0};
   if (!atomic_load_explicit(&s->held, memory_order_relaxed)) return;
-  lock_table(s, &junk);
+  lock_table(s);
   atomic_store_explicit(&s->held, 0, memory_order_relaxed);
   s->depth = 0;
   cc_mutex_unlock(&s->lock);
-  cc_item_clear(&junk);
 }
 
 int cc_shared_wait_free_end(cc_shared_t *s, int rc) {
@@ -409,13 +385,11 @@ int cc_shared_wait_free_end(cc_shared_t *s, int rc) {
 }
 
 int cc_shared_unhold(cc_shared_t *s) {
-  cc_item_t junk = {0};
   if (!cc_lock_held_by_me(s->ulock)) return CC_ENOTOWNER;
-  lock_table(s, &junk);
+  lock_table(s);
   if (s->depth > 0 && --s->depth == 0)
     atomic_store_explicit(&s->held, 0, memory_order_relaxed);
   cc_mutex_unlock(&s->lock);
-  cc_item_clear(&junk);
   return cc_lock_release(s->ulock);
 }
 
@@ -424,8 +398,8 @@ int cc_shared_unhold(cc_shared_t *s) {
 int cc_shared_get(cc_shared_t *s, const cc_skey_t *k, cc_item_t *out) {
   uint32_t hash = key_hash(k);
   int64_t i;
-  op_t o;
-  int rc = enter(s, &o);
+  int took;
+  int rc = enter(s, &took);
   if (rc) return rc;
   i = find(s, hash, k);
   if (i >= 0) {
@@ -435,7 +409,7 @@ int cc_shared_get(cc_shared_t *s, const cc_skey_t *k, cc_item_t *out) {
     out->flags = 0;
     out->kind = 0;
   }
-  leave(s, &o);
+  leave(s, took);
   return 0;
 }
 
@@ -444,19 +418,19 @@ int cc_shared_set(cc_shared_t *s, const cc_skey_t *k, cc_item_t *val) {
   cc_item_t old = {0};
   void *oldkey = NULL;
   int64_t i;
-  op_t o;
-  int rc = enter(s, &o);
+  int took;
+  int rc = enter(s, &took);
   if (rc) return rc;
   i = find(s, hash, k);
   if (i >= 0) {
     if (val->kind == 0)
       erase(s, (uint32_t)i, &old, &oldkey);
     else
-      rc = replace(s, (uint32_t)i, hash, k, val, &old);
+      replace(s, (uint32_t)i, val, &old);
   } else if (val->kind != 0) {
     rc = insert(s, hash, k, val);
   }
-  leave(s, &o);
+  leave(s, took);
   if (rc) return rc;
   val->kind = 0;
   val->len = 0;
@@ -467,20 +441,20 @@ int cc_shared_set(cc_shared_t *s, const cc_skey_t *k, cc_item_t *val) {
 }
 
 int cc_shared_len(cc_shared_t *s, int64_t *n) {
-  op_t o;
-  int rc = enter(s, &o);
+  int took;
+  int rc = enter(s, &took);
   if (rc) return rc;
   *n = s->border;
-  leave(s, &o);
+  leave(s, took);
   return 0;
 }
 
 int cc_shared_count(cc_shared_t *s, uint32_t *n) {
-  op_t o;
-  int rc = enter(s, &o);
+  int took;
+  int rc = enter(s, &took);
   if (rc) return rc;
   *n = s->live;
-  leave(s, &o);
+  leave(s, took);
   return 0;
 }
 
@@ -488,8 +462,8 @@ int64_t cc_shared_snapshot(cc_shared_t *s, void *buf, size_t cap) {
   size_t need = 0;
   unsigned char *p = buf;
   const cc_sslots_t *a;
-  op_t o;
-  int rc = enter(s, &o);
+  int took;
+  int rc = enter(s, &took);
   if (rc) return rc;
   a = s->slots;
   for (uint32_t i = 0; i < a->cap; i++) {
@@ -509,6 +483,6 @@ int64_t cc_shared_snapshot(cc_shared_t *s, void *buf, size_t cap) {
       p += len;
     }
   }
-  leave(s, &o);
+  leave(s, took);
   return (int64_t)need;
 }

@@ -25,7 +25,7 @@
  * Kill-safety: every change a reader could see is made by one final store
  * (see shared.c), so a process killed inside an operation leaves the table
  * as it was before or after it; the next actor to take the internal mutex
- * over from the dead process drops a half-done replacement and recounts.
+ * over from the dead process finishes a committed replacement and recounts.
  *
  * Lock order: user rlock, then the internal mutex, then arena allocator
  * locks. The internal mutex is never held while calling out (no Lua, no
@@ -83,7 +83,7 @@ typedef struct cc_sslots {
 
 typedef struct cc_shared {
   cc_obj_t h;
-  cc_mutex_t lock;
+  /* Read by every operation, written seldom. */
   _Atomic uint32_t held; /* a holder is in its critical section */
   uint32_t depth;        /* the holder's nesting (holder only) */
   cc_obj_t *ulock;       /* the user rlock */
@@ -94,6 +94,15 @@ typedef struct cc_shared {
   uint32_t tombs; /* deleted slots */
   int64_t border; /* keys 1..border present, border+1 absent */
   _Atomic uint32_t repairs; /* takeovers from a dead writer (for tests) */
+  /* Written by every operation, so kept a cache line away from the fields
+   * above: another CPU's next operation still finds those in its cache. */
+  char gap[64];
+  cc_mutex_t lock;
+  /* The replacement in progress (guarded by lock): its new value is copied
+   * into `stage` before `pend` (its slot plus one; 0 for none) commits it
+   * (see shared.c). */
+  uint32_t pend;
+  cc_item_t stage;
 } cc_shared_t;
 
 /* Writes are kill-safe: a process SIGKILLed at any instruction of an

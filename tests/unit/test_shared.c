@@ -576,6 +576,68 @@ static void test_killed_while_writing(void **state) {
   cc_free(b);
 }
 
+/* A writer killed at the two sides of a replacement's commit (shared.c),
+ * built by hand: the child takes the internal mutex, stages a boxed value
+ * over an inline one and dies holding the mutex, either before the commit
+ * or after it with the slot torn (the new header, flagged as boxed, over
+ * the old inline bytes: read as it is, a wild box pointer). The next locker
+ * must show the old value (no commit) or finish the new one (commit); so
+ * must a table destroyed before anybody locked it again. */
+static void die_mid_replace(cc_shared_t *s, int commit) {
+  unsigned char big[100];
+  cc_item_t it;
+  cc_sentry_t *e = NULL;
+  memset(big, 0x5a, sizeof big);
+  if (cc_mutex_lock(&s->lock) != 0) _exit(2);
+  for (uint32_t i = 0; i < s->slots->cap; i++)
+    if (s->slots->e[i].ktype == CC_SK_INT) e = &s->slots->e[i];
+  if (!e || cc_item_make(&it, big, sizeof big, 1, 0) != 0) _exit(3);
+  s->stage = it;
+  if (commit) {
+    s->pend = (uint32_t)(e - s->slots->e) + 1;
+    memcpy(&e->val, &it, offsetof(cc_item_t, u)); /* torn: header only */
+  }
+  _exit(0);
+}
+
+static void test_killed_mid_replace(void **state) {
+  (void)state;
+  for (int round = 0; round < 4; round++) {
+    int commit = round & 1, destroy = round >> 1, status;
+    cc_shared_t *s = cc_shared_new("torn");
+    uint32_t repairs;
+    pid_t pid;
+    assert_non_null(s);
+    assert_int_equal(set_i(s, ikey(7), 1234), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) die_mid_replace(s, commit);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!destroy) {
+      cc_item_t it;
+      cc_skey_t k = ikey(7);
+      repairs = atomic_load(&s->repairs);
+      assert_int_equal(cc_shared_get(s, &k, &it), 0);
+      assert_int_equal(atomic_load(&s->repairs), repairs + 1);
+      if (commit) {
+        unsigned char want[100];
+        memset(want, 0x5a, sizeof want);
+        assert_int_equal(it.len, sizeof want);
+        assert_memory_equal(cc_item_data(&it), want, sizeof want);
+      } else {
+        int64_t v;
+        assert_int_equal(it.len, sizeof v);
+        memcpy(&v, cc_item_data(&it), sizeof v);
+        assert_int_equal(v, 1234);
+      }
+      cc_item_clear(&it);
+      assert_int_equal(s->pend, 0);
+    }
+    cc_obj_unref(&s->h); /* clears the value the slot holds, once */
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_key_types),
@@ -588,6 +650,7 @@ int main(void) {
       cmocka_unit_test(test_hold_timeout),
       cmocka_unit_test(test_dead_holder_process),
       cmocka_unit_test(test_killed_while_writing),
+      cmocka_unit_test(test_killed_mid_replace),
   };
   if (cc_arena_init() != 0) return 1;
   return cmocka_run_group_tests(tests, NULL, NULL);
