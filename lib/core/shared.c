@@ -281,8 +281,8 @@ static void erase(cc_shared_t *s, uint32_t i, cc_item_t *old, void **oldkey) {
 
 /* After taking the mutex over from a process that died holding it: finish
  * a committed replacement, then recount. Kill-safe itself: every step can
- * be redone. */
-static void repair(cc_shared_t *s) {
+ * be redone. Out of line: lock_table stays small enough to inline. */
+__attribute__((noinline, cold)) static void repair(cc_shared_t *s) {
   cc_sslots_t *a = s->slots;
   uint32_t live = 0, tombs = 0;
   if (s->pend) finish_pending(s);
