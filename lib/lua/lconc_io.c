@@ -65,7 +65,9 @@ cc_wait_t *conc_wait_slot_slow(lua_State *L) {
   if (cc_likely(t == NULL)) return NULL;
   if (t->cancel_pending) conc_task_raise_cancelled(L);
   conc_ensure_actor(L, t);
-  return &t->wait;
+  if (!t->w && !(t->w = calloc(1, sizeof *t->w)))
+    luaL_error(L, "conc: no room for the task's wait record");
+  return &t->w->wait;
 }
 
 static int park(lua_State *L, conc_task_t *t);
@@ -76,20 +78,20 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   t->why = 0;
-  rc = cc_wait_resume(&t->wait, why);
+  rc = cc_wait_resume(&t->w->wait, why);
   if (rc == CC_EPARKED) return park(L, t);
   if (rc == CC_ECANCELLED && !(t->wait_flags & CONC_WAIT_SEE_CANCEL))
     return conc_task_raise_cancelled(L);
   t->wait_flags = 0;
-  return t->done(L, rc, &t->wait);
+  return t->w->done(L, rc, &t->w->wait);
 }
 
 static int park(lua_State *L, conc_task_t *t) {
   conc_loop_t *lp = t->loop;
-  cc_deadline_t until = t->wait.deadline;
+  cc_deadline_t until = t->w->wait.deadline;
   conc_start_helper(lp);
-  if (t->wait.tick_ns) {
-    cc_deadline_t tick = cc_now_ns() + t->wait.tick_ns;
+  if (t->w->wait.tick_ns) {
+    cc_deadline_t tick = cc_now_ns() + t->w->wait.tick_ns;
     if (tick < until) until = tick;
   }
   conc_arm(t, until);
@@ -101,11 +103,11 @@ static int park(lua_State *L, conc_task_t *t) {
 int conc_wait_ex(lua_State *L, cc_wait_t *w, conc_wait_done_fn done, int flags) {
   conc_task_t *t = conc_task_of(L);
   int rc;
-  if (!t || w != &t->wait) return done(L, cc_wait_run(w), w);
-  if (!t->waiter && !(t->waiter = cc_waiter_new(t->loop->bell, t)))
+  if (!t || !t->w || w != &t->w->wait) return done(L, cc_wait_run(w), w);
+  if (!t->w->waiter && !(t->w->waiter = cc_waiter_new(t->loop->bell, t)))
     return done(L, cc_wait_run(w), w); /* no room: wait as the thread */
-  w->task = t->waiter;
-  t->done = done;
+  w->task = t->w->waiter;
+  t->w->done = done;
   rc = cc_wait_run(w);
   if (rc != CC_EPARKED) return done(L, rc, w);
   t->wait_flags = flags;

@@ -12,6 +12,7 @@
  */
 #include "ltask_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@
 #define TASK_T "conc.task"
 
 _Thread_local conc_task_t *conc_running_task; /* lp->current, for ltask.h */
-static int64_t next_task_id = 1;
+static _Atomic int64_t next_task_id = 1; /* loops of several threads spawn */
 #define tl_loop conc_tl_loop
 
 /* ---- tasks ----------------------------------------------------------------- */
@@ -75,6 +76,32 @@ static void release_holds(conc_task_t *t) {
   t->actor = NULL;
 }
 
+/* conc.run, conc.task and conc.gather share two upvalues: the state's
+ * table of live tasks and (once built) the Task metatable. */
+#define UV_LIVE lua_upvalueindex(1)
+#define UV_MT lua_upvalueindex(2)
+
+/* A live task's userdata is kept in the table of live tasks at a slot of
+ * its own: slots are reused from the loop's free list, so the table stays
+ * an array as big as the most tasks alive at once (a luaL_ref in the
+ * registry and its luaL_unref cost a task about 500 instructions). L runs
+ * conc.task or conc.run: spawn, and finish and report_lost, which run in
+ * conc.run's own frame (lp->L). */
+static void live_keep(lua_State *L, conc_loop_t *lp, conc_task_t *t) {
+  int slot = lp->nfree ? lp->free_slots[--lp->nfree] : ++lp->nslots;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, UV_LIVE, slot);
+  t->ref = slot;
+}
+
+static void live_drop(lua_State *L, conc_loop_t *lp, conc_task_t *t) {
+  if (t->ref <= 0) return;
+  lua_pushnil(L);
+  lua_rawseti(L, UV_LIVE, t->ref);
+  lp->free_slots[lp->nfree++] = t->ref; /* room: see conc_ready_reserve */
+  t->ref = 0;
+}
+
 static void unlink_live(conc_task_t *t) {
   conc_loop_t *lp = t->loop;
   if (t->prev_all)
@@ -121,8 +148,11 @@ static void finish(conc_task_t *t, int st, int nres) {
     uv_close((uv_handle_t *)t->timer, conc_free_timer);
     t->timer = NULL;
   }
-  cc_waiter_free(t->waiter);
-  t->waiter = NULL;
+  if (t->w) {
+    cc_waiter_free(t->w->waiter);
+    free(t->w);
+    t->w = NULL;
+  }
   release_holds(t);
   while (t->awaiters) {
     conc_task_t *a = t->awaiters;
@@ -135,8 +165,7 @@ static void finish(conc_task_t *t, int st, int nres) {
   unlink_live(t);
   /* Unretrieved errors are reported when the loop ends (report_lost). */
   if (t->ok || t->cancelled || t->is_main) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-    t->ref = LUA_NOREF;
+    live_drop(L, lp, t);
   } else {
     t->next_all = lp->lost;
     lp->lost = t;
@@ -145,7 +174,7 @@ static void finish(conc_task_t *t, int st, int nres) {
 
 void conc_task_resume(conc_loop_t *lp, conc_task_t *t) {
   int nres = 0, st, nargs = 0;
-  if (t->nargs >= 0) { /* first run */
+  if (cc_unlikely(!t->started)) { /* first run */
     if (t->cancel_pending) {
       t->cancelled = 1;
       lua_settop(t->co, 0);
@@ -154,7 +183,7 @@ void conc_task_resume(conc_loop_t *lp, conc_task_t *t) {
       return;
     }
     nargs = t->nargs;
-    t->nargs = -1;
+    t->started = 1;
   }
   t->state = T_RUNNING;
   lp->current = t;
@@ -167,7 +196,7 @@ void conc_task_resume(conc_loop_t *lp, conc_task_t *t) {
   lp->current = NULL;
   conc_running_task = NULL;
   if (st == LUA_YIELD) {
-    lua_pop(t->co, nres);
+    if (nres) lua_pop(t->co, nres);
     if (t->state == T_RUNNING) conc_ready(t); /* a bare coroutine.yield */
     return;
   }
@@ -182,26 +211,41 @@ static void cancel_all(conc_loop_t *lp) {
 
 /* ---- the Task object --------------------------------------------------------- */
 
+/* The Task at idx. The methods have the metatable as upvalue 1: one
+ * comparison instead of luaL_checkudata's lookup by name (an await paid
+ * a third of its cost for it). */
 static conc_task_t *check_task(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, TASK_T);
+  conc_task_t *t = lua_touserdata(L, idx);
+  if (cc_likely(t != NULL) && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (cc_likely(same)) return t;
+  }
+  return luaL_checkudata(L, idx, TASK_T); /* raises */
 }
+
+static void push_task_mt(lua_State *L);
 
 /* conc.task(fn, ...) as a C call: the new task's userdata on top. */
 static conc_task_t *spawn(lua_State *L, conc_loop_t *lp, int fn, int nargs) {
-  conc_task_t *t = lua_newuserdatauv(L, sizeof *t, 1);
+  conc_task_t *t;
+  if (conc_ready_reserve(lp, (uint32_t)lp->live + 1) != 0)
+    luaL_error(L, "conc.task: no room for another task");
+  luaL_checkstack(L, nargs + 4, "too many arguments");
+  t = lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
-  t->ref = LUA_NOREF;
-  luaL_setmetatable(L, TASK_T);
+  push_task_mt(L);
+  lua_setmetatable(L, -2);
   t->co = lua_newthread(L);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, fn);
   for (int i = 0; i < nargs; i++) lua_pushvalue(L, fn + 1 + i);
+  if (!lua_checkstack(t->co, nargs + 1)) luaL_error(L, "conc.task: too many arguments");
   lua_xmove(L, t->co, nargs + 1);
   t->loop = lp;
   t->nargs = nargs;
-  t->id = next_task_id++;
-  lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+  live_keep(L, lp, t);
   t->next_all = lp->all;
   if (lp->all) lp->all->prev_all = t;
   lp->all = t;
@@ -298,7 +342,7 @@ static void cancel_task(conc_task_t *t) {
     break;
   case T_WAIT:
     if (t->wait_flags & CONC_WAIT_SHIELD) break; /* when the wait ends */
-    if (cc_waiter_cancel(t->waiter)) {
+    if (cc_waiter_cancel(t->w->waiter)) {
       conc_stop_timer(t);
       t->why = CC_ECANCELLED;
       conc_ready(t);
@@ -355,8 +399,7 @@ static void report_lost(lua_State *L, conc_loop_t *lp) {
               msg ? msg : "(error object is not a string)");
       fflush(stderr);
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-    t->ref = LUA_NOREF;
+    live_drop(L, lp, t);
   }
 }
 
@@ -371,6 +414,7 @@ static int l_run(lua_State *L) {
   lp->interrupted = 0;
   lp->L = L;
   lp->thread_actor = cc_self();
+  lp->nslots = lp->nfree = 0; /* every slot is nil: the last run ended with no task */
   cc_bell_set_current(lp->bell);
   intr = cc_thread_interruptible();
   if (intr) {
@@ -446,7 +490,9 @@ static int l_gather(lua_State *L) {
     lua_pop(L, 1);
     if (luaL_loadbuffer(L, gather_src, sizeof gather_src - 1, "=conc.gather") != LUA_OK)
       return lua_error(L);
-    lua_pushcfunction(L, l_task);
+    lua_pushvalue(L, UV_LIVE);
+    lua_pushvalue(L, UV_MT);
+    lua_pushcclosure(L, l_task, 2);
     lua_call(L, 1, 1);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &gather_key);
@@ -462,16 +508,37 @@ static const luaL_Reg funcs[] = {{"run", l_run},
                                  {"gather", l_gather},
                                  {NULL, NULL}};
 
-void conc_open_task(lua_State *L) {
-  if (luaL_newmetatable(L, TASK_T)) {
+/* The Task metatable of this state, built on first use: a state that
+ * never makes a task (most threads' states) does not pay for it. Its
+ * methods and __tostring have it as upvalue 1 (check_task); conc.task and
+ * conc.run keep it in UV_MT. */
+static const char task_mt_key = 'm';
+
+static void push_task_mt(lua_State *L) {
+  if (cc_likely(lua_type(L, UV_MT) == LUA_TTABLE)) {
+    lua_pushvalue(L, UV_MT);
+    return;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    luaL_newmetatable(L, TASK_T); /* also by name, for luaL_checkudata's message */
     lua_newtable(L);
-    luaL_setfuncs(L, task_methods, 0);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, task_methods, 1);
     conc_methods_strict(L, -1, TASK_T); /* t:awiat() raises, with a suggestion */
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, t_tostring);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, t_tostring, 1);
     lua_setfield(L, -2, "__tostring");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_mt_key);
   }
-  lua_pop(L, 1);
-  luaL_setfuncs(L, funcs, 0);
+  lua_pushvalue(L, -1);
+  lua_replace(L, UV_MT);
 }
 
+void conc_open_task(lua_State *L) {
+  lua_newtable(L); /* UV_LIVE */
+  lua_pushnil(L);  /* UV_MT, on first use */
+  luaL_setfuncs(L, funcs, 2);
+}

@@ -15,27 +15,42 @@
 
 enum { T_NEW, T_READY, T_RUNNING, T_SLEEP, T_WAIT, T_AWAIT, T_IO, T_DONE };
 
+/* What a task needs to block on a primitive (most tasks never do: a
+ * sleep or I/O needs none of it), kept out of the task so an idle task
+ * stays small (task_idle_bytes). */
+typedef struct conc_task_wait {
+  cc_wait_t wait;
+  conc_wait_done_fn done;
+  cc_waiter_t *waiter;
+} conc_task_wait_t;
+
+/* A switch (resume, conc.sleep(0), back to the ready queue) touches only
+ * the first fields, kept small so that they share one cache line: with
+ * 100k tasks every round walks far more memory than the caches hold, and a
+ * switch costs its cache misses more than its instructions (docs/TASKS.md,
+ * "Switch cost"). The loop prefetches them a few tasks ahead. */
 struct conc_task {
   lua_State *co;
   conc_loop_t *loop;
-  conc_task_t *next;                  /* ready queue */
+  cc_actor_t *actor;  /* its own actor, made when it first needs one */
+  int32_t why;        /* how the suspension ended: 0 or CC_E* */
+  uint8_t state;      /* T_* */
+  uint8_t started;    /* resumed at least once (before: nargs on its stack) */
+  uint8_t cancel_pending; /* delivered at the next suspension */
+  uint8_t cancelled;  /* ended by a cancel */
+  /* ---- the rest: creation, waits, the end ---- */
+  int nargs, nres;
+  uint8_t ok;         /* done: returned (1) or raised (0) */
+  uint8_t retrieved;  /* someone saw its error */
+  uint8_t is_main;
+  uint8_t wait_flags; /* CONC_WAIT_* of the wait in progress */
+  int ref;            /* registry reference while live */
+  int64_t id;
   conc_task_t *prev_all, *next_all;   /* the loop's live tasks */
   conc_task_t *awaited;               /* the task this one awaits */
   conc_task_t *awaiters, *await_next; /* tasks awaiting this one */
-  int state, why, nargs, nres;
-  int ok;             /* done: returned (1) or raised (0) */
-  int cancel_pending; /* delivered at the next suspension */
-  int cancelled;      /* ended by a cancel */
-  int retrieved;      /* someone saw its error */
-  int is_main;
-  int ref;            /* registry reference while live */
-  int64_t id;
   uv_timer_t *timer;
-  cc_wait_t wait;
-  conc_wait_done_fn done;
-  int wait_flags;     /* CONC_WAIT_* of the wait in progress */
-  cc_waiter_t *waiter;
-  cc_actor_t *actor;
+  conc_task_wait_t *w; /* made by its first blocking call (conc_wait_slot) */
 };
 
 struct conc_loop {
@@ -45,7 +60,14 @@ struct conc_loop {
   cc_bell_t *bell;
   pthread_t helper;
   int helper_on, running, interrupted;
-  conc_task_t *head, *tail;  /* ready */
+  /* Ready tasks: a ring of rcap (a power of two, at least `live`: a task
+   * is in it at most once, so conc_ready never needs to grow it). */
+  conc_task_t **ready;
+  uint32_t rcap, rhead, rcount;
+  /* Free slots of the table of live tasks (ltask.c, live_keep): room for
+   * rcap, as a slot is freed only by a task that had one. */
+  int *free_slots;
+  int nslots, nfree;
   conc_task_t *all;          /* live */
   conc_task_t *lost;         /* ended with an error: see report_lost */
   int live;
@@ -63,6 +85,7 @@ extern _Thread_local conc_loop_t *conc_tl_loop;
 
 /* ltask_loop.c */
 void conc_ready(conc_task_t *t);       /* to the back of the ready queue */
+int conc_ready_reserve(conc_loop_t *lp, uint32_t n); /* room for n tasks; 0 or CC_ENOMEM */
 void conc_stop_timer(conc_task_t *t);
 int conc_arm(conc_task_t *t, cc_deadline_t deadline); /* the task's timer */
 void conc_free_timer(uv_handle_t *h);

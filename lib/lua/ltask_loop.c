@@ -52,6 +52,8 @@ static void loop_destroy(void *arg) {
   uv_run(&lp->uv, UV_RUN_DEFAULT);
   uv_loop_close(&lp->uv);
   cc_bell_free(lp->bell);
+  free(lp->ready);
+  free(lp->free_slots);
   if (tl_loop == lp) tl_loop = NULL;
   free(lp);
 }
@@ -105,12 +107,27 @@ void conc_ready(conc_task_t *t) {
   conc_loop_t *lp = t->loop;
   if (t->state == T_WAIT) lp->nwait--;
   t->state = T_READY;
-  t->next = NULL;
-  if (lp->tail)
-    lp->tail->next = t;
-  else
-    lp->head = t;
-  lp->tail = t;
+  lp->ready[(lp->rhead + lp->rcount++) & (lp->rcap - 1)] = t;
+}
+
+int conc_ready_reserve(conc_loop_t *lp, uint32_t n) {
+  uint32_t cap = lp->rcap ? lp->rcap : 64;
+  conc_task_t **r;
+  int *slots;
+  if (cc_likely(n <= lp->rcap)) return 0;
+  while (cap < n) {
+    if (cap > INT32_MAX / 2) return CC_ENOMEM;
+    cap *= 2;
+  }
+  if (!(slots = realloc(lp->free_slots, cap * sizeof *slots))) return CC_ENOMEM;
+  lp->free_slots = slots;
+  if (!(r = malloc(cap * sizeof *r))) return CC_ENOMEM;
+  for (uint32_t i = 0; i < lp->rcount; i++) r[i] = lp->ready[(lp->rhead + i) & (lp->rcap - 1)];
+  free(lp->ready);
+  lp->ready = r;
+  lp->rcap = cap;
+  lp->rhead = 0;
+  return 0;
 }
 
 void conc_stop_timer(conc_task_t *t) {
@@ -137,8 +154,8 @@ static void on_timer(uv_timer_t *tm) {
     t->why = 0;
     conc_ready(t);
   } else if (t->state == T_WAIT) {
-    if (cc_waiter_cancel(t->waiter)) {
-      t->why = (t->wait.deadline != CC_FOREVER && cc_now_ns() >= t->wait.deadline)
+    if (cc_waiter_cancel(t->w->waiter)) {
+      t->why = (t->w->wait.deadline != CC_FOREVER && cc_now_ns() >= t->w->wait.deadline)
                    ? CC_ETIMEOUT
                    : CC_EAGAIN;
       conc_ready(t);
@@ -170,16 +187,29 @@ int conc_arm(conc_task_t *t, cc_deadline_t deadline) {
 }
 
 /* Resumes the tasks that are ready now; those made ready meanwhile wait
- * for the next round, after libuv has been polled. */
+ * for the next round, after libuv has been polled. A resume misses the
+ * cache on the task and its coroutine (docs/TASKS.md, "Switch cost"), so
+ * the task two places ahead is fetched early, and the coroutine of the
+ * next one (its fields are in the cache by then). */
 static void run_ready(conc_loop_t *lp) {
-  conc_task_t *end = lp->tail;
-  while (lp->head) {
-    conc_task_t *t = lp->head;
-    lp->head = t->next;
-    if (!lp->head) lp->tail = NULL;
-    t->next = NULL;
+  for (uint32_t n = lp->rcount; n > 0; n--) {
+    uint32_t mask = lp->rcap - 1; /* a task run below may grow the ring */
+    conc_task_t *t = lp->ready[lp->rhead];
+    lp->rhead = (lp->rhead + 1) & mask;
+    lp->rcount--;
+    if (lp->rcount > 1) {
+      const char *p = (const char *)lp->ready[(lp->rhead + 1) & mask];
+      __builtin_prefetch(p);
+      __builtin_prefetch(p + 31); /* the fields a switch uses may cross a line */
+    }
+    if (lp->rcount > 0) {
+      const char *co = (const char *)lp->ready[lp->rhead]->co;
+      __builtin_prefetch(co);
+      __builtin_prefetch(co + 64);
+      __builtin_prefetch(co + 128);
+      __builtin_prefetch(co + 192);
+    }
     conc_task_resume(lp, t);
-    if (t == end) break;
   }
 }
 
@@ -198,7 +228,7 @@ void conc_round(conc_loop_t *lp) {
     if (lp->main) lp->main_done_seen = 1;
     return; /* conc.run decides what comes next */
   }
-  block = lp->head == NULL;
+  block = lp->rcount == 0;
   /* Before blocking: the one spin policy (wait.h), when a task waits on a
    * primitive that another thread may release in a moment. */
   if (block && !cc_bell_sleep(lp->bell, lp->nwait ? cc_wait_spin : 0)) {
