@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <readline/history.h>
@@ -60,7 +61,9 @@ static struct {
   char *history;      /* history file, NULL when not saving */
   char *line;         /* handed over by the readline callback */
   int got_line;
-} R = {0, NULL, -1, -1, -1, -1, -1, -1, NULL, NULL, 0};
+  char *ahead;        /* keys typed ahead in canonical mode (see typeahead) */
+  size_t ahead_len, ahead_pos;
+} R = {0, NULL, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, NULL, 0, 0};
 
 static volatile sig_atomic_t got_sigint, got_winch;
 
@@ -232,6 +235,10 @@ static int prompt_loop(void) {
   fds[2].fd = R.pipe_r;
   for (nfds_t i = 0; i < 3; i++) fds[i].events = POLLIN;
   while (!R.got_line) {
+    if (R.ahead_pos < R.ahead_len) { /* keys typed ahead: no need to wait */
+      rl_callback_read_char();
+      continue;
+    }
     for (nfds_t i = 0; i < 3; i++) fds[i].revents = 0;
     if (poll(fds, nfds, -1) < 0 && errno != EINTR) {
       rl_callback_handler_remove();
@@ -257,11 +264,51 @@ static int prompt_loop(void) {
   return R.line ? LINE_OK : LINE_EOF;
 }
 
+/* Input typed while the terminal is in canonical mode (before the first
+ * prompt, or while a chunk runs) waits in the terminal as lines; an end of
+ * file (Ctrl-D) there is kept as a line end with a NUL byte, which readline,
+ * once it has switched the terminal to raw mode, would read as Ctrl-@: the
+ * Ctrl-D would be lost and the REPL would not end. So what is ready is read
+ * here first, still in canonical mode, where a read of 0 bytes is that end
+ * of file, written down as the terminal's end-of-file key; readline then
+ * takes all of it as keys (ahead_getc) before it reads the terminal again,
+ * and so sees the input as typed. Input not yet ended by Enter is not ready
+ * (in canonical mode) and is left where it is. */
+static void typeahead(void) {
+  struct termios t;
+  struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+  if (R.ahead_pos == R.ahead_len) R.ahead_pos = R.ahead_len = 0;
+  if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &t) != 0 || !(t.c_lflag & ICANON))
+    return;
+  while (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN)) {
+    char buf[4096], *grown;
+    ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return;
+    if (n == 0) { /* the end of file, as the key that typed it */
+      buf[0] = t.c_cc[VEOF] != _POSIX_VDISABLE ? (char)t.c_cc[VEOF] : '\4';
+      n = 1;
+    }
+    if (!(grown = realloc(R.ahead, R.ahead_len + (size_t)n))) return;
+    R.ahead = grown;
+    memcpy(R.ahead + R.ahead_len, buf, (size_t)n);
+    R.ahead_len += (size_t)n;
+    if (n == 1 && buf[0] == (char)t.c_cc[VEOF]) return; /* what follows it waits */
+  }
+}
+
+/* readline's input: the keys typed ahead first, then the terminal. */
+static int ahead_getc(FILE *in) {
+  if (R.ahead_pos < R.ahead_len) return (unsigned char)R.ahead[R.ahead_pos++];
+  return rl_getc(in);
+}
+
 /* Shows the prompt and reads one line (malloc'ed, into *out). */
 static int read_line(const char *prompt, char **out) {
   int st;
   fflush(stdout);
   fflush(stderr);
+  typeahead();
   drain_fd(R.wake_r);
   got_sigint = 0;
   if (got_winch) {
@@ -417,6 +464,7 @@ static int repl_open(void) {
   rl_catch_sigwinch = 0;
   rl_change_environment = 0; /* setenv would race with other threads */
   rl_instream = stdin;
+  rl_getc_function = ahead_getc;
   rl_outstream = R.out;
   history_open();
   return 0;
