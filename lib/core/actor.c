@@ -16,7 +16,7 @@
 
 #include "mutex.h"
 
-static _Thread_local cc_actor_t *self;
+_Thread_local cc_actor_t *cc_self_tls; /* see cc_self() in actor.h */
 static _Thread_local char deadlock_msg[1024];
 cc_observer_fn cc_observer;
 cc_park_fn cc_park_hook;
@@ -98,7 +98,7 @@ void cc_actor_free(cc_actor_t *a) {
   cc_globals_t *g = cc_globals();
   if (!a) return;
   if (cc_unlikely(cc_observer != NULL)) cc_observer(a, NULL, CC_EV_END, 0);
-  if (self == a) self = NULL;
+  if (cc_self_tls == a) cc_self_tls = NULL;
   atomic_store(&a->state, CC_ACTOR_FREE);
   cc_mutex_lock(&g->actors_lock);
   a->next_free = g->actor_free;
@@ -106,26 +106,24 @@ void cc_actor_free(cc_actor_t *a) {
   cc_mutex_unlock(&g->actors_lock);
 }
 
-cc_actor_t *cc_self(void) {
-  if (cc_unlikely(!self)) {
-    char name[32];
-    int64_t id = cc_next_id();
-    if (syscall(SYS_gettid) == getpid())
-      strcpy(name, "main");
-    else
-      snprintf(name, sizeof name, "thread-%lld", (long long)id);
-    self = cc_actor_new(name, id, CC_ACTOR_THREAD);
-    /* Only a thread the runtime did not start gets here (conc threads and
-     * processes get their actor before they run, and fail cleanly): the
-     * main thread, on its first use of the arena, or a host's thread. */
-    if (!self)
-      cc_panic("no room for this thread's actor record: %s", cc_strerror(actor_err));
-  }
-  return self;
+cc_actor_t *cc_self_slow(void) {
+  char name[32];
+  int64_t id = cc_next_id();
+  if (syscall(SYS_gettid) == getpid())
+    strcpy(name, "main");
+  else
+    snprintf(name, sizeof name, "thread-%lld", (long long)id);
+  cc_self_tls = cc_actor_new(name, id, CC_ACTOR_THREAD);
+  /* Only a thread the runtime did not start gets here (conc threads and
+   * processes get their actor before they run, and fail cleanly): the
+   * main thread, on its first use of the arena, or a host's thread. */
+  if (!cc_self_tls)
+    cc_panic("no room for this thread's actor record: %s", cc_strerror(actor_err));
+  return cc_self_tls;
 }
 
 void cc_set_self(cc_actor_t *a) {
-  self = a;
+  cc_self_tls = a;
 }
 
 void cc_actor_describe(const cc_actor_t *a, char *buf, size_t n) {

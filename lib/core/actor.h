@@ -93,9 +93,16 @@ uint32_t cc_actor_count(void);
  * Reads /proc and getrlimit: for error paths only. */
 const char *cc_os_limit_hint(char *buf, size_t n);
 
-/* The calling thread's actor; created lazily (named "main" for the first
- * thread of the process family, "thread-<id>" otherwise). */
-cc_actor_t *cc_self(void);
+/* The calling thread's actor (a task's while the task runs); created lazily
+ * (named "main" for the first thread of the process family, "thread-<id>"
+ * otherwise). Inline: every lock acquire and release asks, so the common
+ * case is one thread-local load. */
+extern _Thread_local cc_actor_t *cc_self_tls;
+cc_actor_t *cc_self_slow(void);
+static inline cc_actor_t *cc_self(void) {
+  cc_actor_t *a = cc_self_tls;
+  return cc_likely(a != NULL) ? a : cc_self_slow();
+}
 void cc_set_self(cc_actor_t *a);
 /* The actor with this index, or NULL beyond cc_actor_count(). */
 cc_actor_t *cc_actor_at(uint32_t index);

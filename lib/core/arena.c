@@ -375,6 +375,11 @@ void cc_obj_unref(cc_obj_t *o) {
   int32_t r = atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel);
   if (r > 1) return;
   if (r != 1) cc_panic("object %p (%s) unreferenced too often", (void *)o, o->type->name);
+  if (o->type->linger && o->type->linger(o)) return;
+  cc_obj_free(o);
+}
+
+void cc_obj_free(cc_obj_t *o) {
   if (o->type->destroy) o->type->destroy(o);
   o->magic = 0;
   cc_free(o);

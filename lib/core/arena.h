@@ -92,6 +92,10 @@ typedef struct cc_type {
    * `o`; must release it (all recursion levels) so waiters are not stranded.
    * May be NULL. */
   void (*abandon)(struct cc_obj *o, struct cc_actor *a);
+  /* Optional: called when the last reference goes. Returns non-zero when
+   * the object must live on (a lock still held: its release frees it
+   * with cc_obj_free), 0 to free it now. */
+  int (*linger)(struct cc_obj *o);
 } cc_type_t;
 
 #define CC_OBJ_MAGIC 0xC0C1A0B1u
@@ -110,9 +114,13 @@ typedef struct cc_obj {
  * NULL when out of memory. */
 void *cc_obj_new(const cc_type_t *type, size_t size, const char *name);
 void cc_obj_ref(cc_obj_t *o);
-/* Drops a reference; the last one destroys and frees the object. Never
- * blocks on anything but the allocator's short internal lock. */
+/* Drops a reference; the last one destroys and frees the object (unless
+ * its type's linger hook keeps it). Never blocks on anything but the
+ * allocator's short internal lock. */
 void cc_obj_unref(cc_obj_t *o);
+/* Destroys and frees an object that has no reference left: cc_obj_unref's
+ * end, and a lingering object's (see cc_type_t.linger) when it is done. */
+void cc_obj_free(cc_obj_t *o);
 /* Validates a pointer read from untrusted bytes: in the arena, aligned, and
  * carrying the object magic. */
 int cc_obj_valid(const void *p);

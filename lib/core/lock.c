@@ -22,18 +22,27 @@
 
 #define MASK CC_LOCK_OWNER_MASK
 #define WAITERS CC_LOCK_WAITERS
+#define ORPHAN CC_LOCK_ORPHAN
 #define L(o) ((cc_lock_t *)(o))
 
 static cc_actor_t *owner_hook(cc_obj_t *o) {
   return cc_lock_owner(o);
 }
 
+/* The word just went from `w` to free: wake a waiter if one may be parked,
+ * and free a lock whose references all went while it was held (nobody can
+ * touch it after this). */
+static void freed_word(cc_lock_t *l, uint32_t w) {
+  if (w & WAITERS) cc_wake(&l->word, 1);
+  if (w & ORPHAN) cc_obj_free(&l->h);
+}
+
 /* Called on the ending actor's own thread (thread.c abandon_holds), or by
  * the process reaper for the actor of a dead process (process.c). In the
  * second case a parked waiter may be taking the lock over at the same
  * moment (take_over): the word is released only by a CAS from a value that
- * names `a`, so exactly one of the two wins and drops the dead holder's
- * reference. The depth needs no reset: every new owner sets it. */
+ * names `a`, so exactly one of the two wins. The depth needs no reset:
+ * every new owner sets it. */
 static void abandon_hook(cc_obj_t *o, cc_actor_t *a) {
   cc_lock_t *l = L(o);
   uint32_t w = atomic_load(&l->word);
@@ -41,14 +50,28 @@ static void abandon_hook(cc_obj_t *o, cc_actor_t *a) {
   if (a == cc_self()) cc_unhold(o);
   do {
     if ((w & MASK) != a->index + 1) return;
-  } while (!atomic_compare_exchange_weak_explicit(&l->word, &w, 0, memory_order_release,
+  } while (!atomic_compare_exchange_weak_explicit(&l->word, &w, 0, memory_order_acq_rel,
                                                   memory_order_relaxed));
-  if (w & WAITERS) cc_wake(&l->word, 1);
-  cc_obj_unref(o); /* the holder's reference */
+  freed_word(l, w);
 }
 
-const cc_type_t cc_lock_type = {"lock", NULL, owner_hook, abandon_hook};
-const cc_type_t cc_rlock_type = {"rlock", NULL, owner_hook, abandon_hook};
+/* The last reference went. A held lock lives on, marked, until its holder
+ * releases it (or the holder's end abandons it): nobody else can reach it
+ * any more, and the holder's hold list still points at it. */
+static int linger_hook(cc_obj_t *o) {
+  cc_lock_t *l = L(o);
+  uint32_t w = atomic_load_explicit(&l->word, memory_order_acquire);
+  do {
+    if ((w & MASK) == 0) return 0;
+  } while (!atomic_compare_exchange_weak_explicit(&l->word, &w, w | ORPHAN, memory_order_acq_rel,
+                                                  memory_order_acquire));
+  return 1;
+}
+
+const cc_type_t cc_lock_type = {
+    .name = "lock", .owner = owner_hook, .abandon = abandon_hook, .linger = linger_hook};
+const cc_type_t cc_rlock_type = {
+    .name = "rlock", .owner = owner_hook, .abandon = abandon_hook, .linger = linger_hook};
 
 cc_obj_t *cc_lock_new(const char *name, int recursive) {
   cc_lock_t *l = cc_obj_new(recursive ? &cc_rlock_type : &cc_lock_type, sizeof *l, name);
@@ -79,11 +102,12 @@ static inline int try_take(cc_lock_t *l, uint32_t expect, uint32_t val) {
                                                  memory_order_relaxed);
 }
 
-/* The holder keeps a reference: a lock dropped by every Lua state while
- * held must stay valid until it is released (the actor's hold list, the
- * abandon hook and parked waiters all point at it). */
+/* The holder keeps no reference (that would be two more atomic operations
+ * per acquire+release): a lock dropped by every Lua state while held lingers
+ * (linger_hook) until it is released, since the actor's hold list and the
+ * abandon hook still point at it. Parked waiters have references of their
+ * own. */
 static int got_it(cc_lock_t *l) {
-  cc_obj_ref(&l->h);
   atomic_store_explicit(&l->depth, 1, memory_order_relaxed);
   cc_hold(&l->h);
   return 0;
@@ -98,8 +122,7 @@ static int take_over(cc_lock_t *l, uint32_t w, uint32_t me) {
   int32_t pid = dead ? dead->pid : 0;
   char who[96];
   if (!dead || !cc_pid_dead(pid)) return 0;
-  if (!try_take(l, w, me | WAITERS)) return 0;
-  cc_obj_unref(&l->h); /* the dead holder's reference: got_it() takes ours */
+  if (!try_take(l, w, me | WAITERS)) return 0; /* never ORPHAN: we hold a reference */
   atomic_fetch_add(&l->takeovers, 1);
   cc_actor_describe(cc_self(), who, sizeof who);
   fprintf(stderr,
@@ -203,9 +226,9 @@ int cc_lock_acquire(cc_obj_t *o, cc_deadline_t deadline) {
 static void unlock_word(cc_lock_t *l) {
   atomic_store_explicit(&l->depth, 0, memory_order_relaxed);
   cc_unhold(&l->h);
-  if (atomic_exchange_explicit(&l->word, 0, memory_order_release) & WAITERS)
-    cc_wake(&l->word, 1);
-  cc_obj_unref(&l->h); /* the holder's reference: may free l */
+  /* acq_rel: a lingering lock is freed here, after whatever the last
+   * reference's owner did to it */
+  freed_word(l, atomic_exchange_explicit(&l->word, 0, memory_order_acq_rel));
 }
 
 int cc_lock_release(cc_obj_t *o) {

@@ -40,13 +40,17 @@
 #include "cc.h"
 
 #define CC_LOCK_WAITERS 0x80000000u
-#define CC_LOCK_OWNER_MASK 0x7fffffffu
+/* Every reference went while the lock was held: its release frees it (the
+ * holder keeps no reference of its own, which would cost two atomic
+ * operations on every acquire+release). */
+#define CC_LOCK_ORPHAN 0x40000000u
+#define CC_LOCK_OWNER_MASK 0x3fffffffu
 /* How often a parked waiter checks whether the owner process still exists. */
 #define CC_LOCK_POLL_NS 100000000
 
 typedef struct cc_lock {
   cc_obj_t h;
-  _Atomic uint32_t word;     /* 0 free; owner index + 1 | CC_LOCK_WAITERS */
+  _Atomic uint32_t word;     /* 0 free; owner index + 1 | CC_LOCK_WAITERS | CC_LOCK_ORPHAN */
   _Atomic uint32_t depth;    /* recursion depth: written by the owner only */
   int32_t recursive;
   _Atomic int32_t takeovers; /* times taken over from a dead process */

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <lualib.h>
 
@@ -17,6 +18,18 @@
 #include "env.h"
 #include "process.h" /* cc_fork_on_child */
 #include "thread.h"
+
+uintptr_t conc_seal_key;
+static pthread_once_t seal_once = PTHREAD_ONCE_INIT;
+
+/* Any odd word nobody can guess works; the kernel's random bytes when it
+ * has them, else addresses and the clock. */
+static void make_seal_key(void) {
+  uintptr_t k = 0;
+  if (getrandom(&k, sizeof k, GRND_NONBLOCK) != (ssize_t)sizeof k)
+    k = (uintptr_t)&k ^ ((uintptr_t)cc_now_ns() << 17) ^ (uintptr_t)&seal_once;
+  conc_seal_key = k | 1;
+}
 
 /* Registry keys (addresses of these statics). */
 static const char cache_key = 'c';
@@ -27,7 +40,7 @@ static int obj_gc(lua_State *L) {
   conc_ud *u = lua_touserdata(L, 1);
   if (u && u->obj) {
     cc_obj_t *o = u->obj;
-    u->obj = NULL;
+    conc_ud_set(u, NULL);
     if (u->pid == cc_pid) cc_obj_unref(o); /* else the parent process's reference */
   }
   return 0;
@@ -216,14 +229,14 @@ static void push_obj(lua_State *L, cc_obj_t *o, int owned) {
   }
   lua_pop(L, 1);
   u = lua_newuserdatauv(L, sizeof *u, 1);
-  u->obj = NULL;
+  conc_ud_set(u, NULL);
   if (!conc_pushmetatable(L, o->type)) {
     if (owned) cc_obj_unref(o);
     luaL_error(L, "conc type '%s' is not registered in this state", o->type->name);
   }
   lua_setmetatable(L, -2);
   if (!owned) cc_obj_ref(o);
-  u->obj = o;
+  conc_ud_set(u, o);
   u->pid = cc_pid;
   lua_pushvalue(L, -1);
   lua_rawsetp(L, -3, o);
@@ -404,6 +417,7 @@ int luaopen_conc(lua_State *L) {
   const char *bad_env = cc_env_check();
   if (bad_env) return luaL_error(L, "conc: %s", bad_env);
   if (cc_arena_init() != 0) return luaL_error(L, "conc: %s", cc_arena_error());
+  pthread_once(&seal_once, make_seal_key);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_state_key) == LUA_TNIL) {
     lua_newuserdatauv(L, 0, 0);
     lua_newtable(L);

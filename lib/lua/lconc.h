@@ -18,9 +18,19 @@
 #include "cc.h"
 
 typedef struct conc_ud {
-  cc_obj_t *obj; /* NULL once closed */
-  int32_t pid;   /* the process whose reference this is (see conc_adopt_after_fork) */
+  cc_obj_t *obj;  /* NULL once closed */
+  int32_t pid;    /* the process whose reference this is (see conc_adopt_after_fork) */
+  uintptr_t seal; /* (uintptr_t)obj ^ conc_seal_key, set with obj: see conc_self */
 } conc_ud;
+
+/* A random odd word chosen once per process family (luaopen_conc). A
+ * userdata of conc_ud's size whose seal matches its obj is one of ours: no
+ * other library writes that word, and closing (obj = NULL) breaks the match. */
+extern uintptr_t conc_seal_key;
+static inline void conc_ud_set(conc_ud *u, cc_obj_t *o) {
+  u->obj = o;
+  u->seal = o ? (uintptr_t)o ^ conc_seal_key : 0;
+}
 
 /* Registers metatable "conc.<type->name>" with __index (the `methods` plus,
  * if `index` is non-NULL, a function consulted first for fields such as
@@ -50,20 +60,27 @@ void conc_push_owned(lua_State *L, cc_obj_t *o);
 /* The object at idx if it is a conc object of `type` (any conc type when
  * type is NULL), else raises a standard argument error. */
 cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type);
-/* The one self check of a method whose upvalue 1 is its type's metatable
- * (conc_sync_newtype, the queue's and the shared table's methods): the
- * object at index 1, checked with one rawequal; else the standard argument
- * error of conc_check. */
+/* The one self check of a method: the object at index 1 if it is a live
+ * conc object of type `a` or `b` (pass the same type twice for one), else
+ * the standard argument error of conc_check ("conc.lock expected, got
+ * table", "object is closed"). The fast path is two Lua API calls (the
+ * userdata and its size) and the seal: every method pays it, and a lock
+ * pair is two methods (bench/sync_bench.lua). The slow path needs the
+ * method's upvalue 1 to be its type's metatable (conc_sync_newtype, the
+ * queue's and the shared table's methods). */
 cc_obj_t *conc_self_slow(lua_State *L);
-static inline cc_obj_t *conc_self(lua_State *L) {
+static inline cc_obj_t *conc_self_of2(lua_State *L, const cc_type_t *a, const cc_type_t *b) {
   conc_ud *u = lua_touserdata(L, 1);
-  if (cc_likely(u != NULL && lua_getmetatable(L, 1))) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (cc_likely(ok && u->obj != NULL)) return u->obj;
+  if (cc_likely(u != NULL && lua_rawlen(L, 1) == sizeof *u &&
+                u->seal == ((uintptr_t)u->obj ^ conc_seal_key))) {
+    cc_obj_t *o = u->obj;
+    if (cc_likely(o->type == a || o->type == b)) return o;
   }
   return conc_self_slow(L);
 }
+#define conc_self_of(L, t) conc_self_of2((L), (t), (t))
+/* For methods not yet given their type: the slow path's exact check. */
+#define conc_self(L) conc_self_slow(L)
 /* The object at idx if it is any conc object, else NULL. */
 cc_obj_t *conc_toobj(lua_State *L, int idx);
 

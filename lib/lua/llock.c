@@ -178,33 +178,33 @@ static int lock_done(lua_State *L, int rc, cc_wait_t *w) {
 }
 
 static int l_acquire(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of2(L, &cc_lock_type, &cc_rlock_type);
   return conc_sync_acquire(L, o, cc_lock_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_opt_deadline(L, 2),
                       lock_done);
 }
 
 static int l_release(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of2(L, &cc_lock_type, &cc_rlock_type);
   if (cc_unlikely(cc_lock_release(o) != 0)) return conc_sync_notowner(L, o, "release");
   return 0;
 }
 
 static int l_locked(lua_State *L) {
-  lua_pushboolean(L, cc_lock_locked(conc_self(L)));
+  lua_pushboolean(L, cc_lock_locked(conc_self_of2(L, &cc_lock_type, &cc_rlock_type)));
   return 1;
 }
 
 static int l_owned(lua_State *L) {
-  lua_pushboolean(L, cc_lock_held_by_me(conc_self(L)));
+  lua_pushboolean(L, cc_lock_held_by_me(conc_self_of2(L, &cc_lock_type, &cc_rlock_type)));
   return 1;
 }
 
 static int l_with(lua_State *L) {
-  return conc_sync_with(L, conc_self(L), &lock_ops);
+  return conc_sync_with(L, conc_self_of2(L, &cc_lock_type, &cc_rlock_type), &lock_ops);
 }
 
 static int l_hold(lua_State *L) {
-  return conc_sync_hold(L, conc_self(L), &lock_ops);
+  return conc_sync_hold(L, conc_self_of2(L, &cc_lock_type, &cc_rlock_type), &lock_ops);
 }
 
 static int new_lock(lua_State *L, int recursive) {
@@ -235,36 +235,36 @@ static const luaL_Reg lock_methods[] = {
 /* ---- condition ----------------------------------------------------------- */
 
 static int c_acquire(lua_State *L) {
-  cc_obj_t *l = cc_cond_lock(conc_self(L));
+  cc_obj_t *l = cc_cond_lock(conc_self_of(L, &cc_cond_type));
   return conc_sync_acquire(L, l, cc_lock_acquire_w, conc_opt_deadline(L, 2), lock_done);
 }
 
 static int c_release(lua_State *L) {
-  cc_obj_t *l = cc_cond_lock(conc_self(L));
+  cc_obj_t *l = cc_cond_lock(conc_self_of(L, &cc_cond_type));
   if (cc_lock_release(l) != 0) return conc_sync_notowner(L, l, "release");
   return 0;
 }
 
 static int c_locked(lua_State *L) {
-  lua_pushboolean(L, cc_lock_locked(cc_cond_lock(conc_self(L))));
+  lua_pushboolean(L, cc_lock_locked(cc_cond_lock(conc_self_of(L, &cc_cond_type))));
   return 1;
 }
 
 static int c_owned(lua_State *L) {
-  lua_pushboolean(L, cc_lock_held_by_me(cc_cond_lock(conc_self(L))));
+  lua_pushboolean(L, cc_lock_held_by_me(cc_cond_lock(conc_self_of(L, &cc_cond_type))));
   return 1;
 }
 
 static int c_with(lua_State *L) {
-  return conc_sync_with(L, cc_cond_lock(conc_self(L)), &lock_ops);
+  return conc_sync_with(L, cc_cond_lock(conc_self_of(L, &cc_cond_type)), &lock_ops);
 }
 
 static int c_hold(lua_State *L) {
-  return conc_sync_hold(L, cc_cond_lock(conc_self(L)), &lock_ops);
+  return conc_sync_hold(L, cc_cond_lock(conc_self_of(L, &cc_cond_type)), &lock_ops);
 }
 
 static int c_lock(lua_State *L) {
-  conc_push(L, cc_cond_lock(conc_self(L)));
+  conc_push(L, cc_cond_lock(conc_self_of(L, &cc_cond_type)));
   return 1;
 }
 
@@ -303,7 +303,7 @@ static int cond_wait(lua_State *L, cc_obj_t *c, cc_deadline_t d) {
 }
 
 static int c_wait(lua_State *L) {
-  cc_obj_t *c = conc_self(L);
+  cc_obj_t *c = conc_self_of(L, &cc_cond_type);
   return cond_wait(L, c, conc_opt_deadline(L, 2));
 }
 
@@ -357,7 +357,7 @@ static const char wait_for_src[] =
     "end\n";
 
 static int c_notify(lua_State *L) {
-  cc_obj_t *c = conc_self(L);
+  cc_obj_t *c = conc_self_of(L, &cc_cond_type);
   lua_Integer n = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, n >= 0, 2, "must be non-negative");
   if (cc_cond_notify(c, n > INT32_MAX ? INT32_MAX : (int)n, NULL) != 0)
@@ -366,7 +366,7 @@ static int c_notify(lua_State *L) {
 }
 
 static int c_notify_all(lua_State *L) {
-  cc_obj_t *c = conc_self(L);
+  cc_obj_t *c = conc_self_of(L, &cc_cond_type);
   if (cc_cond_notify(c, -1, NULL) != 0) return conc_sync_notowner(L, cc_cond_lock(c), "notify on");
   return 0;
 }

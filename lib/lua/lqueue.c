@@ -29,10 +29,10 @@ static cc_queue_t *checkq(lua_State *L, int idx) {
   return (cc_queue_t *)conc_check(L, idx, QUEUE_T);
 }
 
-/* `self` of a method: the methods carry the queue metatable as upvalue 1
- * (conc_self). */
+/* `self` of a method (conc_self_of; the methods carry the queue metatable
+ * as upvalue 1 for its error path). */
 static cc_queue_t *self(lua_State *L) {
-  return (cc_queue_t *)conc_self(L);
+  return (cc_queue_t *)conc_self_of(L, QUEUE_T);
 }
 
 /* conc.queue([name | {name=, maxsize=},] [maxsize]) */

@@ -47,13 +47,13 @@ static int s_acquired(lua_State *L, int rc, cc_wait_t *w) {
 }
 
 static int s_acquire(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_sem_type);
   return conc_sync_acquire(L, o, cc_sem_acquire_w, lua_gettop(L) < 2 ? CC_FOREVER : conc_opt_deadline(L, 2),
                       s_acquired);
 }
 
 static int s_release(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_sem_type);
   lua_Integer k = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, k >= 1, 2, "must be at least 1");
   if (cc_sem_release(o, k > CC_SEM_MAX ? CC_SEM_MAX + 1u : (uint32_t)k) != 0) {
@@ -65,16 +65,16 @@ static int s_release(lua_State *L) {
 }
 
 static int s_value(lua_State *L) {
-  lua_pushinteger(L, cc_sem_value(conc_self(L)));
+  lua_pushinteger(L, cc_sem_value(conc_self_of(L, &cc_sem_type)));
   return 1;
 }
 
 static int s_with(lua_State *L) {
-  return conc_sync_with(L, conc_self(L), &sem_ops);
+  return conc_sync_with(L, conc_self_of(L, &cc_sem_type), &sem_ops);
 }
 
 static int s_hold(lua_State *L) {
-  return conc_sync_hold(L, conc_self(L), &sem_ops);
+  return conc_sync_hold(L, conc_self_of(L, &cc_sem_type), &sem_ops);
 }
 
 /* conc.semaphore([name | opts,] [n = 1] [, opts]), opts = {name=, bounded=} */
@@ -107,17 +107,17 @@ static const luaL_Reg sem_methods[] = {
 /* ---- event ---------------------------------------------------------------- */
 
 static int e_set(lua_State *L) {
-  cc_event_set(conc_self(L));
+  cc_event_set(conc_self_of(L, &cc_event_type));
   return 0;
 }
 
 static int e_clear(lua_State *L) {
-  cc_event_clear(conc_self(L));
+  cc_event_clear(conc_self_of(L, &cc_event_type));
   return 0;
 }
 
 static int e_is_set(lua_State *L) {
-  lua_pushboolean(L, cc_event_is_set(conc_self(L)));
+  lua_pushboolean(L, cc_event_is_set(conc_self_of(L, &cc_event_type)));
   return 1;
 }
 
@@ -129,7 +129,7 @@ static int e_waited(lua_State *L, int rc, cc_wait_t *w) {
 }
 
 static int e_wait(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_event_type);
   return conc_sync_acquire(L, o, cc_event_wait_w, conc_opt_deadline(L, 2), e_waited);
 }
 
@@ -154,7 +154,7 @@ static const luaL_Reg event_methods[] = {
 static int b_waited(lua_State *L, int rc, cc_wait_t *w);
 
 static int b_wait(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_barrier_type);
   uint32_t index = 0;
   cc_wait_t local, *w = conc_wait_slot(L);
   int rc;
@@ -178,27 +178,27 @@ static int b_waited(lua_State *L, int rc, cc_wait_t *w) {
 }
 
 static int b_abort(lua_State *L) {
-  cc_barrier_abort(conc_self(L));
+  cc_barrier_abort(conc_self_of(L, &cc_barrier_type));
   return 0;
 }
 
 static int b_reset(lua_State *L) {
-  cc_barrier_reset(conc_self(L));
+  cc_barrier_reset(conc_self_of(L, &cc_barrier_type));
   return 0;
 }
 
 static int b_broken(lua_State *L) {
-  lua_pushboolean(L, cc_barrier_broken(conc_self(L)));
+  lua_pushboolean(L, cc_barrier_broken(conc_self_of(L, &cc_barrier_type)));
   return 1;
 }
 
 static int b_parties(lua_State *L) {
-  lua_pushinteger(L, ((cc_barrier_t *)conc_self(L))->parties);
+  lua_pushinteger(L, ((cc_barrier_t *)conc_self_of(L, &cc_barrier_type))->parties);
   return 1;
 }
 
 static int b_n_waiting(lua_State *L) {
-  lua_pushinteger(L, cc_barrier_waiting(conc_self(L)));
+  lua_pushinteger(L, cc_barrier_waiting(conc_self_of(L, &cc_barrier_type)));
   return 1;
 }
 
@@ -225,31 +225,31 @@ static const luaL_Reg barrier_methods[] = {
 /* ---- atomic --------------------------------------------------------------- */
 
 static int a_get(lua_State *L) {
-  lua_pushinteger(L, cc_atomic_get(conc_self(L)));
+  lua_pushinteger(L, cc_atomic_get(conc_self_of(L, &cc_atomic_type)));
   return 1;
 }
 
 static int a_set(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_atomic_type);
   cc_atomic_set(o, luaL_checkinteger(L, 2));
   return 0;
 }
 
 static int a_add(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_atomic_type);
   lua_pushinteger(L, cc_atomic_add(o, luaL_optinteger(L, 2, 1)));
   return 1;
 }
 
 static int a_cas(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_atomic_type);
   lua_Integer expected = luaL_checkinteger(L, 2), desired = luaL_checkinteger(L, 3);
   lua_pushboolean(L, cc_atomic_cas(o, expected, desired));
   return 1;
 }
 
 static int a_exchange(lua_State *L) {
-  cc_obj_t *o = conc_self(L);
+  cc_obj_t *o = conc_self_of(L, &cc_atomic_type);
   lua_pushinteger(L, cc_atomic_exchange(o, luaL_checkinteger(L, 2)));
   return 1;
 }

@@ -2,9 +2,9 @@
  * lsync.h - what the synchronisation bindings (llock.c, lsync.c) share:
  * fast method dispatch, timeouts, guards for with()/hold().
  *
- * Methods of a sync type are registered by conc_sync_newtype() with two upvalues:
- * the type's metatable (so conc_self checks `self` with one rawequal instead
- * of a registry lookup) and the guard metatable. The type's __index is the
+ * Methods of a sync type are registered by conc_sync_newtype() with two
+ * upvalues: the type's metatable (the error path of conc_self_of names the
+ * type from it) and the guard metatable. The type's __index is the
  * methods table itself, so `l:acquire()` costs no extra C call.
  */
 #ifndef LSYNC_H

@@ -187,16 +187,39 @@ static void test_rlock_depth(void **state) {
 }
 
 /* A lock that every Lua state dropped while it was held stays valid until
- * its holder releases it (the holder's hold record points at it). */
-static void test_holder_keeps_reference(void **state) {
+ * its holder releases it (the holder's hold record points at it), though
+ * the holder keeps no reference: it lingers, marked, and the release frees
+ * it. Also through the abandon hook (a thread ending while holding it). */
+static void test_dropped_while_held_lingers(void **state) {
   (void)state;
-  cc_obj_t *l = cc_lock_new("lost", 0);
+  cc_obj_t *l = cc_lock_new("lost", 0), *r = cc_lock_new("lost-r", 1);
   assert_int_equal(cc_lock_acquire(l, CC_FOREVER), 0);
   cc_obj_unref(l); /* the creator's reference, as a __gc would */
-  assert_true(cc_obj_valid(l));
+  assert_int_equal(atomic_load(&l->refs), 0);
+  assert_int_equal(l->magic, CC_OBJ_MAGIC); /* not freed */
+  assert_true(atomic_load(&((cc_lock_t *)l)->word) & CC_LOCK_ORPHAN);
   assert_true(cc_lock_held_by_me(l));
-  assert_int_equal(cc_lock_release(l), 0); /* drops the last reference */
-  assert_false(cc_obj_valid(l));
+  assert_int_equal(atomic_load(&cc_self()->nheld), 1);
+  assert_int_equal(cc_lock_release(l), 0); /* frees it */
+  assert_int_equal(l->magic, 0);
+  assert_int_equal(atomic_load(&cc_self()->nheld), 0);
+
+  assert_int_equal(cc_lock_acquire(r, CC_FOREVER), 0);
+  assert_int_equal(cc_lock_acquire(r, CC_FOREVER), 0);
+  cc_obj_unref(r);
+  assert_int_equal(r->magic, CC_OBJ_MAGIC);
+  assert_int_equal(cc_lock_release(r), 0); /* one level down: still held */
+  assert_int_equal(r->magic, CC_OBJ_MAGIC);
+  r->type->abandon(r, cc_self()); /* the holder ends */
+  assert_int_equal(r->magic, 0);
+  assert_int_equal(atomic_load(&cc_self()->nheld), 0);
+
+  /* not held when the last reference goes: freed at once */
+  l = cc_lock_new("plain", 0);
+  assert_int_equal(cc_lock_acquire(l, CC_FOREVER), 0);
+  assert_int_equal(cc_lock_release(l), 0);
+  cc_obj_unref(l);
+  assert_int_equal(l->magic, 0);
 }
 
 static void test_self_deadlock(void **state) {
@@ -372,7 +395,7 @@ int main(void) {
       cmocka_unit_test(test_ownership_and_timeouts),
       cmocka_unit_test(test_rlock_depth),
       cmocka_unit_test(test_self_deadlock),
-      cmocka_unit_test(test_holder_keeps_reference),
+      cmocka_unit_test(test_dropped_while_held_lingers),
       cmocka_unit_test(test_hammer_lock),
       cmocka_unit_test(test_hammer_rlock_timed),
       cmocka_unit_test(test_two_thread_cycle),
