@@ -136,8 +136,11 @@ int conc_pool_owner_of(lua_State *L, int fidx, cc_future_t *f) {
   if (f->pool->owner_pid != cc_pid) return 0;
   if (lua_getiuservalue(L, fidx, 1) == LUA_TUSERDATA) return lua_gettop(L);
   lua_pop(L, 1);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &owned_key) != LUA_TTABLE ||
-      lua_rawgetp(L, -1, f->pool) != LUA_TUSERDATA) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &owned_key) != LUA_TTABLE) { /* no pool yet */
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_rawgetp(L, -1, f->pool) != LUA_TUSERDATA) {
     lua_pop(L, 2);
     return 0;
   }
@@ -412,6 +415,28 @@ static int pool_index(lua_State *L) {
   return 1;
 }
 
+/* Pushes the registry's table of this state's pools (weak: light(pool) ->
+ * pool userdata), made with the spawners' table on the first conc.pool of
+ * the state (most states never make one, so conc_open_pool leaves both to
+ * here): l_pool's upvalues are conc.thread and conc.process. */
+static void push_owned(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &owned_key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_rawseti(L, -2, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &spawn_key);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &owned_key);
+}
+
 static int l_pool(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   int processes = 0, pidx;
@@ -448,7 +473,7 @@ static int l_pool(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_rawseti(L, -2, UV_FUNCTIONS);
   lua_setiuservalue(L, pidx, 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &owned_key);
+  push_owned(L);
   lua_pushvalue(L, pidx);
   lua_rawsetp(L, -2, p);
   lua_pop(L, 1);
@@ -487,19 +512,10 @@ void conc_open_pool(lua_State *L) {
   pthread_once(&init_once, init);
   conc_lazytype(&cc_pool_type, build_pool, pool_methods); /* (spelled out for check_docs) */
   conc_lazytype(&cc_fnbox_type, build_fnbox, NULL);
-  /* The spawners, taken from the module table being built. */
-  lua_createtable(L, 2, 0);
-  lua_getfield(L, -2, "thread");
-  lua_rawseti(L, -2, 1);
+  /* The spawners, taken from the module table being built; the registry
+   * entries wait for the state's first pool (push_owned). */
+  lua_getfield(L, -1, "thread");
   lua_getfield(L, -2, "process");
-  lua_rawseti(L, -2, 2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &spawn_key);
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &owned_key);
-  lua_pushcfunction(L, l_pool);
+  lua_pushcclosure(L, l_pool, 2);
   lua_setfield(L, -2, "pool");
 }

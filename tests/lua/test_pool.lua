@@ -355,4 +355,39 @@ do
   p:join()
 end
 
+-- A new state pays for pools only once it makes one: conc_open_pool leaves
+-- the pool and future metatables and the registry's tables (the spawners,
+-- the state's pools) to the first use. Also a Future got in a state that
+-- has no pool of its own.
+do
+  local function pool_parts()
+    local found = {}
+    for _, v in pairs(debug.getregistry()) do
+      if type(v) == "table" then
+        local name = rawget(v, "__name")
+        if name == "conc.pool" or name == "conc.future" then found[name] = true end
+        if rawget(v, 1) == conc.thread and rawget(v, 2) == conc.process then
+          found.spawners = true
+        end
+      end
+    end
+    local list = {}
+    for k in pairs(found) do list[#list + 1] = k end
+    table.sort(list)
+    return table.concat(list, " ")
+  end
+  local p <close> = conc.pool(1)
+  local f = p:submit(id, 42)
+  local _, fresh, got, used = conc.thread(function(fut)
+    local fresh = pool_parts()
+    local got = fut:get(10)
+    local q <close> = conc.pool(1)
+    q:apply(id, 1)
+    return fresh, got, pool_parts()
+  end, f):join()
+  assert(fresh == "conc.future", "a new state made for pools: " .. fresh)
+  assert(got == 42)
+  assert(used == "conc.future conc.pool spawners", "after a pool: " .. used)
+end
+
 print("test_pool: ok")
