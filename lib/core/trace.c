@@ -3,9 +3,9 @@
  * writer of `conclua --trace` / `--timeline` (see trace.h).
  *
  * Lock order: list_lock (the list of buffers) is taken alone; a buffer's
- * busy flag is taken by its own thread per event, and by a closing trace
- * (under list_lock) to flush it. Nothing else is taken while either is
- * held but the raw file's write().
+ * busy flag is set by its own thread per event, and a closing trace (under
+ * list_lock) waits until every flag is clear (buf_quiesce). Nothing else is
+ * taken while either is held but the raw file's write().
  */
 #include "trace.h"
 
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "futex.h"
@@ -35,12 +36,21 @@ _Atomic int cc_trace_on;
 static cc_site_fn site_fn;
 static cc_where_fn where_fn;
 static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result);
+static void trace_hold(cc_actor_t *a, cc_obj_t *o);
+static void trace_unhold(cc_actor_t *a, cc_obj_t *o);
 
 static void dispatch(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
 #ifndef CC_PARK_HOOK /* else actor.c calls site_fn itself (cc_park_hook) */
   if (ev == CC_EV_WAIT_BEGIN && site_fn) site_fn(a, o);
 #endif
-  if (cc_unlikely(atomic_load_explicit(&cc_trace_on, memory_order_relaxed))) trace_event(a, o, ev, result);
+  if (cc_unlikely(atomic_load_explicit(&cc_trace_on, memory_order_relaxed))) {
+    if (ev == CC_EV_HOLD)
+      trace_hold(a, o);
+    else if (ev == CC_EV_UNHOLD)
+      trace_unhold(a, o);
+    else
+      trace_event(a, o, ev, result);
+  }
   if (cc_unlikely(atomic_load_explicit(&cc_lockorder_on, memory_order_relaxed))) {
     if (ev == CC_EV_HOLD)
       cc_lockorder_hold(a, o);
@@ -128,44 +138,148 @@ void cc_site_get(const cc_actor_t *a, char *buf, size_t n) {
   buf[0] = '\0';
 }
 
+/* ---- the trace's clock ------------------------------------------------------
+ * Records carry ticks: the TSC where it is invariant and the kernel itself
+ * keeps time with it (one rdtsc, about half a clock_gettime), else
+ * CLOCK_MONOTONIC nanoseconds. Ticks become nanoseconds when the trace
+ * closes, on the line through (open_tk, open_ns) and (close_tk, close_ns);
+ * the open calibrates for 0.2 ms so that SHORT_HOLD_NS can be told in
+ * ticks. CONCLUA_TRACE_CLOCK=monotonic keeps to clock_gettime. Every buffer
+ * clamps its stamps to its last one, so one thread's records never go back
+ * in time. */
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define HAVE_TSC 1
+#endif
+
+#define SHORT_HOLD_NS 5000
+
+static _Atomic int use_tsc;
+static int64_t open_tk, open_ns, close_tk, close_ns;
+static int64_t short_ticks;
+
+static inline int64_t trace_clock(void) {
+#ifdef HAVE_TSC
+  if (cc_likely(atomic_load_explicit(&use_tsc, memory_order_relaxed)))
+    return (int64_t)__builtin_ia32_rdtsc();
+#endif
+  return cc_now_ns();
+}
+
+/* Non-zero when the TSC is invariant and the kernel's clocksource is the
+ * TSC (so the kernel found it in step across CPUs). */
+static int tsc_usable(void) {
+#ifdef HAVE_TSC
+  unsigned eax, ebx, ecx, edx;
+  char cs[16] = "";
+  const char *env = getenv("CONCLUA_TRACE_CLOCK");
+  int fd;
+  ssize_t n;
+  if (env && strcmp(env, "monotonic") == 0) return 0;
+  if (!__get_cpuid(0x80000007u, &eax, &ebx, &ecx, &edx) || !(edx & (1u << 8))) return 0;
+  fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+            O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  n = read(fd, cs, sizeof cs - 1);
+  close(fd);
+  return n >= 3 && strncmp(cs, "tsc", 3) == 0 && (n == 3 || cs[3] == '\n');
+#else
+  return 0;
+#endif
+}
+
+/* Picks the clock and calibrates it (trace open). */
+static void clock_start(void) {
+  int tsc = tsc_usable();
+  atomic_store_explicit(&use_tsc, tsc, memory_order_relaxed);
+  open_ns = cc_now_ns();
+  open_tk = trace_clock();
+  if (tsc) {
+    int64_t ns, tk;
+    do {
+      ns = cc_now_ns();
+      tk = trace_clock();
+    } while (ns - open_ns < 200000 || tk <= open_tk);
+    short_ticks = (int64_t)((double)SHORT_HOLD_NS * (double)(tk - open_tk) / (double)(ns - open_ns));
+  } else {
+    short_ticks = SHORT_HOLD_NS;
+  }
+}
+
+/* Ends the calibration (trace close). */
+static void clock_stop(void) {
+  close_ns = cc_now_ns();
+  close_tk = trace_clock();
+  if (close_tk <= open_tk || close_ns <= open_ns) { /* cannot happen: keep ticks as ns */
+    close_tk = open_tk + 1;
+    close_ns = open_ns + 1;
+  }
+}
+
+static int64_t ticks_to_ns(int64_t tk) {
+  return open_ns + (int64_t)((double)(tk - open_tk) * (double)(close_ns - open_ns) /
+                             (double)(close_tk - open_tk));
+}
+
 /* ---- per-thread buffers of binary records ----------------------------------
  * An event costs a clock read and a copy into the thread's buffer; the JSON
- * is written only when the trace closes. A hold released within
- * SHORT_HOLD_NS with nothing recorded in between is taken back out of the
- * buffer (counted instead): an uncontended lock pair in a loop would
- * otherwise fill the trace with invisible slivers and cost a formatted
- * event each. */
+ * is written only when the trace closes. A hold is not written at once: it
+ * waits in the buffer's pending slot (its name copied, the object may be
+ * freed by the time it is written), and is written before whatever the
+ * thread records next. When the next event is its own release within
+ * SHORT_HOLD_NS, the hold is dropped and counted instead: an uncontended lock
+ * pair in a loop would otherwise fill the trace with invisible slivers, and
+ * costs two clock reads and a few stores.
+ *
+ * The buffer's busy flag: its thread sets it around each event, and a
+ * closing trace must not read the buffer while it is set. With membarrier
+ * (Linux 4.14+), the thread's side is plain stores: it sets the flag, then
+ * checks cc_trace_on; the closer clears cc_trace_on, has the kernel run a
+ * full barrier on every thread of the process (MEMBARRIER_CMD_PRIVATE_
+ * EXPEDITED), then waits for each flag to be clear: a thread either saw the
+ * trace off and backs out, or its flag is visible to the closer, which
+ * waits. Without membarrier the thread's side is an atomic exchange. */
 
-#define BUF_CAP (64 * 1024)
+#define BUF_CAP (256 * 1024)
 #define SEEN 16
 #define STR_MAX 512
-#define SHORT_HOLD_NS 5000
 
 enum { CAT_RUN, CAT_WAIT, CAT_HOLD, CAT_QUEUE, CAT_FLOW, CAT_EVENT, CAT_NAME, CAT_PNAME };
 
 /* One event: the header, then n1 bytes of label and n2 of detail. */
 typedef struct rec {
   uint16_t size; /* header + strings, rounded up to 8 */
-  char ph;       /* B E i s f M; W: E running + B wait; R: E wait + B running */
+  char ph;       /* B E i M; W: E running + B wait; R: E wait + B running;
+                  * P, G: a queue put (get) and its flow start (end) */
   uint8_t cat;
   int32_t pid;
   int64_t tid;
-  int64_t ts; /* ns */
-  uint64_t num; /* flow id, item position, or result code */
+  int64_t ts; /* ticks (see the trace's clock) */
+  uint64_t num; /* item position, or result code */
   uint16_t n1, n2;
   uint32_t pad;
-  /* A type's name (static: the same address in every process of the
-   * family), or NULL: the object's type for waits and holds. */
-  const char *type;
+  union {
+    /* A type's name (static: the same address in every process of the
+     * family), or NULL: the object's type for waits and holds. */
+    const char *type;
+    uint64_t flow; /* P and G: the flow's id */
+  };
 } rec_t;
 
 typedef struct tbuf {
   struct tbuf *next;
   _Atomic int busy;
   size_t len;
-  size_t last_hold; /* offset + 1 of a hold record still last in data, or 0 */
-  const cc_actor_t *last_hold_a;
-  const cc_obj_t *last_hold_o;
+  int64_t last_ts;     /* the last stamp taken */
+  uint64_t short_holds; /* holds dropped as slivers */
+  /* The pending hold: pend_o non-NULL while one waits. */
+  const cc_actor_t *pend_a;
+  const cc_obj_t *pend_o;
+  int64_t pend_ts, pend_tid;
+  int32_t pend_pid;
+  const char *pend_type;
+  char pend_name[CC_NAME_MAX];
   /* Actors this thread has named in the trace: key = actor address + id. */
   const cc_actor_t *seen_a[SEEN];
   int64_t seen_id[SEEN];
@@ -179,10 +293,68 @@ static _Thread_local tbuf_t *mine;
 static int raw_fd = -1, out_fd = -1;
 static int32_t owner_pid;
 static int through; /* a forked child: every event is written at once */
-static int64_t t0;
-static _Atomic uint64_t short_holds;
+static int64_t t0;  /* ticks */
+static _Atomic int asym; /* membarrier registered: the plain-store busy flag */
 
-static void buf_flush_locked(tbuf_t *b) {
+#if defined(__linux__) && defined(SYS_membarrier)
+#define MB_PRIVATE_EXPEDITED 8 /* linux/membarrier.h's values (the ABI) */
+#define MB_REGISTER_PRIVATE_EXPEDITED 16
+#define MB_GLOBAL 1
+#endif
+
+static void asym_setup(void) {
+#ifdef MB_PRIVATE_EXPEDITED
+  if (!atomic_load(&asym) && syscall(SYS_membarrier, MB_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+    atomic_store(&asym, 1);
+#endif
+}
+
+/* A full barrier on every running thread of this process (asym only). */
+static void asym_barrier(void) {
+#ifdef MB_PRIVATE_EXPEDITED
+  if (syscall(SYS_membarrier, MB_PRIVATE_EXPEDITED, 0, 0) != 0 &&
+      syscall(SYS_membarrier, MB_GLOBAL, 0, 0) != 0)
+    cc_panic("membarrier failed after its registration: %s", strerror(errno));
+#endif
+}
+
+/* Takes the buffer for one event; 0 (and nothing taken) when the trace is
+ * off. */
+static inline int buf_enter(tbuf_t *b) {
+  if (cc_likely(atomic_load_explicit(&asym, memory_order_relaxed))) {
+    atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* the closer's membarrier orders the rest */
+  } else {
+    atomic_store_explicit(&b->busy, 1, memory_order_seq_cst);
+  }
+  if (cc_likely(atomic_load_explicit(&cc_trace_on, memory_order_seq_cst))) return 1;
+  atomic_store_explicit(&b->busy, 0, memory_order_release);
+  return 0;
+}
+
+static inline void buf_leave(tbuf_t *b) {
+  atomic_store_explicit(&b->busy, 0, memory_order_release);
+}
+
+/* The closer, after clearing cc_trace_on: waits until no thread is inside
+ * an event; from then on every buffer is the closer's. */
+static void buf_quiesce(void) {
+  if (atomic_load(&asym)) asym_barrier();
+  for (tbuf_t *b = buffers; b; b = b->next)
+    while (atomic_load_explicit(&b->busy, memory_order_acquire)) cc_cpu_relax();
+}
+
+/* A stamp for the buffer's next record: never before its last one. */
+static inline int64_t stamp(tbuf_t *b) {
+  int64_t now = trace_clock();
+  if (cc_unlikely(now < b->last_ts)) now = b->last_ts;
+  b->last_ts = now;
+  return now;
+}
+
+static void put_pending(tbuf_t *b);
+
+static void buf_write(tbuf_t *b) {
   size_t off = 0;
   while (off < b->len) {
     ssize_t w = write(raw_fd, b->data + off, b->len - off);
@@ -191,15 +363,12 @@ static void buf_flush_locked(tbuf_t *b) {
     off += (size_t)w;
   }
   b->len = 0;
-  b->last_hold = 0;
 }
 
-static void buf_lock(tbuf_t *b) {
-  while (atomic_exchange_explicit(&b->busy, 1, memory_order_acquire)) cc_cpu_relax();
-}
-
-static void buf_unlock(tbuf_t *b) {
-  atomic_store_explicit(&b->busy, 0, memory_order_release);
+/* Writes out everything the buffer holds, the pending hold included. */
+static void buf_flush(tbuf_t *b) {
+  if (b->pend_o) put_pending(b);
+  buf_write(b);
 }
 
 static tbuf_t *my_buffer(void) {
@@ -222,7 +391,8 @@ static void after_fork_child(void) {
   if (mine) {
     mine->next = NULL;
     mine->len = 0;
-    mine->last_hold = 0;
+    mine->pend_o = NULL;
+    mine->short_holds = 0;
     memset(mine->seen_a, 0, sizeof mine->seen_a); /* tracks are named again, under this pid */
     atomic_store(&mine->busy, 0);
     buffers = mine;
@@ -234,40 +404,44 @@ __attribute__((constructor)) static void trace_atfork(void) {
   pthread_atfork(NULL, NULL, after_fork_child);
 }
 
-/* Appends a record; returns its offset + 1 (0 when it did not fit). */
-static size_t emit(tbuf_t *b, char ph, int cat, int32_t pid, int64_t tid, int64_t ns, uint64_t num,
-                   const char *s1, const char *s2) {
+/* Appends a record (after the pending hold, if one waits); returns it, or
+ * NULL when it does not fit even in an empty buffer. */
+static rec_t *emit(tbuf_t *b, char ph, int cat, int32_t pid, int64_t tid, int64_t ts,
+                   uint64_t num, const char *s1, const char *s2) {
   size_t n1 = s1 ? strnlen(s1, STR_MAX) : 0, n2 = s2 ? strnlen(s2, STR_MAX) : 0;
-  size_t size = (sizeof(rec_t) + n1 + n2 + 7) & ~(size_t)7, at;
-  rec_t r;
-  if (b->len + size > BUF_CAP) buf_flush_locked(b);
-  at = b->len;
+  size_t size = (sizeof(rec_t) + n1 + n2 + 7) & ~(size_t)7;
+  rec_t r, *at;
+  if (b->pend_o) put_pending(b);
+  if (b->len + size > BUF_CAP) buf_write(b);
+  at = (rec_t *)(b->data + b->len);
   r.size = (uint16_t)size;
   r.ph = ph;
   r.cat = (uint8_t)cat;
   r.pid = pid;
   r.tid = tid;
-  r.ts = ns;
+  r.ts = ts;
   r.num = num;
   r.n1 = (uint16_t)n1;
   r.n2 = (uint16_t)n2;
   r.pad = 0;
   r.type = NULL;
-  memcpy(b->data + at, &r, sizeof r);
-  if (n1) memcpy(b->data + at + sizeof r, s1, n1);
-  if (n2) memcpy(b->data + at + sizeof r + n1, s2, n2);
-  b->len = at + size;
-  b->last_hold = 0;
-  return at + 1;
+  memcpy(at, &r, sizeof r);
+  if (n1) memcpy(b->data + b->len + sizeof r, s1, n1);
+  if (n2) memcpy(b->data + b->len + sizeof r + n1, s2, n2);
+  b->len += size;
+  return at;
 }
 
 /* emit() for a wait or hold record: s1 the object's name, type its type's. */
-static size_t emit_obj(tbuf_t *b, char ph, int cat, int32_t pid, int64_t tid, int64_t ns,
-                       uint64_t num, const char *name, const char *type) {
-  size_t at = emit(b, ph, cat, pid, tid, ns, num, name, NULL);
-  rec_t *r = (rec_t *)(b->data + at - 1);
-  r->type = type;
-  return at;
+static void emit_obj(tbuf_t *b, char ph, int cat, int32_t pid, int64_t tid, int64_t ts,
+                     uint64_t num, const char *name, const char *type) {
+  emit(b, ph, cat, pid, tid, ts, num, name, NULL)->type = type;
+}
+
+static void put_pending(tbuf_t *b) {
+  b->pend_o = NULL; /* first: emit() would write it again */
+  emit_obj(b, 'B', CAT_HOLD, b->pend_pid, b->pend_tid + 1, b->pend_ts, 0, b->pend_name,
+           b->pend_type);
 }
 
 static const char *kind_name(int kind) {
@@ -293,14 +467,27 @@ static int64_t track_of(const cc_actor_t *a) {
   return (int64_t)((h >> 20) & 0x3fffffff) * 2; /* even: run lane; +1: holds */
 }
 
+/* The runtime's own threads (reaper.c's "conclua reaper") run no script:
+ * no lane at their start and no running span; a lane only if something
+ * happens on it. */
+static int runtime_actor(const cc_actor_t *a) {
+  return strncmp(a->name, "conclua ", 8) == 0;
+}
+
+static int64_t track_slow(tbuf_t *b, const cc_actor_t *a, int64_t now);
+
 /* The track of `a`, naming it (and starting its running span) the first
  * time this thread sees it. */
-static int64_t track(tbuf_t *b, const cc_actor_t *a, int64_t now) {
+static inline int64_t track(tbuf_t *b, const cc_actor_t *a, int64_t now) {
+  unsigned slot = (unsigned)(((uintptr_t)a >> 4) % SEEN);
+  if (cc_likely(b->seen_a[slot] == a && b->seen_id[slot] == a->id)) return b->seen_tid[slot];
+  return track_slow(b, a, now);
+}
+
+static int64_t track_slow(tbuf_t *b, const cc_actor_t *a, int64_t now) {
   unsigned slot = (unsigned)(((uintptr_t)a >> 4) % SEEN);
   char pname[CC_NAME_MAX + 32];
-  int64_t tid;
-  if (b->seen_a[slot] == a && b->seen_id[slot] == a->id) return b->seen_tid[slot];
-  tid = track_of(a);
+  int64_t tid = track_of(a);
   b->seen_a[slot] = a;
   b->seen_id[slot] = a->id;
   b->seen_tid[slot] = tid;
@@ -313,21 +500,73 @@ static int64_t track(tbuf_t *b, const cc_actor_t *a, int64_t now) {
   }
   emit(b, 'M', CAT_NAME, a->pid, tid, t0, 0, a->name, NULL);
   emit(b, 'M', CAT_NAME, a->pid, tid + 1, t0, 1, a->name, NULL);
-  emit(b, 'B', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
+  if (!runtime_actor(a)) emit(b, 'B', CAT_RUN, a->pid, tid, now, 0, NULL, NULL);
   return tid;
+}
+
+/* The hot path: an uncontended lock pair is trace_hold + trace_unhold. */
+static void trace_hold(cc_actor_t *a, cc_obj_t *o) {
+  tbuf_t *b = mine;
+  int64_t now, tid;
+  if (cc_unlikely(!b) && !(b = my_buffer())) return;
+  if (!buf_enter(b)) return;
+  now = stamp(b);
+  if (b->pend_o) put_pending(b);
+  tid = track(b, a, now);
+  b->pend_a = a;
+  b->pend_ts = now;
+  b->pend_tid = tid;
+  b->pend_pid = a->pid;
+  b->pend_type = o->type ? o->type->name : "lock";
+  memcpy(b->pend_name, o->name, CC_NAME_MAX);
+  b->pend_name[CC_NAME_MAX - 1] = '\0';
+  b->pend_o = o;
+  if (cc_unlikely(through)) buf_flush(b);
+  buf_leave(b);
+}
+
+static void trace_unhold(cc_actor_t *a, cc_obj_t *o) {
+  tbuf_t *b = mine;
+  int64_t now, tid;
+  int32_t n;
+  if (cc_unlikely(!b) && !(b = my_buffer())) return;
+  if (!buf_enter(b)) return;
+  now = stamp(b);
+  if (b->pend_o == o && b->pend_a == a && now - b->pend_ts < short_ticks) {
+    b->pend_o = NULL; /* a sliver: never written */
+    b->short_holds++;
+    buf_leave(b);
+    return;
+  }
+  /* Holds need not end in the order they began: end them all, then begin
+   * again those still held, so the lane nests. */
+  tid = track(b, a, now);
+  n = atomic_load(&a->nheld);
+  if (n > CC_MAX_HELD) n = CC_MAX_HELD;
+  emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
+  for (int32_t i = 0; i < n; i++) emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
+  for (int32_t i = 0; i < n; i++) {
+    cc_obj_t *h = atomic_load(&a->held[i]);
+    emit_obj(b, 'B', CAT_HOLD, a->pid, tid + 1, now, 0, h->name,
+             h->type ? h->type->name : "lock");
+  }
+  if (through) buf_flush(b);
+  buf_leave(b);
 }
 
 static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
   tbuf_t *b;
   int64_t now, tid;
+  if (!a) return;
   /* A process's actor freed while its pid is still ours never started (the
    * fork failed, or the child died before its setup): no lane for it, and
    * above all no process name under our pid. */
-  if (ev == CC_EV_END && a && a->kind == CC_ACTOR_PROCESS && a->pid == cc_pid) return;
-  b = my_buffer();
-  now = cc_now_ns();
-  if (!b || !a) return;
-  buf_lock(b);
+  if (ev == CC_EV_END && a->kind == CC_ACTOR_PROCESS && a->pid == cc_pid) return;
+#ifdef CC_EV_LIFECYCLE
+  if ((ev == CC_EV_START || ev == CC_EV_END) && runtime_actor(a)) return;
+#endif
+  if (!(b = my_buffer()) || !buf_enter(b)) return;
+  now = stamp(b);
   tid = track(b, a, now);
   switch (ev) {
   case CC_EV_WAIT_BEGIN: {
@@ -340,14 +579,6 @@ static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
   case CC_EV_WAIT_END:
     emit(b, 'R', CAT_WAIT, a->pid, tid, now, (uint64_t)(int64_t)result, NULL, NULL);
     break;
-  case CC_EV_HOLD: {
-    size_t at = emit_obj(b, 'B', CAT_HOLD, a->pid, tid + 1, now, 0, o->name,
-                         o->type ? o->type->name : "lock");
-    b->last_hold = at;
-    b->last_hold_a = a;
-    b->last_hold_o = o;
-    break;
-  }
 #ifdef CC_EV_LIFECYCLE /* actor.h's lifecycle events (see notes/see_to_arena.md) */
   case CC_EV_START:
     break; /* track() began its running span */
@@ -359,32 +590,11 @@ static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
     emit(b, 'i', CAT_EVENT, a->pid, tid, now, 0, "deadlock", cc_deadlock_message());
     break;
 #endif
-  case CC_EV_UNHOLD: {
-    int32_t n = atomic_load(&a->nheld);
-    if (b->last_hold && b->last_hold_a == a && b->last_hold_o == o) {
-      const rec_t *r = (const rec_t *)(b->data + b->last_hold - 1);
-      if (now - r->ts < SHORT_HOLD_NS) {
-        b->len = b->last_hold - 1; /* a sliver: taken back */
-        b->last_hold = 0;
-        atomic_fetch_add_explicit(&short_holds, 1, memory_order_relaxed);
-        break;
-      }
-    }
-    /* Holds need not end in the order they began: end them all, then
-     * begin again those still held, so the lane nests. */
-    if (n > CC_MAX_HELD) n = CC_MAX_HELD;
-    emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
-    for (int32_t i = 0; i < n; i++) emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
-    for (int32_t i = 0; i < n; i++) {
-      cc_obj_t *h = atomic_load(&a->held[i]);
-      emit_obj(b, 'B', CAT_HOLD, a->pid, tid + 1, now, 0, h->name,
-               h->type ? h->type->name : "lock");
-    }
+  default:
     break;
   }
-  }
-  if (through) buf_flush_locked(b);
-  buf_unlock(b);
+  if (through) buf_flush(b);
+  buf_leave(b);
 }
 
 void cc_trace_instant(const char *what, const char *detail) {
@@ -393,12 +603,12 @@ void cc_trace_instant(const char *what, const char *detail) {
   int64_t now, tid;
   if (!atomic_load(&cc_trace_on) || !(b = my_buffer())) return;
   a = cc_self();
-  now = cc_now_ns();
-  buf_lock(b);
+  if (!buf_enter(b)) return;
+  now = stamp(b);
   tid = track(b, a, now);
   emit(b, 'i', CAT_EVENT, a->pid, tid, now, 0, what, detail);
-  if (through) buf_flush_locked(b);
-  buf_unlock(b);
+  if (through) buf_flush(b);
+  buf_leave(b);
 }
 
 void cc_trace_queue(cc_obj_t *q, int put, uint64_t pos) {
@@ -408,14 +618,13 @@ void cc_trace_queue(cc_obj_t *q, int put, uint64_t pos) {
   uint64_t flow;
   if (!atomic_load(&cc_trace_on) || !(b = my_buffer())) return;
   a = cc_self();
-  now = cc_now_ns();
   flow = ((uint64_t)q->id << 32) ^ pos;
-  buf_lock(b);
+  if (!buf_enter(b)) return;
+  now = stamp(b);
   tid = track(b, a, now);
-  emit(b, 'i', CAT_QUEUE, a->pid, tid, now, pos, q->name, put ? "put" : "get");
-  emit(b, put ? 's' : 'f', CAT_FLOW, a->pid, tid, now, flow, NULL, NULL);
-  if (through) buf_flush_locked(b);
-  buf_unlock(b);
+  emit(b, put ? 'P' : 'G', CAT_QUEUE, a->pid, tid, now, pos, q->name, NULL)->flow = flow;
+  if (through) buf_flush(b);
+  buf_leave(b);
 }
 
 /* ---- open and close ---------------------------------------------------- */
@@ -454,7 +663,9 @@ int cc_trace_open(const char *json, const char *html, char *err, size_t n) {
   json_path = json ? strdup(json) : NULL;
   html_path = html ? strdup(html) : NULL;
   owner_pid = cc_pid ? cc_pid : (int32_t)getpid();
-  t0 = cc_now_ns();
+  asym_setup();
+  clock_start();
+  t0 = open_tk;
   cc_observe_install();
   atomic_store(&cc_trace_on, 1);
   return 0;
@@ -486,7 +697,7 @@ static int ev_cmp(const void *x, const void *y) {
   return ((const ev_t *)x)->seq < ((const ev_t *)y)->seq ? -1 : 1;
 }
 
-/* Flow ends seen, sorted: (id << 1) | (ph == 'f'). */
+/* Flow ends seen, sorted: (id << 1) | (it is an end: a get). */
 static uint64_t *flows;
 static size_t nflow;
 
@@ -516,7 +727,7 @@ static void json_put(FILE *out, const char *s, size_t n) {
 }
 
 static void put_ts(FILE *out, int64_t ns) {
-  int64_t d = ns - t0;
+  int64_t d = ns - open_ns; /* t0, in ns */
   if (d < 0) d = 0;
   fprintf(out, "%lld.%03d", (long long)(d / 1000), (int)(d % 1000));
 }
@@ -572,7 +783,7 @@ static void put_event(FILE *out, const rec_t *r, char ph, int cat) {
     if (cat == CAT_QUEUE) {
       char label[STR_MAX + 16], name[STR_MAX + 24];
       snprintf(label, sizeof label, "queue '%.*s'", (int)r->n1, s1);
-      snprintf(name, sizeof name, "%.*s %s", (int)r->n2, s2, label);
+      snprintf(name, sizeof name, "%s %s", r->ph == 'P' ? "put" : "get", label);
       json_put(out, name, strlen(name));
       fputs(",\"cat\":\"queue\",\"args\":{\"object\":", out);
       json_put(out, label, strlen(label));
@@ -586,7 +797,7 @@ static void put_event(FILE *out, const rec_t *r, char ph, int cat) {
     break;
   case 's':
   case 'f':
-    fprintf(out, ",\"name\":\"item\",\"cat\":\"flow\",\"id\":%llu%s", (unsigned long long)r->num,
+    fprintf(out, ",\"name\":\"item\",\"cat\":\"flow\",\"id\":%llu%s", (unsigned long long)r->flow,
             ph == 'f' ? ",\"bp\":\"e\"" : "");
     break;
   }
@@ -605,7 +816,9 @@ static int put_all(int fd, const char *s, size_t len) {
   return 0;
 }
 
-static int finalize(char *err, size_t errn) {
+/* The final file, from the raw file's records; short_holds: how many were
+ * left out. */
+static int finalize(uint64_t short_holds, char *err, size_t errn) {
   struct stat st;
   char *raw = NULL;
   ev_t *evs = NULL;
@@ -628,9 +841,10 @@ static int finalize(char *err, size_t errn) {
       if (!grown) goto fail;
       evs = grown;
     }
+    ((rec_t *)r)->ts = ticks_to_ns(r->ts);
     evs[n].r = r;
     evs[n].seq = n;
-    if (r->ph == 's' || r->ph == 'f') nflows++;
+    if (r->ph == 'P' || r->ph == 'G') nflows++;
     n++;
     off += r->size;
   }
@@ -639,21 +853,23 @@ static int finalize(char *err, size_t errn) {
   if (!flows) goto fail;
   nflow = 0;
   for (size_t i = 0; i < n; i++)
-    if (evs[i].r->ph == 's' || evs[i].r->ph == 'f')
-      flows[nflow++] = (evs[i].r->num << 1) | (evs[i].r->ph == 'f');
+    if (evs[i].r->ph == 'P' || evs[i].r->ph == 'G')
+      flows[nflow++] = (evs[i].r->flow << 1) | (evs[i].r->ph == 'G');
   if (nflow) qsort(flows, nflow, sizeof *flows, u64_cmp);
   out = open_memstream(&json, &jlen);
   if (!out) goto fail;
   fprintf(out, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"short_holds_left_out\":%llu},"
                "\"traceEvents\":[\n",
-          (unsigned long long)atomic_load(&short_holds));
+          (unsigned long long)short_holds);
   for (size_t i = 0; i < n;) {
     size_t j = i;
     int depth = 0;
-    int64_t last = t0;
+    int64_t last = open_ns;
     /* One track at a time: drop an end without a begin and a flow end
-     * without its other end; close what is still open at the track's
-     * last moment. */
+     * without its other end; close what is still open: on a track of this
+     * process at the end of the trace (its actor was alive then: an actor's
+     * end closes its span), on another process's at its last event (the
+     * process is gone; when it ended, its track does not say). */
     for (; j < n && evs[j].r->pid == evs[i].r->pid && evs[j].r->tid == evs[i].r->tid; j++) {
       const rec_t *r = evs[j].r;
       if (r->ph == 'W' || r->ph == 'R') { /* an end (if anything is open), then a begin */
@@ -678,20 +894,27 @@ static int finalize(char *err, size_t errn) {
          * Only the first one counts. */
         if (r->cat == CAT_RUN && depth > 0) continue;
         depth++;
-      } else if ((r->ph == 's' && !has_flow(r->num, 'f')) ||
-                 (r->ph == 'f' && !has_flow(r->num, 's'))) {
-        continue;
       }
       if (r->ph != 'M' && r->ts > last) last = r->ts;
       if (!first) fputs(",\n", out);
-      put_event(out, r, r->ph, r->cat);
       first = 0;
+      if (r->ph == 'P' || r->ph == 'G') { /* the instant, and its flow's end if both came */
+        put_event(out, r, 'i', CAT_QUEUE);
+        if (has_flow(r->flow, r->ph == 'P' ? 'f' : 's')) {
+          fputs(",\n", out);
+          put_event(out, r, r->ph == 'P' ? 's' : 'f', CAT_FLOW);
+        }
+        continue;
+      }
+      put_event(out, r, r->ph, r->cat);
     }
-    for (; depth > 0; depth--) {
+    for (int ours = evs[i].r->pid == owner_pid; depth > 0; depth--) {
       fprintf(out, ",\n{\"ph\":\"E\",\"pid\":%d,\"tid\":%lld,\"ts\":", (int)evs[i].r->pid,
               (long long)evs[i].r->tid);
-      put_ts(out, last);
-      fputs(",\"args\":{\"closed\":\"at the end of the trace\"}}", out);
+      put_ts(out, ours && close_ns > last ? close_ns : last);
+      fputs(ours ? ",\"args\":{\"closed\":\"at the end of the trace\"}}"
+                 : ",\"args\":{\"closed\":\"at the last event of its process\"}}",
+            out);
     }
     i = j;
   }
@@ -729,19 +952,26 @@ done:
 
 int cc_trace_close(char *err, size_t n) {
   int rc;
+  uint64_t short_holds = 0;
   if (!atomic_load(&cc_trace_on) || (cc_pid ? cc_pid : (int32_t)getpid()) != owner_pid) {
     if (n) err[0] = '\0';
     return 0;
   }
   atomic_store(&cc_trace_on, 0);
   pthread_mutex_lock(&list_lock);
+  buf_quiesce();
+  clock_stop();
+  /* The buffers are ours now (see buf_enter): written out, and reset for a
+   * trace opened later (which names its tracks again). */
   for (tbuf_t *b = buffers; b; b = b->next) {
-    buf_lock(b);
-    buf_flush_locked(b);
-    buf_unlock(b);
+    buf_flush(b);
+    short_holds += b->short_holds;
+    b->short_holds = 0;
+    b->last_ts = 0;
+    memset(b->seen_a, 0, sizeof b->seen_a);
   }
   pthread_mutex_unlock(&list_lock);
-  rc = finalize(err, n);
+  rc = finalize(short_holds, err, n);
   /* raw_fd stays open: a late writer must never hit a reused descriptor. */
   return rc;
 }

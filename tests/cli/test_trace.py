@@ -169,6 +169,60 @@ assert(select(2, t:join()) == 500500)
         self.assertEqual(run[0].get("cat"), "run")
         self.assertNotIn("closed", run[1].get("args", {}))
 
+    def test_main_runs_until_the_script_ends(self):
+        # main's running span is still open when the trace closes: it ends
+        # then (after the busy loop), not at main's last recorded event
+        r, out = self.trace("""
+conc.sleep(0.001)
+local t0 = conc.now()
+while conc.now() - t0 < 0.05 do end
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        lane = [k for k, v in names.items() if v == "main"]
+        self.assertEqual(len(lane), 1, names)
+        mine = [e for e in evs if (e["pid"], e["tid"]) == lane[0] and e["ph"] in "BE"]
+        slept = [e for e in mine if e["ph"] == "B" and e.get("cat") == "wait"]
+        self.assertEqual(len(slept), 1, mine)
+        end_of_sleep = mine[mine.index(slept[0]) + 1]
+        self.assertEqual(mine[-1]["args"].get("closed"), "at the end of the trace", mine)
+        self.assertGreaterEqual(mine[-1]["ts"] - end_of_sleep["ts"], 45000, mine)
+
+    def test_runtime_threads_have_no_empty_lane(self):
+        # the first process starts the reaper thread ("conclua reaper"): it
+        # runs no script and records nothing here, so it has no lane
+        r, out = self.trace("""
+local p = conc.process({name = "kid"}, function() return 1 end)
+assert(select(2, p:join()) == 1)
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        self.assertIn("kid", names.values())
+        self.assertFalse([n for n in names.values() if n.startswith("conclua ")], names)
+
+    def test_timestamps_are_wall_time_with_either_clock(self):
+        # records carry TSC ticks where the TSC is invariant, converted when
+        # the trace closes; CONCLUA_TRACE_CLOCK=monotonic keeps to
+        # clock_gettime. Either way a 50 ms sleep is 50 ms long in the trace.
+        for clock in (None, "monotonic"):
+            with self.subTest(clock=clock):
+                r, out = self.trace("""
+local t0 = conc.now()
+conc.sleep(0.05)
+io.write(string.format("%.0f", (conc.now() - t0) * 1e6))
+""", env=clean_env(HOME=self.dir, CONCLUA_TRACE_CLOCK=clock))
+                self.assertEqual((r.rc, r.err), (0, ""))
+                evs, names = check_trace(self, out)
+                main = [k for k, v in names.items() if v == "main"]
+                spans = [e for e in evs if (e["pid"], e["tid"]) == main[0] and e["ph"] in "BE"]
+                sleep = [i for i, e in enumerate(spans) if e.get("cat") == "wait"]
+                self.assertEqual(len(sleep), 1, spans)
+                took = spans[sleep[0] + 1]["ts"] - spans[sleep[0]]["ts"]
+                # the trace's span lies within what the script measured
+                # around it, less 1% for the clocks' calibration
+                self.assertGreaterEqual(took, 50000 * 0.99, spans)
+                self.assertLessEqual(took, int(r.out) * 1.01, (took, r.out))
+
     def test_deadlock_is_an_instant_naming_both_threads(self):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                               "scripts", "deadlock.lua")
