@@ -39,8 +39,11 @@ int conc_l_sleep(lua_State *L) {
   if (t->cancel_pending) return conc_task_raise_cancelled(L);
   t->why = 0;
   if (s == 0) {
+    /* Back to the ready queue. No continuation: a cancel while it is ready
+     * stays pending for its next suspension, so there is nothing to check
+     * when it goes on. */
     conc_ready(t);
-    return lua_yieldk(L, 0, 0, sleep_k);
+    return lua_yield(L, 0);
   }
   {
     cc_deadline_t until = cc_deadline_in(s);
