@@ -78,8 +78,10 @@ end
 -- a shared-table copy error names the field
 do
   local s = conc.shared("cfg")
-  raises("cannot copy a coroutine (field 'x'", function() s.x = coroutine.create(print) end)
-  raises("cannot copy a coroutine (field [3]", function() s[3] = {coroutine.create(print)} end)
+  raises("cannot copy a coroutine (field 'x')", function() s.x = coroutine.create(print) end)
+  raises("cannot copy a coroutine (field '[3][1]')", function() s[3] = {coroutine.create(print)} end)
+  raises("cannot copy a coroutine (field 'y.a.b')",
+         function() s.y = {a = {b = coroutine.create(print)}} end)
 end
 
 -- objects print with their state
