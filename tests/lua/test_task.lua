@@ -211,4 +211,62 @@ do
   assert(r[1] == 55 and r[2] == 10)
 end
 
+-- Many arguments reach a task (and conc.run's main task) whole.
+do
+  local args = {}
+  for i = 1, 200 do args[i] = i end
+  local n, last = conc.run(function(...)
+    local t = conc.task(function(...) return select("#", ...), (select(200, ...)) end, ...)
+    return t:await()
+  end, table.unpack(args))
+  assert(n == 200 and last == 200, tostring(n))
+end
+
+-- The ready queue grows while a round runs, when it has wrapped around:
+-- 60 tasks go round it a few times, then one starts 100 more; every task
+-- still runs in its turn (first come, first served).
+do
+  local log = {}
+  conc.run(function()
+    local ts = {}
+    for i = 1, 60 do
+      ts[i] = conc.task(function()
+        for step = 1, 5 do
+          log[#log + 1] = "t" .. i .. "." .. step
+          if i == 1 and step == 3 then
+            for c = 1, 100 do
+              conc.task(function() log[#log + 1] = "c" .. c end)
+            end
+          end
+          conc.sleep(0)
+        end
+      end)
+    end
+    for i = 1, 60 do ts[i]:await() end
+  end)
+  local want = {}
+  for step = 1, 5 do
+    if step == 4 then
+      for c = 1, 100 do want[#want + 1] = "c" .. c end
+    end
+    for i = 1, 60 do want[#want + 1] = "t" .. i .. "." .. step end
+  end
+  assert(table.concat(log, " ") == table.concat(want, " "))
+end
+
+-- The Task object: its methods check their argument, a misspelled method
+-- raises with a suggestion, tostring shows the state.
+do
+  conc.run(function()
+    local t = conc.task(function() conc.sleep(0) end)
+    assert(tostring(t):match("^conc%.task %d+ %(new%)$"), tostring(t))
+    raises("conc.task expected, got table", t.await, {})
+    raises("conc.task expected, got no value", t.done)
+    raises("awiat", function() return t:awiat() end)
+    t:await()
+    assert(tostring(t):match("^conc%.task %d+ %(done%)$"), tostring(t))
+    assert(getmetatable(t).__name == "conc.task")
+  end)
+end
+
 print("test_task: ok")
