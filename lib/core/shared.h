@@ -94,9 +94,7 @@ typedef struct cc_shared {
   uint32_t tombs; /* deleted slots */
   int64_t border; /* keys 1..border present, border+1 absent */
   _Atomic uint32_t repairs; /* takeovers from a dead writer (for tests) */
-  /* Written by every operation, so kept a cache line away from the fields
-   * above: another CPU's next operation still finds those in its cache. */
-  char gap[64];
+  /* Written by every operation. */
   cc_mutex_t lock;
   /* The replacement in progress (guarded by lock): its new value is copied
    * into `stage` before `pend` (its slot plus one; 0 for none) commits it
