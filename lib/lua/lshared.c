@@ -133,9 +133,10 @@ static int m_index(lua_State *L) {
 static void store(lua_State *L, cc_shared_t *s, int kidx, int vidx) {
   cc_skey_t k;
   cc_item_t it;
-  int rc;
+  int rc, vt;
   check_key(L, kidx, &k);
-  if (lua_type(L, vidx) >= LUA_TTABLE || lua_type(L, vidx) == LUA_TLIGHTUSERDATA) {
+  vt = lua_type(L, vidx);
+  if (vt >= LUA_TTABLE || vt == LUA_TLIGHTUSERDATA) {
     /* through the codec: its errors name the field (a C buffer: no Lua
      * allocation that could fail here) */
     char what[80];
