@@ -229,16 +229,7 @@ void cc_wait_end(cc_obj_t *o, int result) {
   if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_WAIT_END, result);
 }
 
-void cc_hold(cc_obj_t *o) {
-  cc_actor_t *a = cc_self();
-  int32_t n = atomic_load_explicit(&a->nheld, memory_order_relaxed);
-  if (n < CC_MAX_HELD) atomic_store_explicit(&a->held[n], o, memory_order_relaxed);
-  atomic_store_explicit(&a->nheld, n + 1, memory_order_release);
-  if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_HOLD, 0);
-}
-
-void cc_unhold(cc_obj_t *o) {
-  cc_actor_t *a = cc_self();
+void cc_unhold_slow(cc_actor_t *a, cc_obj_t *o) {
   int32_t n = atomic_load_explicit(&a->nheld, memory_order_relaxed);
   int32_t top = n < CC_MAX_HELD ? n : CC_MAX_HELD;
   for (int32_t i = top - 1; i >= 0; i--) {

@@ -115,9 +115,11 @@ cc_actor_t *cc_actor_at(uint32_t index);
 int cc_wait_begin(cc_obj_t *o, int kind, cc_deadline_t deadline);
 /* Ends the wait begun by cc_wait_begin. result: 0, CC_ETIMEOUT, ... */
 void cc_wait_end(cc_obj_t *o, int result);
-/* The caller now holds / no longer holds `o` (recursive holds count once). */
-void cc_hold(cc_obj_t *o);
-void cc_unhold(cc_obj_t *o);
+/* The caller now holds / no longer holds `o` (recursive holds count once).
+ * Inline below (after cc_observer): a lock pair makes both calls. */
+static inline void cc_hold(cc_obj_t *o);
+static inline void cc_unhold(cc_obj_t *o);
+void cc_unhold_slow(cc_actor_t *a, cc_obj_t *o);
 /* Message for the last CC_EDEADLOCK returned to this thread. */
 const char *cc_deadlock_message(void);
 
@@ -134,6 +136,29 @@ enum cc_event { CC_EV_WAIT_BEGIN, CC_EV_WAIT_END, CC_EV_HOLD, CC_EV_UNHOLD,
 #define CC_EV_LIFECYCLE 1 /* trace.c handles START/END/DEADLOCK when defined */
 typedef void (*cc_observer_fn)(cc_actor_t *a, cc_obj_t *o, int event, int result);
 extern cc_observer_fn cc_observer;
+
+/* Only the actor's own thread writes its hold list; readers (deadlock
+ * detection, dumps) load nheld with acquire, then the entries. */
+static inline void cc_hold(cc_obj_t *o) {
+  cc_actor_t *a = cc_self();
+  int32_t n = atomic_load_explicit(&a->nheld, memory_order_relaxed);
+  if (cc_likely(n < CC_MAX_HELD)) atomic_store_explicit(&a->held[n], o, memory_order_relaxed);
+  atomic_store_explicit(&a->nheld, n + 1, memory_order_release);
+  if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_HOLD, 0);
+}
+
+/* The last hold ending first is the common case; else the slow path
+ * finds it and keeps the others' order. */
+static inline void cc_unhold(cc_obj_t *o) {
+  cc_actor_t *a = cc_self();
+  int32_t n = atomic_load_explicit(&a->nheld, memory_order_relaxed);
+  if (cc_likely(n > 0 && n <= CC_MAX_HELD && cc_observer == NULL &&
+                atomic_load_explicit(&a->held[n - 1], memory_order_relaxed) == o)) {
+    atomic_store_explicit(&a->nheld, n - 1, memory_order_release);
+    return;
+  }
+  cc_unhold_slow(a, o);
+}
 
 /* Optional park hook (conc.dump's wait sites): called by cc_wait_begin only,
  * on the actor's own thread, after the wait is recorded, so it costs nothing
