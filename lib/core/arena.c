@@ -179,9 +179,13 @@ static unsigned size_class(size_t n) {
 
 /* ThreadSanitizer cannot see other processes: a block one thread frees, a
  * child process allocates and fills, and another thread then reads looks
- * like a race between the free and the read. Under TSan (only), every free
- * releases and every allocation and hand-over acquires one sync point, so
- * TSan orders them as the cross-process protocol does. */
+ * like a race between the free and the read; so does a slot one thread
+ * read under a queue's lock, whose ring a child process then resized and
+ * freed, and which another thread then allocated. Under TSan (only), every
+ * free and every arena mutex unlock releases, and every allocation and
+ * hand-over acquires, one sync point, so TSan orders them as the
+ * cross-process protocol does (at the price of hiding a race between two
+ * threads that is ordered only by unrelated arena mutexes). */
 #if defined(__SANITIZE_THREAD__)
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
@@ -195,6 +199,10 @@ static char tsan_sync;
 
 void cc_arena_handoff(void) {
   TSAN_ACQUIRE();
+}
+
+void cc_arena_handoff_release(void) {
+  TSAN_RELEASE();
 }
 
 static size_t class_bytes(unsigned cls) {

@@ -38,6 +38,10 @@ void cc_free(void *p);
  * cc_free so far, which TSan cannot see through the other process. Does
  * nothing in other builds. */
 void cc_arena_handoff(void);
+/* The other half, under ThreadSanitizer only (mutex.c calls it at every
+ * unlock): what this thread did under an arena mutex may be followed, in
+ * another process, by freeing that memory, and then here by reusing it. */
+void cc_arena_handoff_release(void);
 /* Usable size of a block from cc_alloc. */
 size_t cc_alloc_size(const void *p);
 /* True when p points into the arena. */

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "arena.h" /* cc_arena_handoff_release */
 #include "cc.h"
 #include "futex.h"
 #include "pid.h"
@@ -58,6 +59,9 @@ int cc_mutex_lock(cc_mutex_t *m) {
 }
 
 void cc_mutex_unlock(cc_mutex_t *m) {
+#if defined(__SANITIZE_THREAD__)
+  cc_arena_handoff_release(); /* see arena.c: TSan cannot see other processes */
+#endif
   if (atomic_exchange_explicit(&m->word, 0, memory_order_release) & WAITERS)
     cc_futex_wake(&m->word, 1);
 }
