@@ -278,7 +278,7 @@ typedef struct tbuf {
   const cc_obj_t *pend_o;
   int64_t pend_ts, pend_tid;
   int32_t pend_pid;
-  const char *pend_type;
+  const cc_type_t *pend_type;
   char pend_name[CC_NAME_MAX];
   /* Actors this thread has named in the trace: key = actor address + id. */
   const cc_actor_t *seen_a[SEEN];
@@ -438,10 +438,10 @@ static void emit_obj(tbuf_t *b, char ph, int cat, int32_t pid, int64_t tid, int6
   emit(b, ph, cat, pid, tid, ts, num, name, NULL)->type = type;
 }
 
-static void put_pending(tbuf_t *b) {
+__attribute__((noinline)) static void put_pending(tbuf_t *b) {
   b->pend_o = NULL; /* first: emit() would write it again */
   emit_obj(b, 'B', CAT_HOLD, b->pend_pid, b->pend_tid + 1, b->pend_ts, 0, b->pend_name,
-           b->pend_type);
+           b->pend_type ? b->pend_type->name : "lock");
 }
 
 static const char *kind_name(int kind) {
@@ -484,7 +484,8 @@ static inline int64_t track(tbuf_t *b, const cc_actor_t *a, int64_t now) {
   return track_slow(b, a, now);
 }
 
-static int64_t track_slow(tbuf_t *b, const cc_actor_t *a, int64_t now) {
+__attribute__((noinline)) static int64_t track_slow(tbuf_t *b, const cc_actor_t *a,
+                                                   int64_t now) {
   unsigned slot = (unsigned)(((uintptr_t)a >> 4) % SEEN);
   char pname[CC_NAME_MAX + 32];
   int64_t tid = track_of(a);
@@ -517,7 +518,7 @@ static void trace_hold(cc_actor_t *a, cc_obj_t *o) {
   b->pend_ts = now;
   b->pend_tid = tid;
   b->pend_pid = a->pid;
-  b->pend_type = o->type ? o->type->name : "lock";
+  b->pend_type = o->type;
   memcpy(b->pend_name, o->name, CC_NAME_MAX);
   b->pend_name[CC_NAME_MAX - 1] = '\0';
   b->pend_o = o;
@@ -525,23 +526,12 @@ static void trace_hold(cc_actor_t *a, cc_obj_t *o) {
   buf_leave(b);
 }
 
-static void trace_unhold(cc_actor_t *a, cc_obj_t *o) {
-  tbuf_t *b = mine;
-  int64_t now, tid;
-  int32_t n;
-  if (cc_unlikely(!b) && !(b = my_buffer())) return;
-  if (!buf_enter(b)) return;
-  now = stamp(b);
-  if (b->pend_o == o && b->pend_a == a && now - b->pend_ts < short_ticks) {
-    b->pend_o = NULL; /* a sliver: never written */
-    b->short_holds++;
-    buf_leave(b);
-    return;
-  }
-  /* Holds need not end in the order they began: end them all, then begin
-   * again those still held, so the lane nests. */
-  tid = track(b, a, now);
-  n = atomic_load(&a->nheld);
+/* An unhold that ends a span: ends every hold span of the actor, then
+ * begins again those still held (holds need not end in the order they
+ * began; the lane nests). */
+__attribute__((noinline)) static void unhold_span(tbuf_t *b, cc_actor_t *a, int64_t now) {
+  int64_t tid = track(b, a, now);
+  int32_t n = atomic_load(&a->nheld);
   if (n > CC_MAX_HELD) n = CC_MAX_HELD;
   emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
   for (int32_t i = 0; i < n; i++) emit(b, 'E', CAT_HOLD, a->pid, tid + 1, now, 0, NULL, NULL);
@@ -551,10 +541,27 @@ static void trace_unhold(cc_actor_t *a, cc_obj_t *o) {
              h->type ? h->type->name : "lock");
   }
   if (through) buf_flush(b);
+}
+
+static void trace_unhold(cc_actor_t *a, cc_obj_t *o) {
+  tbuf_t *b = mine;
+  int64_t now;
+  if (cc_unlikely(!b) && !(b = my_buffer())) return;
+  if (!buf_enter(b)) return;
+  now = stamp(b);
+  if (cc_likely(b->pend_o == o && b->pend_a == a && now - b->pend_ts < short_ticks)) {
+    b->pend_o = NULL; /* a sliver: never written */
+    b->short_holds++;
+  } else {
+    unhold_span(b, a, now);
+  }
   buf_leave(b);
 }
 
-static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
+/* Every other observer event (out of line: the hold and unhold paths stay
+ * small). */
+__attribute__((noinline)) static void trace_event(cc_actor_t *a, cc_obj_t *o, int ev,
+                                                  int result) {
   tbuf_t *b;
   int64_t now, tid;
   if (!a) return;

@@ -200,6 +200,28 @@ assert(select(2, p:join()) == 1)
         self.assertIn("kid", names.values())
         self.assertFalse([n for n in names.values() if n.startswith("conclua ")], names)
 
+    def test_trace_closes_while_a_thread_records(self):
+        # a daemon thread still putting (and holding a lock across a wait)
+        # when the script ends: the closer waits for no thread to be inside
+        # an event, takes every buffer, and the file is whole
+        r, out = self.trace("""
+local q, l = conc.queue("work"), conc.lock("busy")
+conc.thread({name = "busy", daemon = true}, function()
+  local i = 0
+  while true do
+    i = i + 1
+    q:put(i)
+    l:acquire(); conc.sleep(0); l:release()
+  end
+end)
+for _ = 1, 2000 do q:get() end
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        self.assertIn("busy", names.values())
+        gets = [e for e in evs if e["ph"] == "i" and e["name"] == "get queue 'work'"]
+        self.assertEqual(len(gets), 2000)
+
     def test_timestamps_are_wall_time_with_either_clock(self):
         # records carry TSC ticks where the TSC is invariant, converted when
         # the trace closes; CONCLUA_TRACE_CLOCK=monotonic keeps to
