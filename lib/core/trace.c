@@ -43,6 +43,13 @@ static void dispatch(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
 #ifndef CC_PARK_HOOK /* else actor.c calls site_fn itself (cc_park_hook) */
   if (ev == CC_EV_WAIT_BEGIN && site_fn) site_fn(a, o);
 #endif
+  if (cc_unlikely(atomic_load_explicit(&cc_lockorder_on, memory_order_relaxed))) {
+    if (ev == CC_EV_HOLD)
+      cc_lockorder_hold(a, o);
+    else if (ev == CC_EV_UNHOLD)
+      cc_lockorder_unhold(a, o);
+  }
+  /* Last, so that these are tail calls. */
   if (cc_unlikely(atomic_load_explicit(&cc_trace_on, memory_order_relaxed))) {
     if (ev == CC_EV_HOLD)
       trace_hold(a, o);
@@ -50,12 +57,6 @@ static void dispatch(cc_actor_t *a, cc_obj_t *o, int ev, int result) {
       trace_unhold(a, o);
     else
       trace_event(a, o, ev, result);
-  }
-  if (cc_unlikely(atomic_load_explicit(&cc_lockorder_on, memory_order_relaxed))) {
-    if (ev == CC_EV_HOLD)
-      cc_lockorder_hold(a, o);
-    else if (ev == CC_EV_UNHOLD)
-      cc_lockorder_unhold(a, o);
   }
 }
 
@@ -506,7 +507,7 @@ __attribute__((noinline)) static int64_t track_slow(tbuf_t *b, const cc_actor_t 
 }
 
 /* The hot path: an uncontended lock pair is trace_hold + trace_unhold. */
-static void trace_hold(cc_actor_t *a, cc_obj_t *o) {
+__attribute__((noinline)) static void trace_hold(cc_actor_t *a, cc_obj_t *o) {
   tbuf_t *b = mine;
   int64_t now, tid;
   if (cc_unlikely(!b) && !(b = my_buffer())) return;
@@ -543,7 +544,7 @@ __attribute__((noinline)) static void unhold_span(tbuf_t *b, cc_actor_t *a, int6
   if (through) buf_flush(b);
 }
 
-static void trace_unhold(cc_actor_t *a, cc_obj_t *o) {
+__attribute__((noinline)) static void trace_unhold(cc_actor_t *a, cc_obj_t *o) {
   tbuf_t *b = mine;
   int64_t now;
   if (cc_unlikely(!b) && !(b = my_buffer())) return;

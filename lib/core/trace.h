@@ -11,18 +11,25 @@
  * neither a trace nor the checker on, cc_observer stays NULL and a lock's
  * fast path pays one predictable branch per event.
  *
- * The trace writer keeps one buffer per OS thread (no global lock on the
- * hot path: a per-buffer flag that only a closing trace contends for) and
- * appends whole lines of Chrome trace-event JSON to an unlinked raw file
- * opened with O_APPEND, which forked children inherit and append to as
- * well (they write each event through, since they end with _exit). Closing
- * the trace, in the process that opened it, sorts the lines by track and
+ * The trace writer keeps one buffer per OS thread of binary records (no
+ * lock on the hot path: a per-buffer flag set with plain stores, which a
+ * closing trace orders with membarrier) stamped with the trace's own clock
+ * (the TSC where the kernel keeps time with it), and writes full buffers
+ * to an unlinked raw file opened with O_APPEND, which forked children
+ * inherit and append to as well (they write each event through, since they
+ * end with _exit). A hold waits in its buffer unwritten: released within
+ * 5 us with nothing recorded in between, it is dropped and counted. Closing
+ * the trace, in the process that opened it, sorts the records by track and
  * time, drops what does not pair (an end without a begin, a flow start
- * without its end), closes the spans still open (a thread that ended inside
- * a wait, a killed process) and writes {"traceEvents":[...]} to the file.
+ * without its end), closes the spans still open (at the close on this
+ * process's tracks; at its last event on a gone child's) and writes
+ * {"traceEvents":[...]} to the file.
  *
  * Tracks: one per actor (thread, process, pool worker, task) for running
  * and waiting spans, and a second one beside it for the locks it holds.
+ * The runtime's own threads, named "conclua ..." (the process reaper), run
+ * no script: no running span, and a lane only if something is recorded on
+ * it.
  */
 #ifndef CC_TRACE_H
 #define CC_TRACE_H
