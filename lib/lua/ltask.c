@@ -199,8 +199,15 @@ void conc_task_resume(conc_loop_t *lp, conc_task_t *t) {
     lua_Debug ar;
     if (nres) lua_pop(t->co, nres);
     /* Where its frames are now, for run_ready to prefetch: lua_Debug's
-     * i_ci, an address that is only ever prefetched, never read. */
-    if (lua_getstack(t->co, 0, &ar)) t->ci_hint = ar.i_ci;
+     * i_ci (the coroutine's current CallInfo, alive and just used), and
+     * the stack slot its first field points to (Lua 5.4's CallInfo starts
+     * with its function's slot; were that ever different, run_ready would
+     * prefetch a useless address). Both may go stale (a stack that grows
+     * moves): they are only prefetched, never read through. */
+    if (lua_getstack(t->co, 0, &ar)) {
+      t->ci_hint = ar.i_ci;
+      t->stack_hint = *(const void *const *)ar.i_ci;
+    }
     if (t->state == T_RUNNING) conc_ready(t); /* a bare coroutine.yield */
     return;
   }

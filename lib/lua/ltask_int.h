@@ -25,7 +25,7 @@ typedef struct conc_task_wait {
 } conc_task_wait_t;
 
 /* A switch (resume, conc.sleep(0), back to the ready queue) touches only
- * the first fields (48 bytes: one cache line, or two): with 100k tasks a
+ * the first fields (56 bytes: one cache line, or two): with 100k tasks a
  * round walks far more memory than the caches hold, and a switch costs its
  * cache misses more than its instructions (docs/TASKS.md, "Switch cost").
  * run_ready prefetches them, and through the hints what Lua will touch. */
@@ -33,8 +33,9 @@ struct conc_task {
   lua_State *co;
   conc_loop_t *loop;
   cc_actor_t *actor;  /* its own actor, made when it first needs one */
-  const void *ci_hint; /* its CallInfo at its last yield (prefetch only) */
-  const void *fn_hint; /* its function (prefetch only) */
+  const void *ci_hint;    /* its CallInfo at its last yield (prefetch only) */
+  const void *stack_hint; /* where that CallInfo's frame is (prefetch only) */
+  const void *fn_hint;    /* its function (prefetch only) */
   int32_t why;        /* how the suspension ended: 0 or CC_E* */
   uint8_t state;      /* T_* */
   uint8_t started;    /* resumed at least once (before: nargs on its stack) */

@@ -200,7 +200,7 @@ enum { AHEAD_TASK = 4, AHEAD_CORO = 2 };
 static void prefetch_task(const conc_task_t *t) {
   const char *p = (const char *)t;
   __builtin_prefetch(p);
-  __builtin_prefetch(p + 47); /* the fields a switch uses may cross a line */
+  __builtin_prefetch(p + 55); /* the fields a switch uses may cross a line */
 }
 
 static void prefetch_coro(const conc_task_t *t) {
@@ -209,6 +209,8 @@ static void prefetch_coro(const conc_task_t *t) {
    * allocates right after it (when the allocator keeps them together). */
   for (int i = 0; i < 6; i++) __builtin_prefetch(co + 64 * i);
   __builtin_prefetch(t->fn_hint);
+  __builtin_prefetch(t->stack_hint);
+  __builtin_prefetch((const char *)t->stack_hint + 64);
   if (ci) { /* its current CallInfo and the one before (allocated together) */
     __builtin_prefetch(ci - 80);
     __builtin_prefetch(ci - 17);
