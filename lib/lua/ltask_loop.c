@@ -191,10 +191,11 @@ int conc_arm(conc_task_t *t, cc_deadline_t deadline) {
  *
  * With many tasks a resume costs its cache misses more than its
  * instructions (docs/TASKS.md, "Switch cost"): the task, its coroutine,
- * its call frames, its function. So the loop prefetches them ahead: the
- * task AHEAD_TASK places on, and what the task AHEAD_CORO places on points
- * to (its fields arrived meanwhile). Prefetching a stale or wrong address
- * is harmless: the hints are never read through. */
+ * its call frames, its function, its stack. So the loop prefetches them
+ * ahead, in three steps so that not too many are in flight at once: the
+ * task 4 places on; the coroutine, CallInfos and function of the one 2
+ * places on (the task's fields arrived meanwhile); the stack of the next.
+ * The hints are never read through: a stale one costs a useless prefetch. */
 enum { AHEAD_TASK = 4, AHEAD_CORO = 2 };
 
 static void prefetch_task(const conc_task_t *t) {
@@ -209,14 +210,19 @@ static void prefetch_coro(const conc_task_t *t) {
    * allocates right after it (when the allocator keeps them together). */
   for (int i = 0; i < 6; i++) __builtin_prefetch(co + 64 * i);
   __builtin_prefetch(t->fn_hint);
-  __builtin_prefetch(t->stack_hint);
-  __builtin_prefetch((const char *)t->stack_hint + 64);
   if (ci) { /* its current CallInfo and the one before (allocated together) */
     __builtin_prefetch(ci - 80);
     __builtin_prefetch(ci - 17);
     __builtin_prefetch(ci);
     __builtin_prefetch(ci + 63);
   }
+}
+
+static void prefetch_stack(const conc_task_t *t) {
+  const char *s = t->stack_hint; /* the called function's slot, above its caller's frame */
+  __builtin_prefetch(s - 64);
+  __builtin_prefetch(s);
+  __builtin_prefetch(s + 64);
 }
 
 static void run_ready(conc_loop_t *lp) {
@@ -227,6 +233,7 @@ static void run_ready(conc_loop_t *lp) {
     lp->rcount--;
     if (lp->rcount >= AHEAD_TASK) prefetch_task(lp->ready[(lp->rhead + AHEAD_TASK - 1) & mask]);
     if (lp->rcount >= AHEAD_CORO) prefetch_coro(lp->ready[(lp->rhead + AHEAD_CORO - 1) & mask]);
+    if (lp->rcount >= 1) prefetch_stack(lp->ready[lp->rhead]);
     conc_task_resume(lp, t);
   }
 }
