@@ -25,10 +25,10 @@
 
 #define SHARED_T (&cc_shared_type)
 
-/* The shared table at index 1 of a metamethod or method whose upvalue 1 is
- * the metatable (conc_self). */
+/* The shared table at index 1 of a metamethod or method (conc_self_of: the
+ * sealed check; upvalue 1, the metatable, serves its error path). */
 static cc_shared_t *self(lua_State *L) {
-  return (cc_shared_t *)conc_self(L);
+  return (cc_shared_t *)conc_self_of(L, SHARED_T);
 }
 
 /* Normalises the key at idx like Lua does (an integral float is an
