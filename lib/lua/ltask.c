@@ -240,7 +240,7 @@ static void push_task_mt(lua_State *L);
 /* conc.task(fn, ...) as a C call: the new task's userdata on top. */
 static conc_task_t *spawn(lua_State *L, conc_loop_t *lp, int fn, int nargs) {
   conc_task_t *t;
-  if (conc_ready_reserve(lp, (uint32_t)lp->live + 1) != 0)
+  if ((uint32_t)lp->live >= lp->rcap && conc_ready_reserve(lp, (uint32_t)lp->live + 1) != 0)
     luaL_error(L, "conc.task: no room for another task");
   if (cc_unlikely(nargs > LUA_MINSTACK - 6)) luaL_checkstack(L, nargs + 6, "too many arguments");
   t = lua_newuserdatauv(L, sizeof *t, 1);

@@ -219,10 +219,11 @@ static void prefetch_coro(const conc_task_t *t) {
 }
 
 static void prefetch_stack(const conc_task_t *t) {
-  const char *s = t->stack_hint; /* the called function's slot, above its caller's frame */
-  __builtin_prefetch(s - 64);
-  __builtin_prefetch(s);
-  __builtin_prefetch(s + 64);
+  const char *s = t->stack_hint; /* the called function's slot */
+  if (s) { /* (none before its first run: a prefetch of an unmapped page is not free) */
+    __builtin_prefetch(s);
+    __builtin_prefetch(s + 64);
+  }
 }
 
 static void run_ready(conc_loop_t *lp) {
