@@ -241,7 +241,7 @@ static int insert(cc_shared_t *s, uint32_t hash, const cc_skey_t *k, cc_item_t *
 }
 
 /* Copies the part of an item that counts: the header and the box pointer or
- * the inline bytes (most values are numbers: 16 bytes, one cache line). */
+ * the inline bytes (16 bytes for a number, a boolean or a boxed value). */
 static void item_put(cc_item_t *dst, const cc_item_t *src) {
   if ((src->flags & CC_ITEM_EXT) || src->len <= 8)
     memcpy(dst, src, offsetof(cc_item_t, u) + 8);
