@@ -198,43 +198,42 @@ int conc_arm(conc_task_t *t, cc_deadline_t deadline) {
  * The hints are never read through: a stale one costs a useless prefetch. */
 enum { AHEAD_TASK = 4, AHEAD_CORO = 2 };
 
-static void prefetch_task(const conc_task_t *t) {
-  const char *p = (const char *)t;
-  __builtin_prefetch(p);
-  __builtin_prefetch(p + 55); /* the fields a switch uses may cross a line */
-}
-
-static void prefetch_coro(const conc_task_t *t) {
-  const char *co = (const char *)t->co, *ci = t->ci_hint;
-  /* The lua_State, and the start of its stack, which lua_newthread
-   * allocates right after it (when the allocator keeps them together). */
-  for (int i = 0; i < 6; i++) __builtin_prefetch(co + 64 * i);
-  __builtin_prefetch(t->fn_hint);
-  if (ci) { /* its current CallInfo and the one before (allocated together) */
-    __builtin_prefetch(ci - 80);
-    __builtin_prefetch(ci - 17);
-    __builtin_prefetch(ci);
-    __builtin_prefetch(ci + 63);
-  }
-}
-
-static void prefetch_stack(const conc_task_t *t) {
-  const char *s = t->stack_hint; /* the called function's slot */
-  if (s) { /* (none before its first run: a prefetch of an unmapped page is not free) */
-    __builtin_prefetch(s);
-    __builtin_prefetch(s + 64);
-  }
-}
-
+/* (One function: GCC 12 takes a non-inlined helper that only prefetches
+ * for a const function and drops the call.) */
 static void run_ready(conc_loop_t *lp) {
   for (uint32_t n = lp->rcount; n > 0; n--) {
     uint32_t mask = lp->rcap - 1; /* a task run below may grow the ring */
-    conc_task_t *t = lp->ready[lp->rhead];
+    conc_task_t *t = lp->ready[lp->rhead], *u;
     lp->rhead = (lp->rhead + 1) & mask;
     lp->rcount--;
-    if (lp->rcount >= AHEAD_TASK) prefetch_task(lp->ready[(lp->rhead + AHEAD_TASK - 1) & mask]);
-    if (lp->rcount >= AHEAD_CORO) prefetch_coro(lp->ready[(lp->rhead + AHEAD_CORO - 1) & mask]);
-    if (lp->rcount >= 1) prefetch_stack(lp->ready[lp->rhead]);
+    if (lp->rcount >= AHEAD_TASK) { /* the task: its fields may cross a line */
+      const char *p = (const char *)lp->ready[(lp->rhead + AHEAD_TASK - 1) & mask];
+      __builtin_prefetch(p);
+      __builtin_prefetch(p + 55);
+    }
+    if (lp->rcount >= AHEAD_CORO) {
+      const char *co, *ci;
+      u = lp->ready[(lp->rhead + AHEAD_CORO - 1) & mask];
+      co = (const char *)u->co;
+      ci = u->ci_hint;
+      /* The lua_State, and the start of its stack, which lua_newthread
+       * allocates right after it (when the allocator keeps them together). */
+      for (int i = 0; i < 6; i++) __builtin_prefetch(co + 64 * i);
+      __builtin_prefetch(u->fn_hint);
+      if (ci) { /* its current CallInfo and the one before (allocated together) */
+        __builtin_prefetch(ci - 80);
+        __builtin_prefetch(ci - 17);
+        __builtin_prefetch(ci);
+        __builtin_prefetch(ci + 63);
+      }
+    }
+    if (lp->rcount >= 1 && (u = lp->ready[lp->rhead])->stack_hint) {
+      /* its stack around the called function's slot (none before its
+       * first run: a prefetch of an unmapped page is not free) */
+      const char *s = u->stack_hint;
+      __builtin_prefetch(s);
+      __builtin_prefetch(s + 64);
+    }
     conc_task_resume(lp, t);
   }
 }
