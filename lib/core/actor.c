@@ -238,6 +238,7 @@ void cc_unhold_slow(cc_actor_t *a, cc_obj_t *o) {
       for (int32_t j = i; j + 1 < top; j++)
         atomic_store_explicit(&a->held[j], atomic_load_explicit(&a->held[j + 1],
                               memory_order_relaxed), memory_order_relaxed);
+      atomic_store_explicit(&a->held[top - 1], o, memory_order_relaxed); /* see cc_hold_intent */
       break;
     }
   }

@@ -147,14 +147,27 @@ static inline void cc_hold(cc_obj_t *o) {
   if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_HOLD, 0);
 }
 
+/* Before trying to take a lock-like object: names it in the slot its hold
+ * will use (one past nheld). A process killed between winning the object's
+ * word and cc_hold, or between cc_unhold and letting the word go (the slot
+ * then still names the object), leaves it there for the reaper, which looks
+ * one slot past nheld (cc_actor_release_holds) and releases what the dead
+ * actor still owns. */
+static inline void cc_hold_intent(cc_actor_t *a, cc_obj_t *o) {
+  int32_t n = atomic_load_explicit(&a->nheld, memory_order_relaxed);
+  if (cc_likely(n < CC_MAX_HELD)) atomic_store_explicit(&a->held[n], o, memory_order_relaxed);
+}
+
 /* The last hold ending first is the common case; else the slow path
- * finds it and keeps the others' order. */
+ * finds it and keeps the others' order. Either way the slot one past the
+ * new nheld names `o` afterwards (see cc_hold_intent). */
 static inline void cc_unhold(cc_obj_t *o) {
   cc_actor_t *a = cc_self();
   int32_t n = atomic_load_explicit(&a->nheld, memory_order_relaxed);
-  if (cc_likely(n > 0 && n <= CC_MAX_HELD && cc_observer == NULL &&
+  if (cc_likely(n > 0 && n <= CC_MAX_HELD &&
                 atomic_load_explicit(&a->held[n - 1], memory_order_relaxed) == o)) {
     atomic_store_explicit(&a->nheld, n - 1, memory_order_release);
+    if (cc_unlikely(cc_observer != NULL)) cc_observer(a, o, CC_EV_UNHOLD, 0);
     return;
   }
   cc_unhold_slow(a, o);

@@ -27,16 +27,22 @@ static void describe(const cc_actor_t *a, char *buf, size_t n) {
     cc_actor_describe(a, buf, n);
 }
 
+/* The slot one past nheld may name an object the actor was taking or
+ * letting go of when it died (cc_hold_intent): it is released too when
+ * its word still names the actor, and skipped otherwise (a stale name). */
 void cc_actor_release_holds(cc_actor_t *a, const char *verb) {
   cc_obj_t *held[CC_MAX_HELD];
   int32_t n = atomic_load(&a->nheld);
   char who[160];
-  if (n > CC_MAX_HELD) n = CC_MAX_HELD;
+  if (n < CC_MAX_HELD)
+    n++;
+  else
+    n = CC_MAX_HELD;
   for (int32_t i = 0; i < n; i++)
     held[i] = atomic_load(&a->held[i]);
   for (int32_t i = n - 1; i >= 0; i--) {
     cc_obj_t *o = held[i];
-    if (!cc_obj_valid(o) || !o->type->abandon) continue;
+    if (!o || !cc_obj_valid_held(o) || !o->type->abandon) continue;
     if (o->type->owner && o->type->owner(o) != a) continue;
     describe(a, who, sizeof who);
     fprintf(stderr, "conclua: warning: %s %s holding %s '%s'; released it\n", who, verb,

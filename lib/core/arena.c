@@ -393,9 +393,21 @@ void cc_obj_free(cc_obj_t *o) {
   cc_free(o);
 }
 
-int cc_obj_valid(const void *p) {
+/* 1: a live object; 2: one that lingers with no reference left (its type
+ * has a linger hook); 0: not an object. */
+static int obj_state(const void *p) {
   const cc_obj_t *o = p;
   if (!cc_in_arena(p) || ((uintptr_t)p & 15) != 0) return 0;
   if (!cc_in_arena((const char *)p + sizeof(cc_obj_t) - 1)) return 0;
-  return o->magic == CC_OBJ_MAGIC && atomic_load(&((cc_obj_t *)o)->refs) > 0;
+  if (o->magic != CC_OBJ_MAGIC) return 0;
+  if (atomic_load(&((cc_obj_t *)o)->refs) > 0) return 1;
+  return o->type && o->type->linger ? 2 : 0;
+}
+
+int cc_obj_valid(const void *p) {
+  return obj_state(p) == 1;
+}
+
+int cc_obj_valid_held(const void *p) {
+  return obj_state(p) != 0;
 }

@@ -128,6 +128,9 @@ void cc_obj_free(cc_obj_t *o);
 /* Validates a pointer read from untrusted bytes: in the arena, aligned, and
  * carrying the object magic. */
 int cc_obj_valid(const void *p);
+/* The same, or an object with no reference left that lingers because it is
+ * held (cc_type_t.linger): what an actor's hold list may name. */
+int cc_obj_valid_held(const void *p);
 void cc_obj_set_name(cc_obj_t *o, const char *name);
 
 /* A fresh id, unique across threads and processes. */

@@ -198,7 +198,9 @@ static const cc_wait_ops_t acquire_ops = {CC_WAIT_LOCK, 1, acq_poll, NULL, acq_l
 
 int cc_lock_acquire_w(cc_wait_t *wt, cc_obj_t *o, cc_deadline_t deadline) {
   cc_lock_t *l = L(o);
-  uint32_t me = cc_self()->index + 1, w = 0;
+  cc_actor_t *self = cc_self();
+  uint32_t me = self->index + 1, w = 0;
+  cc_hold_intent(self, o); /* a kill between the CAS and got_it stays findable */
   if (cc_likely(atomic_compare_exchange_strong_explicit(&l->word, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)))
     return got_it(l);

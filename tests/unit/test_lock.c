@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "actor_dead.h"
 #include "barrier.h"
 #include "futex.h"
 #include "lock.h"
@@ -222,6 +223,70 @@ static void test_dropped_while_held_lingers(void **state) {
   assert_int_equal(l->magic, 0);
 }
 
+/* An actor that dies in the few instructions between winning a lock's word
+ * and recording the hold, or between dropping the hold record and letting
+ * the word go, still gets the lock released by the reaper's sweep of its
+ * holds (cc_hold_intent: the slot one past nheld names the lock), so the
+ * lock never stays owned by a reused actor slot. A stale name there (a lock
+ * the actor released long ago) is left alone. */
+static void test_killed_between_word_and_hold(void **state) {
+  (void)state;
+  cc_actor_t *me = cc_self();
+  cc_obj_t *l = cc_lock_new("window", 0), *other = cc_lock_new("other", 0);
+  cc_actor_t *victim = be("victim");
+  char *err;
+
+  /* won the word, died before cc_hold */
+  assert_int_equal(cc_lock_acquire(l, CC_FOREVER), 0);
+  atomic_store(&victim->nheld, 0); /* as if cc_hold never ran */
+  cc_set_self(me);
+  assert_ptr_equal(cc_lock_owner(l), victim);
+  capture_start();
+  cc_actor_release_holds(victim, "died");
+  err = capture_end();
+  assert_non_null(strstr(err, "lock 'window'"));
+  assert_null(cc_lock_owner(l));
+
+  /* dropped the hold record, died before the exchange */
+  cc_set_self(victim);
+  assert_int_equal(cc_lock_acquire(l, CC_FOREVER), 0);
+  cc_unhold(l);
+  cc_set_self(me);
+  assert_ptr_equal(cc_lock_owner(l), victim);
+  capture_start();
+  cc_actor_release_holds(victim, "died");
+  (void)capture_end();
+  assert_null(cc_lock_owner(l));
+
+  /* a stale name: released normally, then taken by someone else */
+  cc_set_self(victim);
+  assert_int_equal(cc_lock_acquire(other, CC_FOREVER), 0);
+  assert_int_equal(cc_lock_release(other), 0);
+  cc_set_self(me);
+  assert_int_equal(cc_lock_acquire(other, CC_FOREVER), 0);
+  capture_start();
+  cc_actor_release_holds(victim, "died");
+  err = capture_end();
+  assert_null(strstr(err, "'other'"));
+  assert_ptr_equal(cc_lock_owner(other), me); /* still ours */
+  assert_int_equal(cc_lock_release(other), 0);
+
+  /* died holding a lock whose every reference went: released and freed */
+  cc_set_self(victim);
+  assert_int_equal(cc_lock_acquire(l, CC_FOREVER), 0);
+  cc_set_self(me);
+  cc_obj_unref(l); /* lingers, held by the victim */
+  assert_int_equal(l->magic, CC_OBJ_MAGIC);
+  capture_start();
+  cc_actor_release_holds(victim, "died");
+  err = capture_end();
+  assert_non_null(strstr(err, "lock 'window'"));
+  assert_int_equal(l->magic, 0);
+
+  cc_actor_free(victim);
+  cc_obj_unref(other);
+}
+
 static void test_self_deadlock(void **state) {
   (void)state;
   cc_obj_t *l = cc_lock_new("knife", 0);
@@ -396,6 +461,7 @@ int main(void) {
       cmocka_unit_test(test_rlock_depth),
       cmocka_unit_test(test_self_deadlock),
       cmocka_unit_test(test_dropped_while_held_lingers),
+      cmocka_unit_test(test_killed_between_word_and_hold),
       cmocka_unit_test(test_hammer_lock),
       cmocka_unit_test(test_hammer_rlock_timed),
       cmocka_unit_test(test_two_thread_cycle),
