@@ -269,4 +269,24 @@ do
   end)
 end
 
+-- Loops in two threads at once: each thread's state builds its own Task
+-- type on first use and keeps its own live tasks.
+do
+  local function work(n)
+    return conc.run(function()
+      local ts = {}
+      for i = 1, n do ts[i] = conc.task(function(x) conc.sleep(0) return x * 2 end, i) end
+      local s = 0
+      for i = 1, n do s = s + ts[i]:await() end
+      local g = conc.gather(function() return "g" end)
+      return s, g[1], tostring(ts[1]):match("^conc%.task %d+ %(done%)$") ~= nil
+    end)
+  end
+  local a, b = conc.thread(work, 500), conc.thread(work, 300)
+  local _, sa, ga, ta = a:join()
+  local _, sb, gb, tb = b:join()
+  assert(sa == 500 * 501 and sb == 300 * 301, tostring(sa) .. " " .. tostring(sb))
+  assert(ga == "g" and gb == "g" and ta and tb)
+end
+
 print("test_task: ok")
