@@ -4,6 +4,7 @@ ping-pong through call_soon_threadsafe, a TCP echo with asyncio streams).
 Prints RESULT lines for bench/run; see docs/TASKS.md."""
 
 import asyncio
+import gc
 import os
 import queue
 import threading
@@ -106,6 +107,7 @@ def main():
     before = rss_kib()
     result("task_idle_bytes", asyncio.run(idle(before)), "B")
     result("task_idle_count", NIDLE, "tasks")
+    gc.collect()  # as the Lua side does: no earlier row's garbage in this one
     total, run = asyncio.run(switch())
     result("task_switch_us", total / (NTASKS * NSWITCH) * 1e6, "us")
     result("task_switch_run_us", run / (NTASKS * NSWITCH) * 1e6, "us")
