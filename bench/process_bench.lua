@@ -3,24 +3,13 @@
 -- queue and through a pipe. bench/process_bench.py measures the same with
 -- Python's multiprocessing; docs/PROCESSES.md says what each row means.
 
+local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "benchlib.lua")
+local result, median = bench.result, bench.median
+
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local SPAWN_N = QUICK and 50 or 400
 local ITEMS = QUICK and 100000 or 1000000
 local RUNS = QUICK and 1 or 3
-
-local function result(metric, value, unit)
-  io.write(string.format("RESULT %s %.6g %s\n", metric, value, unit))
-  io.flush()
-end
-
-local function median(xs)
-  local s = {}
-  for i, x in ipairs(xs) do s[i] = x end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
 
 ---- start + join ------------------------------------------------------------
 

@@ -8,6 +8,9 @@
 -- multiprocessing.Queue for the 1 MiB items and a Manager dict for the
 -- shared table. docs/QUEUES.md says what each row means.
 
+local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "benchlib.lua")
+local result, median = bench.result, bench.median
+
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local BATCHES = QUICK and 3 or 5
 local N_ITEMS = QUICK and 200000 or 2000000
@@ -18,18 +21,6 @@ local N_SHARED = QUICK and 200000 or 2000000
 print("TARGET queue_throughput >= 3 M items/s")
 print("TARGET queue_pingpong <= 20 us")
 print("TARGET shared_ops >= 4 M ops/s")
-
-local function result(metric, value, unit)
-  io.write(string.format("RESULT %s %.6g %s\n", metric, value, unit))
-  io.flush()
-end
-
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  if n % 2 == 1 then return xs[(n + 1) // 2] end
-  return (xs[n // 2] + xs[n // 2 + 1]) / 2
-end
 
 -- Median over batches of what `batch()` returns.
 local function over_batches(batch)

@@ -5,24 +5,15 @@
 -- bench/sync_bench.py measures the same with Python's threading.
 -- docs/SYNC.md and docs/BENCHMARKS.md say what each row means.
 
+local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "benchlib.lua")
+local result, median = bench.result, bench.median
+
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local BATCHES, N = 7, 1000000
 local CONT_BATCHES, CONT_N = 5, 200000
 if QUICK then BATCHES, N, CONT_BATCHES, CONT_N = 3, 100000, 3, 20000 end
 
 print("TARGET lock_pair_ns <= 80 ns")
-
-local function result(metric, value, unit)
-  io.write(string.format("RESULT %s %.6g %s\n", metric, value, unit))
-  io.flush()
-end
-
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  if n % 2 == 1 then return xs[(n + 1) // 2] end
-  return (xs[n // 2] + xs[n // 2 + 1]) / 2
-end
 
 -- Median over batches of ns per iteration of body(n) (which loops n times).
 local function per_op(body)

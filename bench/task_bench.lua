@@ -3,17 +3,15 @@
 -- a task-to-thread ping-pong, and a TCP echo with many concurrent
 -- connections on loopback. docs/TASKS.md says what each row means.
 
+local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "benchlib.lua")
+local result = bench.result
+
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local NTASKS, NSWITCH = 100000, 10
 local NIDLE = 100000
 local NPING = 20000
 local NCONN, NREQ = 1000, 20
 if QUICK then NTASKS, NIDLE, NPING, NCONN, NREQ = 10000, 10000, 2000, 100, 10 end
-
-local function result(metric, value, unit)
-  io.write(string.format("RESULT %s %.6g %s\n", metric, value, unit))
-  io.flush()
-end
 
 local function rss_kib()
   local f = assert(io.open("/proc/self/status"))

@@ -3,6 +3,9 @@
 -- measures the same with Python's threading; docs/BENCHMARKS.md says what
 -- each row means.
 
+local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "benchlib.lua")
+local result, median = bench.result, bench.median
+
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local SPAWN_BATCHES, SPAWN_ITERS = 7, 2000
 local MEM_BASE, MEM_MORE = 50, 200
@@ -13,20 +16,6 @@ if QUICK then
   SPAWN_BATCHES, SPAWN_ITERS = 3, 200
   MEM_BASE, MEM_MORE = 20, 50
   CPU_BATCHES, CPU_HALF = 3, 2000000
-end
-
-local function result(metric, value, unit)
-  io.write(string.format("RESULT %s %.6g %s\n", metric, value, unit))
-  io.flush()
-end
-
-local function median(xs)
-  local s = {}
-  for i, x in ipairs(xs) do s[i] = x end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
 local function rss_kib()

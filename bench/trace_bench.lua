@@ -12,6 +12,9 @@
 -- measurable change, within the noise of about 10%).
 -- There is no Python side: this measures conclua against itself.
 
+local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "benchlib.lua")
+local result, median = bench.result, bench.median
+
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local RUNS = QUICK and 3 or 5
 local N_ITEMS = QUICK and 200000 or 1000000
@@ -63,13 +66,6 @@ local function run(mode)
   return {queue = tonumber(q), pair = tonumber(pair), cont = tonumber(cont)}
 end
 
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  if n % 2 == 1 then return xs[(n + 1) // 2] end
-  return (xs[n // 2] + xs[n // 2 + 1]) / 2
-end
-
 local got = {bare = {}, off = {}, on = {}}
 for _ = 1, RUNS do
   for _, mode in ipairs({"bare", "off", "on"}) do table.insert(got[mode], run(mode)) end
@@ -86,10 +82,6 @@ for mode, runs in pairs(got) do
     for i, r in ipairs(runs) do xs[i] = r[k] end
     m[mode][k] = median(xs)
   end
-end
-
-local function result(metric, value, unit)
-  io.write(string.format("RESULT %s %.6g %s\n", metric, value, unit))
 end
 
 result("trace_queue_throughput", m.on.queue, "M items/s")
