@@ -20,7 +20,7 @@
 typedef struct conc_ud {
   cc_obj_t *obj;  /* NULL once closed */
   int32_t pid;    /* the process whose reference this is (see conc_adopt_after_fork) */
-  uintptr_t seal; /* (uintptr_t)obj ^ conc_seal_key, set with obj: see conc_self */
+  uintptr_t seal; /* (uintptr_t)obj ^ conc_seal_key, set with obj: see conc_self_of2 */
 } conc_ud;
 
 /* A random odd word chosen once per process family (luaopen_conc). A
@@ -79,8 +79,7 @@ static inline cc_obj_t *conc_self_of2(lua_State *L, const cc_type_t *a, const cc
   return conc_self_slow(L);
 }
 #define conc_self_of(L, t) conc_self_of2((L), (t), (t))
-/* For methods not yet given their type: the slow path's exact check. */
-#define conc_self(L) conc_self_slow(L)
+
 /* The object at idx if it is any conc object, else NULL. */
 cc_obj_t *conc_toobj(lua_State *L, int idx);
 
