@@ -131,6 +131,60 @@ class TraceTest(CliTestCase):
         # pool workers appear as lanes of their own
         self.assertTrue(any("workers" in n for n in lanes), lanes)
 
+    def test_a_lock_taken_in_a_loop_is_one_span_of_takes(self):
+        # Quick takes in a row are drawn as spans "took lock 'L' N times";
+        # none is lost (takes + holds + left out = every take), a long take
+        # after the run is still covered, two threads' runs of one lock may
+        # overlap, and a hold across a wait is a hold span as before.
+        r, out = self.trace(r"""
+local l = conc.lock("L")
+for _ = 1, 20000 do l:acquire(); l:release() end
+l:acquire() -- a take of 5 ms right after the run, with nothing recorded in it
+local t0 = conc.now()
+while conc.now() - t0 < 0.005 do end
+l:release()
+local s = conc.lock("S")
+s:acquire(); conc.sleep(0.001); s:release()
+local shared = conc.lock("both")
+local function hammer(lk) for _ = 1, 5000 do lk:acquire(); lk:release() end end
+local a = conc.thread({name = "ham-a"}, hammer, shared)
+local b = conc.thread({name = "ham-b"}, hammer, shared)
+a:join(); b:join()
+print("done")
+""")
+        self.assertEqual((r.rc, r.out, r.err), (0, "done\n", ""))
+        evs, names = check_trace(self, out)
+        with open(out) as f:
+            left_out = json.load(f)["otherData"]["short_holds_left_out"]
+        spans, open_b = {}, {}
+        for e in evs:
+            key = (e["pid"], e["tid"])
+            if e["ph"] == "B":
+                open_b.setdefault(key, []).append(e)
+            elif e["ph"] == "E":
+                b = open_b[key].pop()
+                spans.setdefault(b["args"].get("object") if "args" in b else None, []).append(
+                    (b.get("cat"), b["name"], b["args"].get("takes", 0) if "args" in b else 0,
+                     e["ts"] - b["ts"]))
+        def tally(obj):
+            got = spans.get(obj, [])
+            takes = sum(n for cat, _, n, _ in got if cat == "takes")
+            holds = sum(1 for cat, _, _, _ in got if cat == "hold")
+            return got, takes, holds
+        got, takes, holds = tally("lock 'L'")
+        self.assertTrue(any(cat == "takes" and re.fullmatch(r"took lock 'L' \d+ times", name)
+                            for cat, name, _, _ in got), got[:5])
+        # a take still on when a run is written out is also a hold span:
+        # counted once in the run, perhaps again as a hold
+        self.assertLessEqual(takes, 20001)
+        self.assertGreaterEqual(takes + holds + left_out, 20001)
+        self.assertGreaterEqual(max(d for _, _, _, d in got), 5000, "the 5 ms take is lost")
+        got, takes, holds = tally("lock 'both'")
+        self.assertTrue(any(cat == "takes" for cat, _, _, _ in got), got[:5])
+        self.assertLessEqual(takes, 10000)
+        self.assertGreaterEqual(takes + holds + left_out, 10000)
+        self.assertIn("hold lock 'S'", [name for _, name, _, _ in spans.get("lock 'S'", [])])
+
     # A process pool's result block is often one the arena's allocator
     # handed back from the pool's monitor thread and then to the worker
     # process: TSan sees the monitor's free and the main thread's read, not

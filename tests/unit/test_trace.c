@@ -1,7 +1,8 @@
 /* test_trace.c - the trace writer's final file (lib/core/trace.c): flows
  * paired by (queue, position) and an unpaired one dropped, spans still open
  * at the end closed, holds that end out of order still nested, a short
- * uncontended hold left out and counted, and the lock-order checker's
+ * uncontended hold left out and counted, a run of quick takes written as
+ * one span, and the lock-order checker's
  * warning count. Single-threaded: the file is checked as text. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,6 +126,56 @@ static void test_final_file(void **state) {
   cc_obj_unref(b);
 }
 
+/* The sum of the numbers after each `key` in s. */
+static long long sum_after(const char *s, const char *key) {
+  long long sum = 0;
+  for (const char *p = s; (p = strstr(p, key)) != NULL; p += strlen(key))
+    sum += strtoll(p + strlen(key), NULL, 10);
+  return sum;
+}
+
+/* Quick takes in a row (trace.c's runs): a run of short holds of one lock
+ * is written as one span "took lock 'A' N times"; a take of the run still
+ * on when the thread records something else (here: it takes B) goes on as
+ * a hold span from then; every take is in a run or counted as left out. */
+static void test_runs_of_takes(void **state) {
+  char path[] = "/tmp/conclua-test-trace-XXXXXX", err[256], *s;
+  int fd = mkstemp(path);
+  cc_obj_t *a, *b;
+  long long takes;
+  (void)state;
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(cc_arena_init(), 0);
+  a = cc_obj_new(&lock_type, sizeof(cc_obj_t), "A");
+  b = cc_obj_new(&lock_type, sizeof(cc_obj_t), "B");
+  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
+  for (int i = 0; i < 100; i++) {
+    cc_hold(a);
+    cc_unhold(a);
+  }
+  cc_hold(a);
+  cc_hold(b);
+  cc_sleep_until(cc_now_ns() + 20000); /* longer than a short hold */
+  cc_unhold(b);
+  cc_unhold(a);
+  assert_int_equal(cc_trace_close(err, sizeof err), 0);
+  s = slurp(path);
+  assert_true(count(s, "\"name\":\"took lock 'A' ") >= 1);
+  assert_int_equal(count(s, "\"cat\":\"takes\""), count(s, "\"name\":\"took lock 'A' "));
+  /* The 101st take is in the run when the run was on at its take (then it
+   * is also the hold span), else only a hold span. */
+  takes = sum_after(s, "\"takes\":") + sum_after(s, "\"short_holds_left_out\":");
+  assert_true(takes == 100 || takes == 101);
+  assert_true(count(s, "\"name\":\"hold lock 'A'\"") >= 1);
+  assert_int_equal(count(s, "\"name\":\"hold lock 'B'\""), 1);
+  assert_int_equal(count(s, "\"ph\":\"B\""), count(s, "\"ph\":\"E\""));
+  free(s);
+  unlink(path);
+  cc_obj_unref(a);
+  cc_obj_unref(b);
+}
+
 /* A process actor whose fork failed is freed in the forker, its pid still
  * the forker's: its end must not name a process (or a lane) under that pid. */
 static void test_unstarted_process_has_no_lane(void **state) {
@@ -188,6 +239,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_park_hook_leaves_observer_off),
       cmocka_unit_test(test_final_file),
+      cmocka_unit_test(test_runs_of_takes),
       cmocka_unit_test(test_unstarted_process_has_no_lane),
       cmocka_unit_test(test_unwritable),
       cmocka_unit_test(test_lock_order),
