@@ -1086,6 +1086,9 @@ int cc_trace_close(char *err, size_t n) {
   /* The buffers are ours now (see buf_enter): written out, and reset for a
    * trace opened later (which names its tracks again). */
   for (tbuf_t *b = buffers; b; b = b->next) {
+    /* A take of a run still on began after the run's last stamp, at a time
+     * not read: the run and that hold are written as lasting until now. */
+    if (b->last_ts < close_tk) b->last_ts = close_tk;
     buf_flush(b);
     short_holds += b->short_holds;
     b->short_holds = 0;
