@@ -23,8 +23,17 @@
 #define CC_MAX_HELD 32
 
 /* A task (a coroutine of an event loop) counts as a thread of its process
- * everywhere but in messages. */
-enum cc_actor_kind { CC_ACTOR_THREAD = 0, CC_ACTOR_PROCESS = 1, CC_ACTOR_TASK = 2 };
+ * everywhere but in messages. CC_ACTOR_RUNTIME is a thread the runtime
+ * starts for itself (the process reaper, a process pool's monitors): it
+ * runs no script, so the trace gives it no running span; everywhere else it
+ * counts as a thread. Its name says nothing: a script may name a thread
+ * anything. */
+enum cc_actor_kind {
+  CC_ACTOR_THREAD = 0,
+  CC_ACTOR_PROCESS = 1,
+  CC_ACTOR_TASK = 2,
+  CC_ACTOR_RUNTIME = 3
+};
 enum cc_actor_state { CC_ACTOR_FREE = 0, CC_ACTOR_RUNNING, CC_ACTOR_WAITING, CC_ACTOR_DONE };
 
 /* What a wait is for: deadlock detection only follows CC_WAIT_LOCK edges. */

@@ -127,7 +127,7 @@ static void reap_some(const struct pollfd *fds, int nfds, int all) {
 static void *reaper_main(void *arg) {
   struct pollfd *fds = NULL, one;
   int cap = 0;
-  cc_actor_t *me = cc_actor_new("conclua reaper", cc_next_id(), CC_ACTOR_THREAD);
+  cc_actor_t *me = cc_actor_new("conclua reaper", cc_next_id(), CC_ACTOR_RUNTIME);
   (void)arg;
   if (me) cc_set_self(me);
   for (;;) {

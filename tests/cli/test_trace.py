@@ -254,6 +254,27 @@ assert(select(2, p:join()) == 1)
         self.assertIn("kid", names.values())
         self.assertFalse([n for n in names.values() if n.startswith("conclua ")], names)
 
+    def test_a_script_thread_named_like_the_runtime_has_its_lane(self):
+        # the runtime's own threads are told by their actor's kind, not by
+        # their name: a script's thread called "conclua worker" runs a
+        # script and has its running span from start to end
+        r, out = self.trace("""
+local t = conc.thread({name = "conclua worker"}, function()
+  local s = 0
+  for i = 1, 1000 do s = s + i end
+  return s
+end)
+assert(select(2, t:join()) == 500500)
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        lane = [k for k, v in names.items() if v == "conclua worker"]
+        self.assertEqual(len(lane), 1, names)
+        run = [e for e in evs if (e["pid"], e["tid"]) == lane[0] and e["ph"] in "BE"]
+        self.assertEqual([(e["ph"], e.get("cat")) for e in run], [("B", "run"), ("E", None)], run)
+        self.assertNotIn("closed", run[1].get("args", {}))
+
+
     def test_trace_closes_while_a_thread_records(self):
         # a daemon thread still putting (and holding a lock across a wait)
         # when the script ends: the closer waits for no thread to be inside
