@@ -124,13 +124,31 @@ void cc_thread_wait_nondaemon(void) {
   }
 }
 
+/* The wait goes through cc_wait_run like every other: the caller's actor
+ * waits (kind join, on no object), so the trace shows the end of a script
+ * as a wait and conc.dump as "waiting (join)"; Ctrl-C (EINTR on the
+ * interruptible thread) and the deadline work as in any wait. */
+static int nondaemon_poll(cc_wait_t *w) {
+  uint32_t n = atomic_load(&nondaemon_running);
+  if (n == 0) return 0;
+  w->addr = &nondaemon_running;
+  w->val = n;
+  return CC_WAIT_PARK;
+}
+
+/* Ended by an interrupt as the last thread ended: they are all done. */
+static int nondaemon_leave(cc_wait_t *w, int rc) {
+  (void)w;
+  return rc == CC_EINTR && atomic_load(&nondaemon_running) == 0 ? 0 : rc;
+}
+
+static const cc_wait_ops_t nondaemon_ops = {CC_WAIT_JOIN, 0, nondaemon_poll, NULL,
+                                            nondaemon_leave};
+
 int cc_thread_wait_nondaemon_until(cc_deadline_t deadline) {
-  uint32_t n;
-  while ((n = atomic_load(&nondaemon_running)) != 0) {
-    int rc = cc_futex_wait(&nondaemon_running, n, deadline);
-    if (rc == CC_ETIMEOUT || rc == CC_EINTR) return atomic_load(&nondaemon_running) ? rc : 0;
-  }
-  return 0;
+  cc_wait_t w;
+  cc_wait_init(&w, &nondaemon_ops, NULL, deadline);
+  return cc_wait_run(&w);
 }
 
 void cc_thread_count_nondaemon(int delta) {

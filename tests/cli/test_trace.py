@@ -274,6 +274,46 @@ assert(select(2, t:join()) == 500500)
         self.assertEqual([(e["ph"], e.get("cat")) for e in run], [("B", "run"), ("E", None)], run)
         self.assertNotIn("closed", run[1].get("args", {}))
 
+    def test_the_end_waits_for_the_threads_as_a_wait(self):
+        # after the script's last statement (the put) main waits for the
+        # thread "late": a join wait on main's lane. The thread ends only
+        # once conc.dump() shows main in that wait (bounded: 10 s, after
+        # which the wait span is missing and the test fails), so the wait
+        # parks for sure; it begins after the put (main's own order) and
+        # ends after the thread's end (the thread's end wakes it).
+        r, out = self.trace("""
+local q = conc.queue("go")
+conc.thread({name = "late"}, function()
+  q:get()
+  local t0 = conc.now()
+  while conc.now() - t0 < 10 do
+    if conc.dump():find("thread 'main' %(pid %d+%): waiting %(join%)") then return end
+  end
+  error("main never waited for this thread")
+end)
+q:put(1)
+""")
+        self.assertEqual((r.rc, r.err), (0, ""))
+        evs, names = check_trace(self, out)
+        main = [k for k, v in names.items() if v == "main"]
+        late = [k for k, v in names.items() if v == "late"]
+        self.assertEqual((len(main), len(late)), (1, 1), names)
+        mine = [e for e in evs if (e["pid"], e["tid"]) == main[0]]
+        put = [e for e in mine if e["ph"] == "i" and e["name"] == "put queue 'go'"]
+        self.assertEqual(len(put), 1, mine)
+        spans = [e for e in mine if e["ph"] in "BE"]
+        waits = [i for i, e in enumerate(spans)
+                 if e["ph"] == "B" and e.get("cat") == "wait" and e["ts"] >= put[0]["ts"]]
+        self.assertEqual(len(waits), 1, spans)
+        begin, end = spans[waits[0]], spans[waits[0] + 1]
+        self.assertEqual((begin["args"]["kind"], end["ph"]), ("join", "E"), spans)
+        self.assertEqual(end["args"].get("result"), "ok", end)
+        thread_end = [e for e in evs if (e["pid"], e["tid"]) == late[0] and e["ph"] == "E"
+                      and e.get("cat") is None][-1]
+        self.assertGreaterEqual(end["ts"], thread_end["ts"], (end, thread_end))
+        # then main runs again until the trace closes
+        self.assertEqual((spans[-1]["ph"], spans[-1]["args"].get("closed")),
+                         ("E", "at the end of the trace"), spans)
 
     def test_trace_closes_while_a_thread_records(self):
         # a daemon thread still putting (and holding a lock across a wait)
