@@ -71,6 +71,8 @@ local c = conc.thread({name = "consumer"}, function()
   local s = 0
   for i = 1, 3 do s = s + q:get() end
   mine:with(function() end) -- a lane even if no get had to wait
+  local quick = conc.lock("quick")
+  for _ = 1, 200 do quick:acquire(); quick:release() end -- a run of takes
   return s
 end)
 t:join()
@@ -472,6 +474,7 @@ assert(not ok and tostring(err):find("status 3"), err)
         self.assertTrue(any(n.startswith("task-") for n in lanes), lanes)
         self.assertIn('class="wait"', dom)
         self.assertIn('class="hold"', dom)
+        self.assertIn('class="takes"', dom)  # the consumer's run of takes of lock 'quick'
         self.assertIn('class="flow"', dom)  # put -> get arrows
         self.assertTrue("data-what=\"lock 'L'\"" in dom, "no hold of lock 'L' drawn")
 
