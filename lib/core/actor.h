@@ -24,10 +24,12 @@
 
 /* A task (a coroutine of an event loop) counts as a thread of its process
  * everywhere but in messages. CC_ACTOR_RUNTIME is a thread the runtime
- * starts for itself (the process reaper, a process pool's monitors): it
- * runs no script, so the trace gives it no running span; everywhere else it
- * counts as a thread. Its name says nothing: a script may name a thread
- * anything. */
+ * starts for itself (the process reaper): it runs no script, so the trace
+ * records neither its start nor its end and gives it no running span;
+ * everywhere else it counts as a thread. Its name says nothing: a script
+ * may name a thread anything. Only for a thread that never waits through
+ * cc_wait_begin: the end of such a wait would begin a running span that,
+ * with no end recorded, lasts until the trace closes. */
 enum cc_actor_kind {
   CC_ACTOR_THREAD = 0,
   CC_ACTOR_PROCESS = 1,

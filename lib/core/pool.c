@@ -511,7 +511,7 @@ static void *monitor_main(void *arg) {
   cc_actor_t *me;
   cc_free(arg);
   snprintf(name, sizeof name, "%.40s monitor %d", m.p->h.name, m.slot);
-  me = cc_actor_new(name, cc_next_id(), CC_ACTOR_RUNTIME);
+  me = cc_actor_new(name, cc_next_id(), CC_ACTOR_THREAD);
   if (me) cc_set_self(me);
   while (cc_process_join(m.w, CC_FOREVER) != 0) {
   }

@@ -519,10 +519,10 @@ static int64_t track_of(const cc_actor_t *a) {
   return (int64_t)((h >> 20) & 0x3fffffff) * 2; /* even: run lane; +1: holds */
 }
 
-/* The runtime's own threads (CC_ACTOR_RUNTIME: the process reaper, a
- * process pool's monitors) run no script: no lane at their start and no
- * running span; a lane only if something happens on it. Told by their kind,
- * not their name: a script's thread may be called anything. */
+/* The runtime's own threads (CC_ACTOR_RUNTIME: the process reaper) run no
+ * script: no lane at their start and no running span; a lane only if
+ * something happens on it. Told by their kind, not their name: a script's
+ * thread may be called anything. */
 static int runtime_actor(const cc_actor_t *a) {
   return a->kind == CC_ACTOR_RUNTIME;
 }
