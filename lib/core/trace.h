@@ -27,9 +27,9 @@
  *
  * Tracks: one per actor (thread, process, pool worker, task) for running
  * and waiting spans, and a second one beside it for the locks it holds.
- * The runtime's own threads, named "conclua ..." (the process reaper), run
- * no script: no running span, and a lane only if something is recorded on
- * it.
+ * The runtime's own threads (actor kind CC_ACTOR_RUNTIME: the process
+ * reaper) run no script: no running span, and a lane only if something is
+ * recorded on it.
  */
 #ifndef CC_TRACE_H
 #define CC_TRACE_H

@@ -205,25 +205,28 @@ assert(procs:submit(function() conc.sleep(0.001); return 1 end):get() == 1)
         procs = [e["args"]["name"] for e in evs if e["ph"] == "M" and e["name"] == "process_name"]
         self.assertTrue(any("'procs worker 1'" in p for p in procs), procs)
 
-    def test_a_thread_that_never_blocks_has_a_lane(self):
-        # its running span begins when the thread is made (CC_EV_START) and
-        # ends when its actor is freed (CC_EV_END), not at the end of the trace
+    def assert_runs_from_start_to_end(self, name):
+        """A thread called `name` that never blocks has one lane, with one
+        running span from when it is made (CC_EV_START) to when its actor is
+        freed (CC_EV_END), not to the end of the trace."""
         r, out = self.trace("""
-local t = conc.thread({name = "quiet"}, function()
+local t = conc.thread({name = %r}, function()
   local s = 0
   for i = 1, 1000 do s = s + i end
   return s
 end)
 assert(select(2, t:join()) == 500500)
-""")
+""" % name)
         self.assertEqual((r.rc, r.err), (0, ""))
         evs, names = check_trace(self, out)
-        lane = [k for k, v in names.items() if v == "quiet"]
+        lane = [k for k, v in names.items() if v == name]
         self.assertEqual(len(lane), 1, names)
         run = [e for e in evs if (e["pid"], e["tid"]) == lane[0] and e["ph"] in "BE"]
-        self.assertEqual([e["ph"] for e in run], ["B", "E"], run)
-        self.assertEqual(run[0].get("cat"), "run")
+        self.assertEqual([(e["ph"], e.get("cat")) for e in run], [("B", "run"), ("E", None)], run)
         self.assertNotIn("closed", run[1].get("args", {}))
+
+    def test_a_thread_that_never_blocks_has_a_lane(self):
+        self.assert_runs_from_start_to_end("quiet")
 
     def test_main_runs_until_the_script_ends(self):
         # main's running span is still open when the trace closes: it ends
@@ -260,21 +263,7 @@ assert(select(2, p:join()) == 1)
         # the runtime's own threads are told by their actor's kind, not by
         # their name: a script's thread called "conclua worker" runs a
         # script and has its running span from start to end
-        r, out = self.trace("""
-local t = conc.thread({name = "conclua worker"}, function()
-  local s = 0
-  for i = 1, 1000 do s = s + i end
-  return s
-end)
-assert(select(2, t:join()) == 500500)
-""")
-        self.assertEqual((r.rc, r.err), (0, ""))
-        evs, names = check_trace(self, out)
-        lane = [k for k, v in names.items() if v == "conclua worker"]
-        self.assertEqual(len(lane), 1, names)
-        run = [e for e in evs if (e["pid"], e["tid"]) == lane[0] and e["ph"] in "BE"]
-        self.assertEqual([(e["ph"], e.get("cat")) for e in run], [("B", "run"), ("E", None)], run)
-        self.assertNotIn("closed", run[1].get("args", {}))
+        self.assert_runs_from_start_to_end("conclua worker")
 
     def test_the_end_waits_for_the_threads_as_a_wait(self):
         # after the script's last statement (the put) main waits for the

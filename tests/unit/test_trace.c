@@ -42,6 +42,20 @@ static int count(const char *s, const char *what) {
   return n;
 }
 
+/* Opens a trace into a fresh temporary file, named in path (a buffer of
+ * at least sizeof TRACE_PATH). */
+#define TRACE_PATH "/tmp/conclua-test-trace-XXXXXX"
+static void open_trace(char *path) {
+  char err[256];
+  int fd;
+  strcpy(path, TRACE_PATH);
+  fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(cc_arena_init(), 0);
+  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
+}
+
 static int parks;
 static cc_obj_t *parked_on;
 static void on_park(cc_actor_t *a, cc_obj_t *o) {
@@ -76,17 +90,13 @@ static void test_park_hook_leaves_observer_off(void **state) {
 }
 
 static void test_final_file(void **state) {
-  char path[] = "/tmp/conclua-test-trace-XXXXXX", err[256], *s;
-  int fd = mkstemp(path);
+  char path[sizeof TRACE_PATH], err[256], *s;
   cc_obj_t *q, *a, *b;
   (void)state;
-  assert_true(fd >= 0);
-  close(fd);
-  assert_int_equal(cc_arena_init(), 0);
+  open_trace(path);
   q = cc_obj_new(&queue_type, sizeof(cc_obj_t), "jobs");
   a = cc_obj_new(&lock_type, sizeof(cc_obj_t), "A");
   b = cc_obj_new(&lock_type, sizeof(cc_obj_t), "B<script>");
-  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
   assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), CC_EINVAL);
   cc_trace_queue(q, 1, 0);
   cc_trace_queue(q, 1, 1); /* never taken: its flow start is dropped */
@@ -139,17 +149,13 @@ static long long sum_after(const char *s, const char *key) {
  * on when the thread records something else (here: it takes B) goes on as
  * a hold span from then; every take is in a run or counted as left out. */
 static void test_runs_of_takes(void **state) {
-  char path[] = "/tmp/conclua-test-trace-XXXXXX", err[256], *s;
-  int fd = mkstemp(path);
+  char path[sizeof TRACE_PATH], err[256], *s;
   cc_obj_t *a, *b;
   long long takes;
   (void)state;
-  assert_true(fd >= 0);
-  close(fd);
-  assert_int_equal(cc_arena_init(), 0);
+  open_trace(path);
   a = cc_obj_new(&lock_type, sizeof(cc_obj_t), "A");
   b = cc_obj_new(&lock_type, sizeof(cc_obj_t), "B");
-  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
   for (int i = 0; i < 100; i++) {
     cc_hold(a);
     cc_unhold(a);
@@ -179,13 +185,10 @@ static void test_runs_of_takes(void **state) {
 /* A process actor whose fork failed is freed in the forker, its pid still
  * the forker's: its end must not name a process (or a lane) under that pid. */
 static void test_unstarted_process_has_no_lane(void **state) {
-  char path[] = "/tmp/conclua-test-trace-XXXXXX", err[256], *s;
-  int fd = mkstemp(path);
+  char path[sizeof TRACE_PATH], err[256], *s;
   cc_actor_t *p;
   (void)state;
-  assert_true(fd >= 0);
-  close(fd);
-  assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
+  open_trace(path);
   p = cc_actor_new("never", 4242, CC_ACTOR_PROCESS);
   assert_non_null(p);
   cc_actor_free(p);
