@@ -7,14 +7,7 @@ local raises = require("testlib").raises_match
 local testlib = require "testlib"
 local function eventually(cond) return testlib.eventually(cond, 30) end
 
--- A process that has been reaped is gone from /proc (a zombie is not).
-local function gone(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return true end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") == "X"
-end
+local gone = testlib.gone
 
 local function id(...) return ... end
 

@@ -29,29 +29,9 @@ local function joined(p, ...)
   return table.unpack(r, 2, r.n)
 end
 
--- Polls `fn` until it returns true or `limit` seconds pass.
-local function eventually(fn, limit, what)
-  local t0 = conc.now()
-  while not fn() do
-    assert(conc.now() - t0 < (limit or 10), "never happened: " .. (what or "?"))
-    conc.sleep(0.005)
-  end
-end
-
--- True when pid no longer runs (gone, or a zombie).
-local function finished(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return true end
-  local s = f:read("a") or ""
-  f:close()
-  return s:match("%) ([ZX])") ~= nil
-end
-
-local function gone(pid) -- reaped: no /proc entry at all
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if f then f:close() return false end
-  return true
-end
+local testlib = require "testlib"
+local finished, gone = testlib.finished, testlib.gone
+local function eventually(fn, limit, what) return testlib.eventually(fn, limit or 10, what) end
 
 -- Runs a Lua snippet in a fresh conclua; returns its output (stdout and
 -- stderr) and exit status.
