@@ -171,13 +171,17 @@ class Pty:
         pid, fd = pty.fork()
         if pid == 0:
             try:
+                # the size is set before the program starts: set later from
+                # the parent, it reaches the program as a SIGWINCH at any
+                # moment, and the line editor redraws the prompt (a
+                # difference from lua's session under load)
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
                 if cwd:
                     os.chdir(cwd)
                 os.execve(prog, ["conclua"] + list(args), env)
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
         self.raw = b""
         self.pos = 0
         self.status = None
