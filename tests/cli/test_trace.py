@@ -331,25 +331,36 @@ for _ = 1, 2000 do q:get() end
     def test_timestamps_are_wall_time_with_either_clock(self):
         # records carry TSC ticks where the TSC is invariant, converted when
         # the trace closes; CONCLUA_TRACE_CLOCK=monotonic keeps to
-        # clock_gettime. Either way a 50 ms sleep is 50 ms long in the trace.
+        # clock_gettime. Either way 50 ms of running between two waits is
+        # 50 ms in the trace. (Not a sleep's own span: its deadline is taken
+        # before its wait's record, and a thread preempted in between shows
+        # a shorter span.)
         for clock in (None, "monotonic"):
             with self.subTest(clock=clock):
                 r, out = self.trace("""
 local t0 = conc.now()
-conc.sleep(0.05)
-io.write(string.format("%.0f", (conc.now() - t0) * 1e6))
+conc.sleep(0.001)
+local ta = conc.now() -- after the first wait's end was recorded
+while conc.now() - ta < 0.05 do end
+local tb = conc.now() -- before the second wait's begin is recorded
+conc.sleep(0.001)
+local t1 = conc.now()
+io.write(string.format("%.0f %.0f", (tb - ta) * 1e6, (t1 - t0) * 1e6))
 """, env=clean_env(HOME=self.dir, CONCLUA_TRACE_CLOCK=clock))
-                self.assertEqual((r.rc, r.err), (0, ""))
+                self.assertEqual(r.rc, 0, r.err)
+                self.assertEqual(r.err, "")
+                inner, outer = (int(x) for x in r.out.split())
                 evs, names = check_trace(self, out)
                 main = [k for k, v in names.items() if v == "main"]
                 spans = [e for e in evs if (e["pid"], e["tid"]) == main[0] and e["ph"] in "BE"]
-                sleep = [i for i, e in enumerate(spans) if e.get("cat") == "wait"]
-                self.assertEqual(len(sleep), 1, spans)
-                took = spans[sleep[0] + 1]["ts"] - spans[sleep[0]]["ts"]
-                # the trace's span lies within what the script measured
-                # around it, less 1% for the clocks' calibration
-                self.assertGreaterEqual(took, 50000 * 0.99, spans)
-                self.assertLessEqual(took, int(r.out) * 1.01, (took, r.out))
+                waits = [i for i, e in enumerate(spans) if e.get("cat") == "wait"]
+                self.assertEqual(len(waits), 2, spans)
+                took = spans[waits[1]]["ts"] - spans[waits[0] + 1]["ts"]
+                # the trace's running span holds what the script measured
+                # inside it and lies within what it measured around it,
+                # give or take 1% for the clocks' calibration
+                self.assertGreaterEqual(took, inner * 0.99, (took, inner, spans))
+                self.assertLessEqual(took, outer * 1.01, (took, outer))
 
     def test_deadlock_is_an_instant_naming_both_threads(self):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
@@ -550,6 +561,49 @@ conc.run(function()
 end)
 """
 
+# Tasks with no actor (they never blocked on a primitive) in the caller's
+# own loop: tasks run in order, each until it suspends, so a and b sleep and
+# the root task awaits a when c dumps; r is ready (made by c, not started).
+OWN_LOOP = """
+conc.run(function()
+  local a = conc.task(function() conc.sleep(60) end)
+  local b = conc.task(function() conc.sleep(60) end)
+  local c = conc.task(function()
+    local r = conc.task(function() end)
+    io.write(conc.dump())
+    a:cancel()
+    b:cancel()
+  end)
+  assert(not pcall(conc.gather, a, b, c))
+end)
+"""
+
+# A thread idle in its event loop: its tasks sleep, await or park, and
+# none runs, so it runs no hook; the dump wakes its loop to answer.
+IDLE_LOOP = """
+local started, done = conc.event(), conc.event()
+local t = conc.thread({name = "looper"}, function(started, done)
+  conc.run(function()
+    local a = conc.task(function() conc.sleep(60) end)
+    local b = conc.task(function() done:wait() end)
+    started:set()
+    conc.gather(b)
+  end)
+end, started, done)
+started:wait()
+local d, deadline = nil, os.time() + 10
+repeat
+  d = conc.dump()
+  local seen = d:find("'looper' %(pid %d+%): waiting in its event loop")
+    and d:find("in thread 'looper'%): sleeping") and d:find("conc.run's task%): awaiting")
+    and d:find("%(pid %d+%): waiting %(event%)")
+  if not seen then conc.sleep(0.001) end
+until seen or os.time() > deadline
+io.write(d)
+done:set()
+t:join()
+"""
+
 SLEEP_ONLY = """
 conc.run(function()
   conc.gather(conc.task(function() conc.sleep(0.001) end))
@@ -599,7 +653,9 @@ class DumpTest(CliTestCase):
         blocks = {}
         for block in re.split(r"\n(?:thread|task|process) '", d)[1:]:
             blocks[block.split("'", 1)[0]] = block
-        tasks = [n for n in blocks if re.match(r"task-\d+$", n)]
+        # the looper's task that waits has an actor (a "thread" block); its
+        # root task, which awaits it, has none (a "task" block, not counted)
+        tasks = [n for n in blocks if re.match(r"task-\d+$", n) and "waiting (" in blocks[n]]
         self.assertEqual(len(tasks), 1, d)
         self.assertRegex(d, r"\n(?:thread|task) '%s' \(pid \d+\): waiting \(event\) on event "
                             r"'[^']*blocked.lua:23' for" % tasks[0])
@@ -615,6 +671,40 @@ class DumpTest(CliTestCase):
         main = blocks.get("main") or d.split("thread 'main'", 1)[1]
         self.assertIn("holds: lock 'the lock'", main)
         self.assertIn("blocked.lua:", main)
+
+    def test_tasks_without_an_actor_in_the_callers_loop(self):
+        # tasks that only sleep, are ready or await (in conc.gather) are
+        # listed with their state, since when, and their own traceback
+        r = self.run_conclua([self.write("own.lua", OWN_LOOP)])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        d = r.out
+        for line in (3, 4):
+            self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): sleeping for "
+                                r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
+                                r"\t[^\n]*own.lua:%d: in function" % line)
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main', conc.run's task\): "
+                            r"awaiting task-\d+ \(conc.gather or task:await\) for \d+\.\d+ s\n"
+                            r"  stack traceback:\n\tconc.gather:\d+:[^\n]*\n\t[^\n]*own.lua:11:")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): "
+                            r"ready \(not started yet\)\n")
+        # the caller reads its own stack, once
+        self.assertEqual(len(re.findall(r"\n\t[^\n]*own.lua:7:", d)), 1, d)
+
+    def test_a_thread_idle_in_its_loop_answers(self):
+        r = self.run_conclua([self.write("idle.lua", IDLE_LOOP)])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        d = r.out
+        self.assertRegex(d, r"\nthread 'looper' \(pid \d+\): waiting in its event loop \(3 tasks\)\n"
+                            r"  stack traceback:\n\t[^\n]*idle.lua:4: in function")
+        self.assertNotRegex(d, r"'looper' \(pid \d+\): running")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): sleeping for "
+                            r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
+                            r"\t[^\n]*idle.lua:5: in function")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper', conc.run's task\): "
+                            r"awaiting task-\d+ \(conc.gather or task:await\) for \d+\.\d+ s\n"
+                            r"  stack traceback:\n\tconc.gather:\d+:[^\n]*\n\t[^\n]*idle.lua:8:")
+        self.assertRegex(d, r"\nthread 'task-\d+' \(pid \d+\): waiting \(event\) on event "
+                            r"'[^']*idle.lua:2' for[^\n]*\n  stack traceback:\n\t[^\n]*idle.lua:6:")
 
     def test_ctrl_backslash_prints_the_dump_and_goes_on(self):
         path = self.write("q.lua", "local e = conc.event()\n"
