@@ -12,7 +12,13 @@
  *   allows from elsewhere, as lua.c's SIGINT handler does): at its next
  *   instruction it writes its traceback into its registry entry and the
  *   dumper, which waits a bounded time, prints it;
- * - the caller of conc.dump() reads its own stack.
+ * - the caller of conc.dump() reads its own stack;
+ * - a thread idle in its event loop (libuv, waiting for timers or I/O)
+ *   runs no hook: the dump rings the loop's async handle, and the loop
+ *   answers on its own thread (conc_dump_answer) with its line and one
+ *   block per task of the loop that no actor shows (tasks get an actor
+ *   only when they first block: one that only sleeps, is ready or awaits
+ *   has none). The caller's own loop is described the same way, directly.
  * Each OS thread's state is registered when luaopen_conc runs on it (the
  * main state, each conc thread's state) and unregistered when it closes.
  * A task's coroutine is named by conc_dump_running (ltask.c) while it runs.
@@ -35,11 +41,13 @@
 #include "conclua.h"
 #include "lconc.h"
 #include "lockorder.h"
+#include "ltask.h"
 #include "pid.h"
 #include "trace.h"
 
 #define FRAMES 10
 #define ANSWER 768
+#define LOOP_SHOWN 100 /* tasks of a loop shown in full; the others counted */
 
 typedef struct reg {
   struct reg *next;
@@ -47,13 +55,29 @@ typedef struct reg {
   _Atomic uint32_t asked, answered; /* request generations */
   _Atomic int64_t actor;            /* index + 1 of the actor that answered */
   char text[ANSWER];                /* written before `answered` (release) */
+  /* Set with the answer, under reg_lock. From its loop (conc_dump_answer):
+   * idle 1, the loop's live tasks (-1: no conc.run, an I/O call), their
+   * blocks and the actors they cover; from the hook: idle 0. */
+  int idle, loop_live;
+  char *loop_text;
+  int32_t *covered;
+  int ncovered;
+  uv_async_t *wake; /* its thread's loop's async handle, or NULL */
 } reg_t;
+
+_Atomic int conc_dump_asking; /* dumps asking now (ltask.h) */
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static reg_t *regs;
 static _Thread_local lua_State *tl_state;   /* this OS thread's state */
 static _Thread_local lua_State *tl_running; /* a task's coroutine, while it runs */
 static const char reg_key = 'd';
+
+static void reg_free(reg_t *r) {
+  free(r->loop_text);
+  free(r->covered);
+  free(r);
+}
 
 /* In a forked child only the forking thread exists: its state stays
  * registered, the others (copies nobody runs) are dropped, and the lock is
@@ -65,10 +89,11 @@ static void after_fork_child(void) {
   while (*p) {
     reg_t *r = *p;
     if (r->L == tl_state) {
+      r->wake = NULL; /* the parent's loop: the child makes its own */
       p = &r->next;
     } else {
       *p = r->next;
-      free(r);
+      reg_free(r);
     }
   }
 }
@@ -173,6 +198,7 @@ static void report_hook(lua_State *L, lua_Debug *ar) {
     if (gen != atomic_load(&r->answered)) {
       cc_actor_t *a = cc_self();
       describe_self(a, 0, NULL, L, r->text, sizeof r->text);
+      r->idle = 0;
       atomic_store(&r->actor, (int64_t)a->index + 1);
       atomic_store_explicit(&r->answered, gen, memory_order_release);
     }
@@ -184,11 +210,19 @@ static void report_hook(lua_State *L, lua_Debug *ar) {
  * 200 ms for the answers of those that run Lua code. */
 static void ask_running(lua_State *self) {
   int pending = 0;
+  atomic_fetch_add(&conc_dump_asking, 1);
   pthread_mutex_lock(&reg_lock);
   for (reg_t *r = regs; r; r = r->next) {
-    if (r->L == self || lua_gethook(r->L) != NULL) continue;
+    int hooked;
+    if (r->L == self) continue;
+    hooked = lua_gethook(r->L) != NULL;
+    if (hooked && !r->wake) continue;
     atomic_fetch_add(&r->asked, 1);
-    lua_sethook(r->L, report_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+    if (!hooked)
+      lua_sethook(r->L, report_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT,
+                  1);
+    /* A loop idle in libuv runs no hook: it answers when woken. */
+    if (r->wake) uv_async_send(r->wake);
     pending++;
   }
   pthread_mutex_unlock(&reg_lock);
@@ -202,16 +236,26 @@ static void ask_running(lua_State *self) {
     if (!left) break;
     nanosleep(&ms, NULL);
   }
+  atomic_fetch_sub(&conc_dump_asking, 1);
 }
 
-/* The answer of the state that reported for actor index idx, if any. */
-static int answer_of(uint32_t idx, char *buf, size_t n) {
+static int answered(reg_t *r) {
+  uint32_t gen = atomic_load_explicit(&r->answered, memory_order_acquire);
+  return gen && gen == atomic_load(&r->asked);
+}
+
+/* The answer of the state that reported for actor index idx, if any; from
+ * its loop: *loop_live and a copy of its tasks' blocks (*loop_text). */
+static int answer_of(uint32_t idx, char *buf, size_t n, int *idle, int *loop_live,
+                     char **loop_text) {
   int found = 0;
   pthread_mutex_lock(&reg_lock);
   for (reg_t *r = regs; r && !found; r = r->next) {
-    uint32_t gen = atomic_load_explicit(&r->answered, memory_order_acquire);
-    if (gen && gen == atomic_load(&r->asked) && atomic_load(&r->actor) == (int64_t)idx + 1) {
+    if (answered(r) && atomic_load(&r->actor) == (int64_t)idx + 1) {
       snprintf(buf, n, "%s", r->text);
+      *idle = r->idle;
+      *loop_live = r->loop_live;
+      *loop_text = r->idle && r->loop_text ? strdup(r->loop_text) : NULL;
       found = 1;
     }
   }
@@ -256,6 +300,139 @@ static const char *wait_kind(int k) {
   return k >= 0 && k <= CC_WAIT_OTHER ? names[k] : "?";
 }
 
+/* ---- a loop's tasks, described on the loop's own thread --------------------- */
+
+typedef struct loop_rep {
+  out_t o;
+  int32_t *covered; /* actors (of tasks) the blocks show */
+  int ncovered, capcovered, shown, more;
+  int thread_actor; /* set by conc_loop_view before the first task */
+  char thread[CC_NAME_MAX];
+} loop_rep_t;
+
+static void cover(loop_rep_t *r, int32_t idx) {
+  if (r->ncovered == r->capcovered) {
+    int cap = r->capcovered ? r->capcovered * 2 : 16;
+    int32_t *g = realloc(r->covered, (size_t)cap * sizeof *g);
+    if (!g) return;
+    r->covered = g;
+    r->capcovered = cap;
+  }
+  r->covered[r->ncovered++] = idx;
+}
+
+static void each_task(void *ud, const conc_task_view_t *v) {
+  loop_rep_t *r = ud;
+  char fr[CC_SITE_MAX];
+  int64_t now = cc_now_ns();
+  if (!r->thread[0] && r->thread_actor >= 0)
+    snprintf(r->thread, sizeof r->thread, "%s", cc_actor_at((uint32_t)r->thread_actor)->name);
+  if (v->actor >= 0) {
+    /* Its actor shows a wait (or a sleep) in its own words; otherwise the
+     * actor says "running", which it is not: the block here replaces it. */
+    if (strcmp(v->state, "waiting") == 0 || strcmp(v->state, "sleeping") == 0) return;
+    cover(r, v->actor);
+  }
+  if (r->shown == LOOP_SHOWN) {
+    r->more++;
+    return;
+  }
+  r->shown++;
+  put(&r->o, "task 'task-%lld' (pid %d, in thread '%s'%s): %s", (long long)v->id, (int)getpid(),
+      r->thread, v->is_main ? ", conc.run's task" : "", v->state);
+  if (v->awaited) put(&r->o, " task-%lld (conc.gather or task:await)", (long long)v->awaited);
+  if (v->since && now > v->since) put(&r->o, " for %.3f s", (double)(now - v->since) / 1e9);
+  if (v->left_ms >= 0) put(&r->o, ", %.3f s left", (double)v->left_ms / 1e3);
+  fr[0] = '\0';
+  frames(v->co, fr, sizeof fr, 0);
+  if (fr[0])
+    put(&r->o, "\n  stack traceback:%s\n", fr);
+  else
+    put(&r->o, "\n  (no Lua traceback: %s)\n",
+        strcmp(v->state, "running") == 0 ? "it runs a task" : "it has not started");
+}
+
+/* This thread's loop (run by conc.run): its live tasks, or -1. */
+static int loop_report(loop_rep_t *r) {
+  int live;
+  memset(r, 0, sizeof *r);
+  r->thread_actor = -1;
+  live = conc_loop_view(each_task, r, &r->thread_actor);
+  if (r->more) put(&r->o, "  ... and %d more tasks\n", r->more);
+  return live;
+}
+
+/* The loop's answer (ltask_loop.c's on_async, while a dump asks), on its
+ * own thread: no Lua code runs here (libuv called it), so this thread's
+ * state and its tasks' coroutines are all suspended and may be read. */
+void conc_dump_answer(void) {
+  lua_State *L = tl_state;
+  reg_t *r;
+  uint32_t gen = 0;
+  loop_rep_t rep;
+  char text[ANSWER];
+  cc_actor_t *a;
+  int live;
+  if (!L) return;
+  pthread_mutex_lock(&reg_lock);
+  for (r = regs; r && r->L != L; r = r->next) {
+  }
+  if (r) gen = atomic_load(&r->asked);
+  pthread_mutex_unlock(&reg_lock);
+  if (!r || gen == atomic_load(&r->answered)) return;
+  a = cc_self();
+  describe_self(a, 0, NULL, L, text, sizeof text);
+  live = loop_report(&rep);
+  pthread_mutex_lock(&reg_lock);
+  for (r = regs; r && r->L != L; r = r->next) { /* only this thread drops it */
+  }
+  if (lua_gethook(L) == report_hook) lua_sethook(L, NULL, 0, 0); /* answered here */
+  if (r && atomic_load(&r->asked) == gen) {
+    memcpy(r->text, text, sizeof text);
+    free(r->loop_text);
+    free(r->covered);
+    r->idle = 1;
+    r->loop_live = live;
+    r->loop_text = rep.o.s;
+    r->covered = rep.covered;
+    r->ncovered = rep.ncovered;
+    rep.o.s = NULL;
+    rep.covered = NULL;
+    atomic_store(&r->actor, (int64_t)a->index + 1);
+    atomic_store_explicit(&r->answered, gen, memory_order_release);
+  }
+  pthread_mutex_unlock(&reg_lock);
+  free(rep.o.s);
+  free(rep.covered);
+}
+
+void conc_dump_wake_attach(uv_async_t *w) {
+  pthread_mutex_lock(&reg_lock);
+  for (reg_t *r = regs; r; r = r->next)
+    if (r->L == tl_state) r->wake = w;
+  pthread_mutex_unlock(&reg_lock);
+}
+
+void conc_dump_wake_detach(uv_async_t *w) {
+  pthread_mutex_lock(&reg_lock);
+  for (reg_t *r = regs; r; r = r->next)
+    if (r->wake == w) r->wake = NULL;
+  pthread_mutex_unlock(&reg_lock);
+}
+
+/* Whether actor idx is a task that a loop's answer (or own) describes. */
+static int covered_by(const loop_rep_t *own, uint32_t idx) {
+  int found = 0;
+  for (int i = 0; own && i < own->ncovered; i++)
+    if (own->covered[i] == (int32_t)idx) return 1;
+  pthread_mutex_lock(&reg_lock);
+  for (reg_t *r = regs; r && !found; r = r->next)
+    if (r->idle && answered(r))
+      for (int i = 0; i < r->ncovered && !found; i++) found = r->covered[i] == (int32_t)idx;
+  pthread_mutex_unlock(&reg_lock);
+  return found;
+}
+
 /* The dump as a malloc'd string (NULL when out of memory). self: the
  * calling thread's state (its own stack is read directly), or NULL. */
 static char *dump_text(lua_State *self) {
@@ -264,6 +441,8 @@ static char *dump_text(lua_State *self) {
   int32_t here = (int32_t)getpid();
   cc_actor_t *me = self ? cc_self() : NULL;
   char buf[CC_SITE_MAX + ANSWER], who[128];
+  loop_rep_t own; /* the caller's loop, if it runs in one */
+  int own_live = self ? loop_report(&own) : -1, own_shown = 0;
   ask_running(self);
   put(&o, "conc.dump (pid %d):\n", (int)here);
   for (uint32_t i = 0; i < n; i++) {
@@ -271,10 +450,21 @@ static char *dump_text(lua_State *self) {
     uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
     int32_t nheld = atomic_load(&a->nheld), pid;
     int64_t since = 0, now;
-    char *said = NULL, *on = NULL, *holds = NULL, *frames_ = NULL;
+    char *said = NULL, *on = NULL, *holds = NULL, *frames_ = NULL, *loop_text = NULL;
+    int idle = 0, loop_live = -1;
     if (st != CC_ACTOR_RUNNING && st != CC_ACTOR_WAITING) continue;
     pid = a->pid;
     if (pid != here && cc_pid_dead(pid)) continue;
+    /* A task that a loop describes (it is not running, whatever its actor
+     * says); the thread of the caller's loop, if the caller is its task. */
+    if (st == CC_ACTOR_RUNNING && a != me && covered_by(own_live >= 0 ? &own : NULL, i))
+      continue;
+    if (own_live >= 0 && a != me && (int)i == own.thread_actor && st == CC_ACTOR_RUNNING) {
+      cc_actor_describe(a, who, sizeof who);
+      put(&o, "%s (pid %d): running its event loop (%d task%s)\n  (its Lua code runs in its "
+              "tasks)\n", who, (int)pid, own_live, own_live == 1 ? "" : "s");
+      continue;
+    }
     /* What the actor said about itself: now (the caller), when it parked,
      * or through the hook. Only its own words name objects. */
     buf[0] = '\0';
@@ -291,7 +481,7 @@ static char *dump_text(lua_State *self) {
         sched_yield();
       }
     } else {
-      answer_of(a->index, buf, sizeof buf);
+      answer_of(a->index, buf, sizeof buf, &idle, &loop_live, &loop_text);
     }
     if (buf[0] && (on = strchr(buf, '\x1f')) && (holds = strchr(on + 1, '\x1f')) &&
         (frames_ = strchr(holds + 1, '\x1f'))) {
@@ -307,6 +497,10 @@ static char *dump_text(lua_State *self) {
       put(&o, ": waiting (%s) on %s for %.3f s%s\n", wait_kind(k),
           said && *on ? on : wait_kind(k), since && now > since ? (double)(now - since) / 1e9 : 0.0,
           atomic_load(&a->wait_timed) ? ", with a timeout" : "");
+    } else if (idle && loop_live >= 0) {
+      put(&o, ": waiting in its event loop (%d task%s)\n", loop_live, loop_live == 1 ? "" : "s");
+    } else if (idle) {
+      put(&o, ": waiting in its event loop (an I/O call)\n");
     } else {
       put(&o, ": running\n");
     }
@@ -321,6 +515,17 @@ static char *dump_text(lua_State *self) {
     else
       put(&o, "  (no Lua traceback: %s)\n",
           st == CC_ACTOR_WAITING ? "it parked outside Lua code" : "it is not running Lua code now");
+    if (loop_text) put(&o, "%s", loop_text);
+    free(loop_text);
+    if (a == me && own_live >= 0 && own.o.s) {
+      put(&o, "%s", own.o.s);
+      own_shown = 1;
+    }
+  }
+  if (own_live >= 0 && own.o.s && !own_shown) put(&o, "%s", own.o.s);
+  if (own_live >= 0) {
+    free(own.o.s);
+    free(own.covered);
   }
   return o.s;
 }
@@ -346,7 +551,7 @@ static int unregister(lua_State *L) {
     if ((*p)->L == mainL) {
       reg_t *r = *p;
       *p = r->next;
-      free(r);
+      reg_free(r);
       break;
     }
   pthread_mutex_unlock(&reg_lock);

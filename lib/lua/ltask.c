@@ -328,6 +328,7 @@ static int t_await(lua_State *L) {
   me->await_next = t->awaiters;
   t->awaiters = me;
   me->state = T_AWAIT;
+  me->since = cc_now_ns(); /* for conc.dump */
   return lua_yieldk(L, 0, (lua_KContext)t, await_k);
 }
 
@@ -396,6 +397,52 @@ static int t_tostring(lua_State *L) {
                                        "awaiting", "in I/O", "done"};
   lua_pushfstring(L, "conc.task %d (%s)", (int)t->id, states[t->state]);
   return 1;
+}
+
+/* ---- conc.dump (ltask.h) ------------------------------------------------------ */
+
+int conc_loop_view(void (*each)(void *ud, const conc_task_view_t *v), void *ud,
+                   int *thread_actor) {
+  conc_loop_t *lp = tl_loop;
+  if (!lp || !lp->running) return -1;
+  if (thread_actor) *thread_actor = lp->thread_actor ? (int)lp->thread_actor->index : -1;
+  for (conc_task_t *t = lp->all; t; t = t->next_all) {
+    conc_task_view_t v;
+    if (t == lp->current) continue; /* the caller: it reads its own stack */
+    v.co = t->co;
+    v.id = t->id;
+    v.is_main = t->is_main;
+    v.actor = t->actor ? (int)t->actor->index : -1;
+    v.since = 0;
+    v.left_ms = -1;
+    v.awaited = 0;
+    switch (t->state) {
+    case T_SLEEP:
+      v.state = "sleeping";
+      v.since = t->since;
+      if (t->timer) v.left_ms = (int64_t)uv_timer_get_due_in(t->timer);
+      break;
+    case T_AWAIT:
+      v.state = "awaiting";
+      v.since = t->since;
+      v.awaited = t->awaited ? t->awaited->id : 0;
+      break;
+    case T_IO:
+      v.state = "in I/O";
+      break;
+    case T_WAIT:
+      v.state = "waiting";
+      break;
+    case T_RUNNING:
+      v.state = "running";
+      break;
+    default:
+      v.state = t->started ? "ready" : "ready (not started yet)";
+      break;
+    }
+    each(ud, &v);
+  }
+  return lp->live;
 }
 
 /* ---- conc.run --------------------------------------------------------------- */

@@ -84,4 +84,32 @@ void conc_io_wake(void *waiter);
 /* Raises the "cancelled" error. */
 int conc_task_raise_cancelled(lua_State *L);
 
+/* ---- for conc.dump (ldump.c) ------------------------------------------------ */
+
+/* A live task of this thread's loop, as conc.dump shows it. */
+typedef struct conc_task_view {
+  lua_State *co;     /* suspended: its stack may be read, on this thread only */
+  int64_t id;
+  int is_main;       /* conc.run's task */
+  int actor;         /* the index of its actor, or -1 */
+  const char *state; /* "ready", "sleeping", "awaiting", "in I/O", "waiting" */
+  int64_t since;     /* cc_now_ns when it went to sleep or began to await, or 0 */
+  int64_t left_ms;   /* sleeping: milliseconds left, else -1 */
+  int64_t awaited;   /* awaiting: the id of the task it awaits, else 0 */
+} conc_task_view_t;
+/* On the loop's own thread: sets *thread_actor (the index of the loop's
+ * thread actor), calls each for every live task of its loop but the running
+ * one, and returns how many tasks are live; -1 (and nothing else) when no
+ * loop runs here. Reads nothing of another thread. */
+int conc_loop_view(void (*each)(void *ud, const conc_task_view_t *v), void *ud,
+                   int *thread_actor);
+/* The dump asks idle loops through their async handle: while a dump asks
+ * (conc_dump_asking non-zero), a loop that wakes answers on its own thread
+ * (conc_dump_answer). A loop hands its handle to the dump when made and
+ * takes it back when closed. */
+extern _Atomic int conc_dump_asking;
+void conc_dump_answer(void);
+void conc_dump_wake_attach(uv_async_t *a);
+void conc_dump_wake_detach(uv_async_t *a);
+
 #endif

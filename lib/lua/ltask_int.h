@@ -52,6 +52,7 @@ struct conc_task {
   conc_task_t *prev_all, *next_all;   /* the loop's live tasks */
   conc_task_t *awaited;               /* the task this one awaits */
   conc_task_t *awaiters, *await_next; /* tasks awaiting this one */
+  int64_t since;       /* cc_now_ns at its sleep or await (for conc.dump) */
   uv_timer_t *timer;
   conc_task_wait_t *w; /* made by its first blocking call (conc_wait_slot) */
 };

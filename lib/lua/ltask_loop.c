@@ -14,8 +14,10 @@ _Thread_local conc_loop_t *conc_tl_loop;
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* The loop drains its bell every round; a dump that asks wakes it here. */
 static void on_async(uv_async_t *a) {
-  (void)a; /* the loop drains its bell every round */
+  (void)a;
+  if (cc_unlikely(atomic_load(&conc_dump_asking) != 0)) conc_dump_answer();
 }
 
 static void notify(void *arg) {
@@ -44,6 +46,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 static void loop_destroy(void *arg) {
   conc_loop_t *lp = arg;
   if (!lp) return;
+  conc_dump_wake_detach(&lp->async);
   if (lp->helper_on) {
     cc_bell_stop(lp->bell);
     pthread_join(lp->helper, NULL);
@@ -96,6 +99,7 @@ conc_loop_t *conc_loop_get(lua_State *L) {
   }
   tl_loop = lp;
   pthread_setspecific(loop_key, lp);
+  conc_dump_wake_attach(&lp->async);
   return lp;
 }
 
@@ -172,7 +176,7 @@ void conc_free_timer(uv_handle_t *h) {
 
 /* Arms the task's timer for `deadline` (nothing for CC_FOREVER). */
 int conc_arm(conc_task_t *t, cc_deadline_t deadline) {
-  int64_t ns;
+  int64_t ns, now;
   if (deadline == CC_FOREVER) return 0;
   if (!t->timer) {
     t->timer = malloc(sizeof *t->timer);
@@ -181,7 +185,9 @@ int conc_arm(conc_task_t *t, cc_deadline_t deadline) {
     t->timer->data = t;
   }
   uv_update_time(&t->loop->uv);
-  ns = deadline - cc_now_ns();
+  now = cc_now_ns();
+  t->since = now; /* when its sleep (or timed wait) began, for conc.dump */
+  ns = deadline - now;
   uv_timer_start(t->timer, on_timer, ns <= 0 ? 0 : (uint64_t)((ns + 999999) / 1000000), 0);
   return 0;
 }

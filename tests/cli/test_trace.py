@@ -561,6 +561,49 @@ conc.run(function()
 end)
 """
 
+# Tasks with no actor (they never blocked on a primitive) in the caller's
+# own loop: tasks run in order, each until it suspends, so a and b sleep and
+# the root task awaits a when c dumps; r is ready (made by c, not started).
+OWN_LOOP = """
+conc.run(function()
+  local a = conc.task(function() conc.sleep(60) end)
+  local b = conc.task(function() conc.sleep(60) end)
+  local c = conc.task(function()
+    local r = conc.task(function() end)
+    io.write(conc.dump())
+    a:cancel()
+    b:cancel()
+  end)
+  assert(not pcall(conc.gather, a, b, c))
+end)
+"""
+
+# A thread idle in its event loop: its tasks sleep, await or park, and
+# none runs, so it runs no hook; the dump wakes its loop to answer.
+IDLE_LOOP = """
+local started, done = conc.event(), conc.event()
+local t = conc.thread({name = "looper"}, function(started, done)
+  conc.run(function()
+    local a = conc.task(function() conc.sleep(60) end)
+    local b = conc.task(function() done:wait() end)
+    started:set()
+    conc.gather(b)
+  end)
+end, started, done)
+started:wait()
+local d, deadline = nil, os.time() + 10
+repeat
+  d = conc.dump()
+  local seen = d:find("'looper' %(pid %d+%): waiting in its event loop")
+    and d:find("in thread 'looper'%): sleeping") and d:find("conc.run's task%): awaiting")
+    and d:find("%(pid %d+%): waiting %(event%)")
+  if not seen then conc.sleep(0.001) end
+until seen or os.time() > deadline
+io.write(d)
+done:set()
+t:join()
+"""
+
 SLEEP_ONLY = """
 conc.run(function()
   conc.gather(conc.task(function() conc.sleep(0.001) end))
@@ -610,7 +653,9 @@ class DumpTest(CliTestCase):
         blocks = {}
         for block in re.split(r"\n(?:thread|task|process) '", d)[1:]:
             blocks[block.split("'", 1)[0]] = block
-        tasks = [n for n in blocks if re.match(r"task-\d+$", n)]
+        # the looper's task that waits has an actor (a "thread" block); its
+        # root task, which awaits it, has none (a "task" block, not counted)
+        tasks = [n for n in blocks if re.match(r"task-\d+$", n) and "waiting (" in blocks[n]]
         self.assertEqual(len(tasks), 1, d)
         self.assertRegex(d, r"\n(?:thread|task) '%s' \(pid \d+\): waiting \(event\) on event "
                             r"'[^']*blocked.lua:23' for" % tasks[0])
@@ -626,6 +671,40 @@ class DumpTest(CliTestCase):
         main = blocks.get("main") or d.split("thread 'main'", 1)[1]
         self.assertIn("holds: lock 'the lock'", main)
         self.assertIn("blocked.lua:", main)
+
+    def test_tasks_without_an_actor_in_the_callers_loop(self):
+        # tasks that only sleep, are ready or await (in conc.gather) are
+        # listed with their state, since when, and their own traceback
+        r = self.run_conclua([self.write("own.lua", OWN_LOOP)])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        d = r.out
+        for line in (3, 4):
+            self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): sleeping for "
+                                r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
+                                r"\t[^\n]*own.lua:%d: in function" % line)
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main', conc.run's task\): "
+                            r"awaiting task-\d+ \(conc.gather or task:await\) for \d+\.\d+ s\n"
+                            r"  stack traceback:\n\tconc.gather:\d+:[^\n]*\n\t[^\n]*own.lua:11:")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): "
+                            r"ready \(not started yet\)\n")
+        # the caller reads its own stack, once
+        self.assertEqual(len(re.findall(r"\n\t[^\n]*own.lua:7:", d)), 1, d)
+
+    def test_a_thread_idle_in_its_loop_answers(self):
+        r = self.run_conclua([self.write("idle.lua", IDLE_LOOP)])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        d = r.out
+        self.assertRegex(d, r"\nthread 'looper' \(pid \d+\): waiting in its event loop \(3 tasks\)\n"
+                            r"  stack traceback:\n\t[^\n]*idle.lua:4: in function")
+        self.assertNotRegex(d, r"'looper' \(pid \d+\): running")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): sleeping for "
+                            r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
+                            r"\t[^\n]*idle.lua:5: in function")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper', conc.run's task\): "
+                            r"awaiting task-\d+ \(conc.gather or task:await\) for \d+\.\d+ s\n"
+                            r"  stack traceback:\n\tconc.gather:\d+:[^\n]*\n\t[^\n]*idle.lua:8:")
+        self.assertRegex(d, r"\nthread 'task-\d+' \(pid \d+\): waiting \(event\) on event "
+                            r"'[^']*idle.lua:2' for[^\n]*\n  stack traceback:\n\t[^\n]*idle.lua:6:")
 
     def test_ctrl_backslash_prints_the_dump_and_goes_on(self):
         path = self.write("q.lua", "local e = conc.event()\n"
