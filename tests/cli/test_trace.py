@@ -706,20 +706,17 @@ class DumpTest(CliTestCase):
         self.assertRegex(d, r"\nthread 'task-\d+' \(pid \d+\): waiting \(event\) on event "
                             r"'[^']*idle.lua:2' for[^\n]*\n  stack traceback:\n\t[^\n]*idle.lua:6:")
 
-    def test_ctrl_backslash_prints_the_dump_and_goes_on(self):
-        path = self.write("q.lua", "local e = conc.event()\n"
-                                   "local t = conc.thread({name = 'sleeper'}, function() e:wait() end)\n"
-                                   "repeat until conc.dump():find(\"'sleeper' %(pid %d+%): waiting\")\n"
-                                   "print('ready')\nio.stdout:flush()\n"
-                                   "local line = io.read('l')\n"
-                                   "e:set()\nt:join()\nprint('after ' .. line)\n")
-        p = start(self, [path])
+    def sigquit(self, script, needles):
+        """Runs script (which prints 'ready' and then reads a line), sends it
+        SIGQUIT, reads stderr until every needle is in it, then lets it go
+        on. Returns (its stdout, its stderr)."""
+        p = start(self, [self.write("q.lua", script)])
         try:
             self.assertEqual(p.stdout.readline(), b"ready\n")
             p.send_signal(signal.SIGQUIT)
             err = b""
             deadline = time.monotonic() + TIMEOUT
-            while (b"thread 'main'" not in err or b"thread 'sleeper'" not in err
+            while (not all(n in err for n in needles)
                    or not err.endswith(b"\n")) and time.monotonic() < deadline:
                 if not select.select([p.stderr], [], [], 1)[0]:
                     continue
@@ -735,11 +732,36 @@ class DumpTest(CliTestCase):
                 p.kill()
         err = (err + rest).decode()
         self.assertEqual(p.returncode, 0, err)
-        self.assertEqual(out, b"after go\n")
         self.assertIn("conc.dump (pid %d)" % p.pid, err)
+        return out, err
+
+    def test_ctrl_backslash_prints_the_dump_and_goes_on(self):
+        out, err = self.sigquit("local e = conc.event()\n"
+                                "local t = conc.thread({name = 'sleeper'}, function() e:wait() end)\n"
+                                "repeat until conc.dump():find(\"'sleeper' %(pid %d+%): waiting\")\n"
+                                "print('ready')\nio.stdout:flush()\n"
+                                "local line = io.read('l')\n"
+                                "e:set()\nt:join()\nprint('after ' .. line)\n",
+                                [b"thread 'main'", b"thread 'sleeper'"])
+        self.assertEqual(out, b"after go\n")
         self.assertIn("thread 'sleeper'", err)
         self.assertIn("thread 'main'", err)
 
+    def test_ctrl_backslash_shows_an_idle_loops_tasks(self):
+        # once its task b parks (a, which ran before it, sleeps), the
+        # looper's loop is idle: Ctrl-\ wakes it to describe itself
+        script = IDLE_LOOP.split("local d, deadline", 1)[0] + (
+            'repeat until conc.dump():find("%(pid %d+%): waiting %(event%)")\n'
+            "print('ready')\nio.stdout:flush()\nio.read('l')\ndone:set()\nt:join()\n")
+        out, err = self.sigquit(script, [b"conc.run's task", b"): sleeping"])
+        self.assertEqual(out, b"")
+        self.assertRegex(err, r"\nthread 'looper' \(pid \d+\): waiting in its event loop "
+                              r"\(3 tasks\)\n")
+        self.assertRegex(err, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): sleeping for "
+                              r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
+                              r"\t[^\n]*q.lua:5: in function")
+        self.assertRegex(err, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper', conc.run's "
+                              r"task\): awaiting task-\d+")
 
 LOCK_ORDER = r"""
 local a, b = conc.lock("A"), conc.lock("B")
