@@ -611,6 +611,20 @@ end)
 """
 
 
+def sleeping_task(thread, where):
+    """conc.dump's block of a task of `thread`'s loop that sleeps, its
+    traceback at `where` (file:line)."""
+    return (r"\ntask 'task-\d+' \(pid \d+, in thread '%s'\): sleeping for \d+\.\d+ s, "
+            r"\d+\.\d+ s left\n  stack traceback:\n\t[^\n]*%s: in function" % (thread, where))
+
+
+def root_task(thread):
+    """conc.dump's block of conc.run's task of `thread`, awaiting in gather."""
+    return (r"\ntask 'task-\d+' \(pid \d+, in thread '%s', conc.run's task\): "
+            r"awaiting task-\d+ \(conc.gather or task:await\) for \d+\.\d+ s\n"
+            r"  stack traceback:\n\tconc.gather:\d+:" % thread)
+
+
 class DumpTest(CliTestCase):
     def test_parked_tasks_dump_their_own_line(self):
         # a task's wait site is its own file:line (not conc.run's), and a
@@ -679,12 +693,8 @@ class DumpTest(CliTestCase):
         self.assertEqual((r.rc, r.err), (0, ""), r)
         d = r.out
         for line in (3, 4):
-            self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): sleeping for "
-                                r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
-                                r"\t[^\n]*own.lua:%d: in function" % line)
-        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main', conc.run's task\): "
-                            r"awaiting task-\d+ \(conc.gather or task:await\) for \d+\.\d+ s\n"
-                            r"  stack traceback:\n\tconc.gather:\d+:[^\n]*\n\t[^\n]*own.lua:11:")
+            self.assertRegex(d, sleeping_task("main", "own.lua:%d" % line))
+        self.assertRegex(d, root_task("main") + r"[^\n]*\n\t[^\n]*own.lua:11:")
         self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): "
                             r"ready \(not started yet\)\n")
         # the caller reads its own stack, once
@@ -697,12 +707,8 @@ class DumpTest(CliTestCase):
         self.assertRegex(d, r"\nthread 'looper' \(pid \d+\): waiting in its event loop \(3 tasks\)\n"
                             r"  stack traceback:\n\t[^\n]*idle.lua:4: in function")
         self.assertNotRegex(d, r"'looper' \(pid \d+\): running")
-        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): sleeping for "
-                            r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
-                            r"\t[^\n]*idle.lua:5: in function")
-        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper', conc.run's task\): "
-                            r"awaiting task-\d+ \(conc.gather or task:await\) for \d+\.\d+ s\n"
-                            r"  stack traceback:\n\tconc.gather:\d+:[^\n]*\n\t[^\n]*idle.lua:8:")
+        self.assertRegex(d, sleeping_task("looper", "idle.lua:5"))
+        self.assertRegex(d, root_task("looper") + r"[^\n]*\n\t[^\n]*idle.lua:8:")
         self.assertRegex(d, r"\nthread 'task-\d+' \(pid \d+\): waiting \(event\) on event "
                             r"'[^']*idle.lua:2' for[^\n]*\n  stack traceback:\n\t[^\n]*idle.lua:6:")
 
@@ -757,11 +763,8 @@ class DumpTest(CliTestCase):
         self.assertEqual(out, b"")
         self.assertRegex(err, r"\nthread 'looper' \(pid \d+\): waiting in its event loop "
                               r"\(3 tasks\)\n")
-        self.assertRegex(err, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): sleeping for "
-                              r"\d+\.\d+ s, \d+\.\d+ s left\n  stack traceback:\n"
-                              r"\t[^\n]*q.lua:5: in function")
-        self.assertRegex(err, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper', conc.run's "
-                              r"task\): awaiting task-\d+")
+        self.assertRegex(err, sleeping_task("looper", "q.lua:5"))
+        self.assertRegex(err, root_task("looper"))
 
 LOCK_ORDER = r"""
 local a, b = conc.lock("A"), conc.lock("B")
