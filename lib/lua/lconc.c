@@ -467,7 +467,12 @@ int conclua_openlibs(lua_State *L) {
   return LUA_OK;
 }
 
+/* In protected mode, all of it: out of memory anywhere here (the registry
+ * flag's store included) is an error conclua_newstate reports, not a
+ * panic that aborts the program. */
 static int prepare_state(lua_State *L) {
+  lua_pushboolean(L, 1); /* a runtime state: luaopen_conc reads this */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_state_key);
   conclua_openlibs(L);
   if (state_hook) state_hook(L, state_hook_ud);
   return 0;
@@ -476,8 +481,6 @@ static int prepare_state(lua_State *L) {
 lua_State *conclua_newstate(void) {
   lua_State *L = luaL_newstate();
   if (!L) return NULL;
-  lua_pushboolean(L, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_state_key);
   lua_pushcfunction(L, prepare_state);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
     fprintf(stderr, "conclua: cannot prepare a new state: %s\n", lua_tostring(L, -1));
