@@ -206,9 +206,40 @@ static void report_hook(lua_State *L, lua_Debug *ar) {
   pthread_mutex_unlock(&reg_lock);
 }
 
+static int answered(reg_t *r);
+
+/* Whether every running thread of this process but `me` has answered. The
+ * dump needs no more: a parked thread is described by its wait record, and
+ * a registered state that runs no Lua (an idle worker's, kept for its next
+ * thread) never answers, so waiting for every state would cost each dump
+ * the whole 200 ms. */
+static int running_answered(const cc_actor_t *me) {
+  uint32_t n = cc_actor_count();
+  int32_t here = (int32_t)getpid();
+  unsigned char *got = calloc(n ? n : 1, 1);
+  int all = 1;
+  if (!got) return 0;
+  pthread_mutex_lock(&reg_lock);
+  for (reg_t *r = regs; r; r = r->next) {
+    int64_t idx = atomic_load(&r->actor);
+    if (idx > 0 && (uint64_t)idx <= n && answered(r)) got[idx - 1] = 1;
+  }
+  pthread_mutex_unlock(&reg_lock);
+  for (uint32_t i = 0; i < n && all; i++) {
+    cc_actor_t *a = cc_actor_at(i);
+    if (a == me || got[i]) continue;
+    if (atomic_load_explicit(&a->state, memory_order_acquire) == CC_ACTOR_RUNNING &&
+        a->pid == here && a->kind == CC_ACTOR_THREAD)
+      all = 0;
+  }
+  free(got);
+  return all;
+}
+
 /* Asks every registered state but `self` to report; waits up to about
- * 200 ms for the answers of those that run Lua code. */
+ * 200 ms for the answers of the threads that run Lua code. */
 static void ask_running(lua_State *self) {
+  const cc_actor_t *me = self ? cc_self() : NULL;
   int pending = 0;
   atomic_fetch_add(&conc_dump_asking, 1);
   pthread_mutex_lock(&reg_lock);
@@ -233,7 +264,7 @@ static void ask_running(lua_State *self) {
     for (reg_t *r = regs; r; r = r->next)
       if (r->L != self && atomic_load(&r->asked) != atomic_load(&r->answered)) left++;
     pthread_mutex_unlock(&reg_lock);
-    if (!left) break;
+    if (!left || running_answered(me)) break;
     nanosleep(&ms, NULL);
   }
   atomic_fetch_sub(&conc_dump_asking, 1);
