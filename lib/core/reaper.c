@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "env.h"
+#include "futex.h"
 #include "process_int.h"
 
 /* Polling period without pidfds. */
@@ -42,6 +43,9 @@ static child_t *children;
 static int nchildren;
 static int wake_fd = -1;
 static int reaper_running;
+/* 1 once the reaper has made its start (its actor, its poll set) and waits
+ * in poll: see cc_reaper_start. */
+static _Atomic uint32_t reaper_ready;
 static int use_pidfd = -1; /* -1 unknown, 0 no, 1 yes */
 
 void cc_reaper_fork_prepare(void) {
@@ -64,6 +68,7 @@ void cc_reaper_fork_child(void) {
   if (wake_fd >= 0) close(wake_fd);
   wake_fd = -1;
   reaper_running = 0;
+  atomic_store(&reaper_ready, 0);
   use_pidfd = -1; /* read CONCLUA_NO_PIDFD again */
   pthread_mutex_init(&reap_mu, NULL);
 }
@@ -162,6 +167,10 @@ static void *reaper_main(void *arg) {
       n++;
     }
     pthread_mutex_unlock(&reap_mu);
+    if (!atomic_load_explicit(&reaper_ready, memory_order_relaxed)) {
+      atomic_store_explicit(&reaper_ready, 1, memory_order_release);
+      cc_futex_wake(&reaper_ready, INT32_MAX);
+    }
     if (poll(set, (nfds_t)n, all ? REAP_POLL_MS : -1) < 0) continue;
     if ((set[0].revents & POLLIN) && read(wake_fd, &count, sizeof count) < 0) {
       /* EAGAIN: somebody else drained it */
@@ -191,6 +200,13 @@ int cc_reaper_start(void) {
     reaper_running = 1;
 out:
   pthread_mutex_unlock(&reap_mu);
+  /* The first process waits for the reaper's start: until the reaper waits
+   * in poll it allocates (its actor, its poll set), and a fork meanwhile
+   * copies the allocator's locks held: GCC 12's ASan allocator then hangs
+   * the child at its first malloc (the soak test's first process did, 1
+   * run in 12 under ASan). */
+  while (rc == 0 && !atomic_load_explicit(&reaper_ready, memory_order_acquire))
+    if (cc_futex_wait(&reaper_ready, 0, CC_FOREVER) == CC_EINTR) rc = CC_EINTR;
   return rc;
 }
 
