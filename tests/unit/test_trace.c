@@ -159,7 +159,7 @@ static void test_runs_of_takes(void **state) {
   open_trace(path);
   a = cc_obj_new(&lock_type, sizeof(cc_obj_t), "A");
   b = cc_obj_new(&lock_type, sizeof(cc_obj_t), "B");
-  for (int i = 0; i < 100; i++) {
+  for (int i = 0; i < 1000; i++) {
     cc_hold(a);
     cc_unhold(a);
   }
@@ -172,10 +172,14 @@ static void test_runs_of_takes(void **state) {
   s = slurp(path);
   assert_true(count(s, "\"name\":\"took lock 'A' ") >= 1);
   assert_int_equal(count(s, "\"cat\":\"takes\""), count(s, "\"name\":\"took lock 'A' "));
-  /* The 101st take is in the run when the run was on at its take (then it
-   * is also the hold span), else only a hold span. */
-  takes = sum_after(s, "\"takes\":") + sum_after(s, "\"short_holds_left_out\":");
-  assert_true(takes == 100 || takes == 101);
+  /* Every take of the loop is in a run, left out, or (when it was
+   * preempted for over 5 us before a run formed, as on a busy machine or
+   * under ThreadSanitizer) a hold span of its own. The last take of A
+   * makes two hold spans (B is released first: the lane's spans nest), and
+   * is in the run too when the run was on at its take. */
+  takes = sum_after(s, "\"takes\":") + sum_after(s, "\"short_holds_left_out\":") +
+          count(s, "\"name\":\"hold lock 'A'\"") - 2;
+  assert_true(takes == 1000 || takes == 1001);
   assert_true(count(s, "\"name\":\"hold lock 'A'\"") >= 1);
   assert_int_equal(count(s, "\"name\":\"hold lock 'B'\""), 1);
   assert_int_equal(count(s, "\"ph\":\"B\""), count(s, "\"ph\":\"E\""));
