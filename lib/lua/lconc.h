@@ -220,7 +220,9 @@ void conc_open_codec(lua_State *L);
 /* conc.dump (ldump.c); registers the state for tracebacks. */
 void conc_open_dump(lua_State *L);
 /* A task's coroutine while it runs (NULL after): whose Lua line a
- * parking task reports (ldump.c). */
+ * parking task reports, and which coroutine a dump hooks (ldump.c). */
 void conc_dump_running(lua_State *co);
+/* Before the loop lets go of a task's coroutine (it may be collected). */
+void conc_dump_forget(lua_State *co);
 
 #endif

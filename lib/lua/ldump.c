@@ -18,7 +18,12 @@
  *   answers on its own thread (conc_dump_answer) with its line and one
  *   block per task of the loop that no actor shows (tasks get an actor
  *   only when they first block: one that only sleeps, is ready or awaits
- *   has none). The caller's own loop is described the same way, directly.
+ *   has none). The caller's own loop is described the same way, directly;
+ * - a task that runs Lua code without yielding keeps its loop from ever
+ *   reaching its async callback, and a hook set on the thread's state does
+ *   not fire in the task's coroutine (Lua keeps hooks per coroutine): the
+ *   dump sets the hook on the coroutine the thread resumed last (`running`
+ *   in its registry entry), and the loop answers from inside it.
  * Each OS thread's state is registered when luaopen_conc runs on it (the
  * main state, each conc thread's state) and unregistered when it closes.
  * A task's coroutine is named by conc_dump_running (ltask.c) while it runs.
@@ -63,6 +68,11 @@ typedef struct reg {
   int32_t *covered;
   int ncovered;
   uv_async_t *wake; /* its thread's loop's async handle, or NULL */
+  /* The task coroutine its thread resumed last, or NULL: the dump sets its
+   * hook under reg_lock. Its thread clears it before the coroutine may be
+   * collected and, if a dump is asking, takes and drops reg_lock
+   * (conc_dump_forget): a dump never hooks a freed one. */
+  _Atomic(lua_State *) running;
 } reg_t;
 
 _Atomic int conc_dump_asking; /* dumps asking now (ltask.h) */
@@ -71,6 +81,7 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static reg_t *regs;
 static _Thread_local lua_State *tl_state;   /* this OS thread's state */
 static _Thread_local lua_State *tl_running; /* a task's coroutine, while it runs */
+static _Thread_local reg_t *tl_reg;         /* tl_state's entry */
 static const char reg_key = 'd';
 
 static void reg_free(reg_t *r) {
@@ -102,8 +113,29 @@ __attribute__((constructor)) static void dump_atfork(void) {
   pthread_atfork(NULL, NULL, after_fork_child);
 }
 
+/* `running` is the coroutine its thread resumed last, until the loop lets
+ * go of it: a dump may hook one that is suspended now (the hook fires when
+ * it next runs, and answers only a dump that still asks), never a freed
+ * one. A resume pays one plain store. */
 void conc_dump_running(lua_State *co) {
+  reg_t *r = tl_reg;
   tl_running = co;
+  if (co && r) atomic_store_explicit(&r->running, co, memory_order_release);
+}
+
+/* The NULL store and the load after it are seq_cst, as are the dump's
+ * count in conc_dump_asking and its read of `running` (under reg_lock):
+ * either the dump reads NULL (or a later coroutine, alive), or this thread
+ * sees it asking and waits for reg_lock, which the dump holds while it
+ * hooks the coroutine. */
+void conc_dump_forget(lua_State *co) {
+  reg_t *r = tl_reg;
+  if (!r || atomic_load_explicit(&r->running, memory_order_relaxed) != co) return;
+  atomic_store(&r->running, NULL);
+  if (atomic_load(&conc_dump_asking) != 0) {
+    pthread_mutex_lock(&reg_lock);
+    pthread_mutex_unlock(&reg_lock);
+  }
 }
 
 /* Up to FRAMES Lua frames of L as "\n\tfile:line: in function 'f'", no
@@ -186,10 +218,16 @@ static void where(char *buf, size_t n) {
 
 /* ---- running threads report through a hook ------------------------------- */
 
+static void answer_here(int idle);
+
 static void report_hook(lua_State *L, lua_Debug *ar) {
   reg_t *r;
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  if (L == tl_running && L != tl_state) { /* inside a task: its loop answers */
+    answer_here(0);
+    return;
+  }
   pthread_mutex_lock(&reg_lock);
   for (r = regs; r; r = r->next)
     if (r->L == L) break;
@@ -199,6 +237,7 @@ static void report_hook(lua_State *L, lua_Debug *ar) {
       cc_actor_t *a = cc_self();
       describe_self(a, 0, NULL, L, r->text, sizeof r->text);
       r->idle = 0;
+      r->loop_live = -1;
       atomic_store(&r->actor, (int64_t)a->index + 1);
       atomic_store_explicit(&r->answered, gen, memory_order_release);
     }
@@ -245,7 +284,10 @@ static void ask_running(lua_State *self) {
   pthread_mutex_lock(&reg_lock);
   for (reg_t *r = regs; r; r = r->next) {
     int hooked;
-    if (r->L == self) continue;
+    lua_State *co = atomic_load(&r->running);
+    if (self && (r->L == self || co == self)) continue; /* the caller reads its own */
+    if (co && !lua_gethook(co)) /* a task that runs: answers from inside it */
+      lua_sethook(co, report_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
     hooked = lua_gethook(r->L) != NULL;
     if (hooked && !r->wake) continue;
     atomic_fetch_add(&r->asked, 1);
@@ -286,7 +328,7 @@ static int answer_of(uint32_t idx, char *buf, size_t n, int *idle, int *loop_liv
       snprintf(buf, n, "%s", r->text);
       *idle = r->idle;
       *loop_live = r->loop_live;
-      *loop_text = r->idle && r->loop_text ? strdup(r->loop_text) : NULL;
+      *loop_text = r->loop_live >= 0 && r->loop_text ? strdup(r->loop_text) : NULL;
       found = 1;
     }
   }
@@ -371,6 +413,8 @@ static void each_task(void *ud, const conc_task_view_t *v) {
   r->shown++;
   put(&r->o, "task 'task-%lld' (pid %d, in thread '%s'%s): %s", (long long)v->id, (int)getpid(),
       r->thread, v->is_main ? ", conc.run's task" : "", v->state);
+  if (strcmp(v->state, "running") == 0)
+    put(&r->o, " (its loop runs nothing else until it yields or waits)");
   if (v->awaited) put(&r->o, " task-%lld (conc.gather or task:await)", (long long)v->awaited);
   if (v->since && now > v->since) put(&r->o, " for %.3f s", (double)(now - v->since) / 1e9);
   if (v->left_ms >= 0) put(&r->o, ", %.3f s left", (double)v->left_ms / 1e3);
@@ -384,45 +428,42 @@ static void each_task(void *ud, const conc_task_view_t *v) {
 }
 
 /* This thread's loop (run by conc.run): its live tasks, or -1. */
-static int loop_report(loop_rep_t *r) {
+static int loop_report(loop_rep_t *r, int with_running) {
   int live;
   memset(r, 0, sizeof *r);
   r->thread_actor = -1;
-  live = conc_loop_view(each_task, r, &r->thread_actor);
+  live = conc_loop_view(each_task, r, &r->thread_actor, with_running);
   if (r->more) put(&r->o, "  ... and %d more tasks\n", r->more);
   return live;
 }
 
-/* The loop's answer (ltask_loop.c's on_async, while a dump asks), on its
- * own thread: no Lua code runs here (libuv called it), so this thread's
- * state and its tasks' coroutines are all suspended and may be read. */
-void conc_dump_answer(void) {
+/* The answer of this thread, when it may run a loop: its own line, and one
+ * block per task of its loop. From the loop's async callback (idle: no Lua
+ * code runs, so this thread's state and its tasks' coroutines are all
+ * suspended and may be read) or from the hook inside a running task (the
+ * task's stack is read from its own hook). The loop's thread actor answers:
+ * a task's actor, the current one then, is covered by its block. */
+static void answer_here(int idle) {
   lua_State *L = tl_state;
-  reg_t *r;
-  uint32_t gen = 0;
+  reg_t *r = tl_reg;
+  uint32_t gen;
   loop_rep_t rep;
   char text[ANSWER];
   cc_actor_t *a;
   int live;
-  if (!L) return;
-  pthread_mutex_lock(&reg_lock);
-  for (r = regs; r && r->L != L; r = r->next) {
-  }
-  if (r) gen = atomic_load(&r->asked);
-  pthread_mutex_unlock(&reg_lock);
-  if (!r || gen == atomic_load(&r->answered)) return;
-  a = cc_self();
+  if (!L || !r) return;
+  gen = atomic_load(&r->asked);
+  if (gen == atomic_load(&r->answered)) return;
+  live = loop_report(&rep, !idle);
+  a = live >= 0 && rep.thread_actor >= 0 ? cc_actor_at((uint32_t)rep.thread_actor) : cc_self();
   describe_self(a, 0, NULL, L, text, sizeof text);
-  live = loop_report(&rep);
   pthread_mutex_lock(&reg_lock);
-  for (r = regs; r && r->L != L; r = r->next) { /* only this thread drops it */
-  }
   if (lua_gethook(L) == report_hook) lua_sethook(L, NULL, 0, 0); /* answered here */
-  if (r && atomic_load(&r->asked) == gen) {
+  if (atomic_load(&r->asked) == gen) {
     memcpy(r->text, text, sizeof text);
     free(r->loop_text);
     free(r->covered);
-    r->idle = 1;
+    r->idle = idle;
     r->loop_live = live;
     r->loop_text = rep.o.s;
     r->covered = rep.covered;
@@ -435,6 +476,11 @@ void conc_dump_answer(void) {
   pthread_mutex_unlock(&reg_lock);
   free(rep.o.s);
   free(rep.covered);
+}
+
+/* The loop's answer (ltask_loop.c's on_async, while a dump asks). */
+void conc_dump_answer(void) {
+  answer_here(1);
 }
 
 void conc_dump_wake_attach(uv_async_t *w) {
@@ -458,7 +504,7 @@ static int covered_by(const loop_rep_t *own, uint32_t idx) {
     if (own->covered[i] == (int32_t)idx) return 1;
   pthread_mutex_lock(&reg_lock);
   for (reg_t *r = regs; r && !found; r = r->next)
-    if (r->idle && answered(r))
+    if (r->loop_live >= 0 && answered(r))
       for (int i = 0; i < r->ncovered && !found; i++) found = r->covered[i] == (int32_t)idx;
   pthread_mutex_unlock(&reg_lock);
   return found;
@@ -473,7 +519,7 @@ static char *dump_text(lua_State *self) {
   cc_actor_t *me = self ? cc_self() : NULL;
   char buf[CC_SITE_MAX + ANSWER], who[128];
   loop_rep_t own; /* the caller's loop, if it runs in one */
-  int own_live = self ? loop_report(&own) : -1, own_shown = 0;
+  int own_live = self ? loop_report(&own, 0) : -1, own_shown = 0;
   ask_running(self);
   put(&o, "conc.dump (pid %d):\n", (int)here);
   for (uint32_t i = 0; i < n; i++) {
@@ -532,6 +578,9 @@ static char *dump_text(lua_State *self) {
       put(&o, ": waiting in its event loop (%d task%s)\n", loop_live, loop_live == 1 ? "" : "s");
     } else if (idle) {
       put(&o, ": waiting in its event loop (an I/O call)\n");
+    } else if (loop_live >= 0) {
+      put(&o, ": running a task in its event loop (%d task%s)\n", loop_live,
+          loop_live == 1 ? "" : "s");
     } else {
       put(&o, ": running\n");
     }
@@ -582,6 +631,7 @@ static int unregister(lua_State *L) {
     if ((*p)->L == mainL) {
       reg_t *r = *p;
       *p = r->next;
+      if (tl_reg == r) tl_reg = NULL;
       reg_free(r);
       break;
     }
@@ -612,6 +662,7 @@ void conc_open_dump(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &reg_key);
     if (r) {
       r->L = mainL;
+      r->loop_live = -1;
       pthread_mutex_lock(&reg_lock);
       r->next = regs;
       regs = r;
@@ -620,6 +671,10 @@ void conc_open_dump(lua_State *L) {
   }
   lua_pop(L, 1);
   tl_state = mainL;
+  pthread_mutex_lock(&reg_lock);
+  for (tl_reg = regs; tl_reg && tl_reg->L != mainL; tl_reg = tl_reg->next) {
+  }
+  pthread_mutex_unlock(&reg_lock);
   /* The process's main thread shows in dumps from the start (other
    * threads get their actor when the runtime starts them). */
   if (syscall(SYS_gettid) == getpid()) cc_self();

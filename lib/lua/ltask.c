@@ -95,6 +95,7 @@ static void live_keep(lua_State *L, conc_loop_t *lp, conc_task_t *t) {
 }
 
 static void live_drop(lua_State *L, conc_loop_t *lp, conc_task_t *t) {
+  conc_dump_forget(t->co); /* it may be collected from now on */
   if (t->ref <= 0) return;
   lua_pushnil(L);
   lua_rawseti(L, UV_LIVE, t->ref);
@@ -402,13 +403,13 @@ static int t_tostring(lua_State *L) {
 /* ---- conc.dump (ltask.h) ------------------------------------------------------ */
 
 int conc_loop_view(void (*each)(void *ud, const conc_task_view_t *v), void *ud,
-                   int *thread_actor) {
+                   int *thread_actor, int with_running) {
   conc_loop_t *lp = tl_loop;
   if (!lp || !lp->running) return -1;
   if (thread_actor) *thread_actor = lp->thread_actor ? (int)lp->thread_actor->index : -1;
   for (conc_task_t *t = lp->all; t; t = t->next_all) {
     conc_task_view_t v;
-    if (t == lp->current) continue; /* the caller: it reads its own stack */
+    if (t == lp->current && !with_running) continue; /* the caller reads its own stack */
     v.co = t->co;
     v.id = t->id;
     v.is_main = t->is_main;

@@ -98,11 +98,12 @@ typedef struct conc_task_view {
   int64_t awaited;   /* awaiting: the id of the task it awaits, else 0 */
 } conc_task_view_t;
 /* On the loop's own thread: sets *thread_actor (the index of the loop's
- * thread actor), calls each for every live task of its loop but the running
- * one, and returns how many tasks are live; -1 (and nothing else) when no
- * loop runs here. Reads nothing of another thread. */
+ * thread actor), calls each for every live task of its loop (the running
+ * one too if with_running: from a hook inside it, whose stack this thread
+ * may read), and returns how many tasks are live; -1 (and nothing else)
+ * when no loop runs here. Reads nothing of another thread. */
 int conc_loop_view(void (*each)(void *ud, const conc_task_view_t *v), void *ud,
-                   int *thread_actor);
+                   int *thread_actor, int with_running);
 /* The dump asks idle loops through their async handle: while a dump asks
  * (conc_dump_asking non-zero), a loop that wakes answers on its own thread
  * (conc_dump_answer). A loop hands its handle to the dump when made and

@@ -611,6 +611,23 @@ end)
 """
 
 
+SPINNING_TASK = r"""
+local started, stop = conc.event(), conc.event()
+local t = conc.thread({name = "looper"}, function() conc.run(function()
+  local spinner = conc.task(function()
+    started:set()
+    local n = 0
+    while not stop:is_set() do n = n + 1 end
+  end)
+  conc.gather(spinner)
+end) end)
+started:wait()
+io.write(conc.dump())
+stop:set()
+t:join()
+"""
+
+
 def sleeping_task(thread, where):
     """conc.dump's block of a task of `thread`'s loop that sleeps, its
     traceback at `where` (file:line)."""
@@ -712,6 +729,21 @@ class DumpTest(CliTestCase):
         self.assertRegex(d, r"\nthread 'task-\d+' \(pid \d+\): waiting \(event\) on event "
                             r"'[^']*idle.lua:2' for[^\n]*\n  stack traceback:\n\t[^\n]*idle.lua:6:")
 
+    def test_a_task_that_never_yields_shows_where_it_runs(self):
+        # a hook set on the thread's state does not fire in a task's
+        # coroutine: the dump hooks the coroutine that runs now (at line 5
+        # when the hook comes as started:set() returns, else in the loop)
+        r = self.run_conclua([self.write("spin.lua", SPINNING_TASK)])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        d = r.out
+        self.assertRegex(d, r"\nthread 'looper' \(pid \d+\): running a task in its event loop "
+                            r"\(2 tasks\)\n  stack traceback:\n\t[^\n]*spin.lua:3: in function")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): running \(its loop "
+                            r"runs nothing else until it yields or waits\)\n"
+                            r"  stack traceback:\n\t[^\n]*spin.lua:[57]: in function")
+        self.assertRegex(d, root_task("looper") + r"[^\n]*\n\t[^\n]*spin.lua:9:")
+        self.assertNotIn("no Lua traceback", d)
+
     def sigquit(self, script, needles):
         """Runs script (which prints 'ready' and then reads a line), sends it
         SIGQUIT, reads stderr until every needle is in it, then lets it go
@@ -765,6 +797,14 @@ class DumpTest(CliTestCase):
                               r"\(3 tasks\)\n")
         self.assertRegex(err, sleeping_task("looper", "q.lua:5"))
         self.assertRegex(err, root_task("looper"))
+
+    def test_ctrl_backslash_shows_a_task_that_never_yields(self):
+        script = SPINNING_TASK.split("io.write", 1)[0] + (
+            "print('ready')\nio.stdout:flush()\nio.read('l')\nstop:set()\nt:join()\n")
+        out, err = self.sigquit(script, [b"conc.run's task", b"in its event loop"])
+        self.assertEqual(out, b"")
+        self.assertRegex(err, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): running \(its "
+                              r"loop runs nothing else[^\n]*\n  stack traceback:\n\t[^\n]*q.lua:[57]:")
 
 LOCK_ORDER = r"""
 local a, b = conc.lock("A"), conc.lock("B")
