@@ -115,7 +115,8 @@ void *conc_error_from_text(const char *s, size_t len, size_t *outlen);
  * or of a plain text (a core message, which starts with a printable
  * character): returns a pointer into data (no allocation, no Lua state:
  * safe on the reaper thread) and its length in *tlen. Not NUL-terminated for
- * a block. Returns "?" for NULL or an unreadable block. */
+ * a block. For NULL (no memory was left to keep the error) it says so;
+ * "?" for an unreadable block. */
 const char *conc_error_text(const void *data, size_t len, size_t *tlen);
 
 /* Pushes the error a job stored (block or plain text), ready for

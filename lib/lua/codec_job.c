@@ -225,9 +225,10 @@ static const char *block_text(const void *data, size_t len, size_t *tlen) {
 
 const char *conc_error_text(const void *data, size_t len, size_t *tlen) {
   const char *s;
-  if (!data || len == 0) {
-    *tlen = 1;
-    return "?";
+  if (!data || len == 0) { /* no memory was left for its error */
+    static const char lost[] = "(an error, lost: no memory was left to keep it)";
+    *tlen = sizeof lost - 1;
+    return lost;
   }
   if ((s = block_text(data, len, tlen)) != NULL) return s;
   if (*(const unsigned char *)data < 0x20) { /* a block, but not a readable one */

@@ -391,10 +391,14 @@ int conc_fail(lua_State *L, int err) {
 
 void conc_where(lua_State *L, char *buf, size_t n) {
   lua_Debug ar;
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
-    snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
-  else
-    snprintf(buf, n, "?");
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar)) break;
+    if (ar.currentline > 0) { /* not a C function, such as pcall */
+      snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  snprintf(buf, n, "?");
 }
 
 /* ---- module ----------------------------------------------------------- */

@@ -116,8 +116,9 @@ void conc_adopt_prepare(lua_State *L);
 void conc_adopt_cancel(lua_State *L);
 void conc_adopt_after_fork(lua_State *L, int32_t parent);
 
-/* The default object name: "file:line" of the Lua code calling the
- * constructor (level 1), or "?" */
+/* "file:line" of the Lua code that called the running C function (the
+ * first frame above it with a line: through pcall too), or "?": the
+ * default object name, a thread's start site, a lock's site. */
 void conc_where(lua_State *L, char *buf, size_t n);
 
 /* The arguments of conc.thread and conc.process: `[name | opts,] fn, ...`

@@ -205,15 +205,8 @@ static void on_park(cc_actor_t *a, cc_obj_t *o) {
 /* The lock-order checker's "where": the first Lua frame with a line. */
 static void where(char *buf, size_t n) {
   lua_State *L = current_state();
-  lua_Debug ar;
   buf[0] = '\0';
-  for (int level = 0; L && lua_getstack(L, level, &ar); level++) {
-    if (!lua_getinfo(L, "Sl", &ar)) break;
-    if (ar.currentline > 0) {
-      snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
-      return;
-    }
-  }
+  if (L) conc_where(L, buf, n);
 }
 
 /* ---- running threads report through a hook ------------------------------- */

@@ -48,6 +48,20 @@ io.stderr:write("JOIN ", tostring(ok), "\\n")
         self.assertIn("JOIN false", r.err)
         self.assertEqual(r.err.count("child failure\n"), 1, r)
 
+    def test_started_through_pcall_names_the_line(self):
+        # the start site (and a default object name) is the first frame
+        # with a line: pcall, a C function, is skipped
+        self.write("via.lua", """
+local ok, t = pcall(conc.thread, {name = "via"}, function() error("boom") end)
+local ok2, l = pcall(conc.lock)
+io.stderr:write("LOCK ", tostring(l), "\\n")
+while t:alive() do conc.sleep(0.001) end
+""")
+        r = self.run_conclua(["via.lua"])
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.err, r"conclua: error in thread 'via' \(started at via\.lua:2\)")
+        self.assertIn("LOCK conc.lock 'via.lua:3'", r.err)
+
     def test_never_printed_twice(self):
         # Errors joined in a race with the thread's end: each is printed at
         # most once, and an error printed was never also left unraised.
