@@ -173,23 +173,30 @@ static void describe_obj(char *buf, size_t n, const cc_obj_t *o) {
     snprintf(buf, n, "%s '%.*s'", o->type->name, CC_NAME_MAX - 1, o->name);
 }
 
+/* Appends what actor a holds ("lock 'a', lock 'b'") to buf; on a's own
+ * thread only (the objects are alive: a holds them). */
+static void holds_of(const cc_actor_t *a, char *buf, size_t n) {
+  int32_t nheld = atomic_load(&a->nheld);
+  char what[CC_NAME_MAX + 32];
+  if (nheld > CC_MAX_HELD) nheld = CC_MAX_HELD;
+  for (int32_t i = 0; i < nheld; i++) {
+    size_t len = strlen(buf);
+    describe_obj(what, sizeof what, atomic_load(&a->held[i]));
+    snprintf(buf + len, n - len, "%s%s", i ? ", " : "", what);
+  }
+}
+
 /* What an actor says about itself, run on its own thread (its objects are
  * alive: it waits on them or holds them): "<since>\x1f<waits on>\x1f<holds>
  * \x1f<frames>". since: the wait_since of the wait it describes. */
 static void describe_self(const cc_actor_t *a, int parked, const cc_obj_t *waiting, lua_State *L,
                           char *buf, size_t n) {
-  int32_t nheld = atomic_load(&a->nheld);
   size_t len;
   char what[CC_NAME_MAX + 32];
   describe_obj(what, sizeof what, waiting);
   snprintf(buf, n, "%lld\x1f%s\x1f", parked ? (long long)atomic_load(&a->wait_since) : 0LL,
            waiting ? what : "");
-  if (nheld > CC_MAX_HELD) nheld = CC_MAX_HELD;
-  for (int32_t i = 0; i < nheld; i++) {
-    len = strlen(buf);
-    describe_obj(what, sizeof what, atomic_load(&a->held[i]));
-    snprintf(buf + len, n - len, "%s%s", i ? ", " : "", what);
-  }
+  holds_of(a, buf, n);
   len = strlen(buf);
   snprintf(buf + len, n - len, "\x1f");
   if (L) frames(L, buf, n, 0);
@@ -412,6 +419,11 @@ static void each_task(void *ud, const conc_task_view_t *v) {
   if (v->since && now > v->since) put(&r->o, " for %.3f s", (double)(now - v->since) / 1e9);
   if (v->left_ms >= 0) put(&r->o, ", %.3f s left", (double)v->left_ms / 1e3);
   fr[0] = '\0';
+  if (v->actor >= 0) { /* a task of this thread: what it holds is alive */
+    holds_of(cc_actor_at((uint32_t)v->actor), fr, sizeof fr);
+    if (fr[0]) put(&r->o, "\n  holds: %s", fr);
+    fr[0] = '\0';
+  }
   frames(v->co, fr, sizeof fr, 0);
   if (fr[0])
     put(&r->o, "\n  stack traceback:%s\n", fr);

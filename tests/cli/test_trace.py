@@ -717,6 +717,28 @@ class DumpTest(CliTestCase):
         # the caller reads its own stack, once
         self.assertEqual(len(re.findall(r"\n\t[^\n]*own.lua:7:", d)), 1, d)
 
+    def test_a_task_that_holds_a_lock_and_awaits_says_what_it_holds(self):
+        r = self.run_conclua([self.write("holds.lua", """
+local l = conc.lock("pot")
+conc.run(function()
+  local release = conc.event()
+  local b = conc.task(function() release:wait() end)
+  local a = conc.task(function()
+    l:acquire()
+    conc.gather(b)
+    l:release()
+  end)
+  repeat conc.sleep(0.001) until l:locked()
+  io.write(conc.dump())
+  release:set()
+  conc.gather(a)
+end)
+""")])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        self.assertRegex(r.out, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): awaiting task-\d+ "
+                                r"[^\n]*\n  holds: lock 'pot'\n  stack traceback:\n\tconc.gather:\d+:"
+                                r"[^\n]*\n\t[^\n]*holds.lua:8:")
+
     def test_a_thread_idle_in_its_loop_answers(self):
         r = self.run_conclua([self.write("idle.lua", IDLE_LOOP)])
         self.assertEqual((r.rc, r.err), (0, ""), r)
