@@ -153,6 +153,8 @@ typedef struct cc_globals {
   cc_mutex_t actors_lock;
   void *actor_free;
   _Atomic(void *) wait_table; /* lib/core/wait.c */
+  /* The actors' site records (trace.c), chunk for chunk with the table. */
+  _Atomic(void *) site_chunks[CC_ACTOR_CHUNKS];
 } cc_globals_t;
 
 cc_globals_t *cc_globals(void);

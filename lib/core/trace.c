@@ -80,28 +80,29 @@ void cc_site_where(char *buf, size_t n) {
 }
 
 /* ---- site records ---------------------------------------------------------
- * One record per actor slot, in chunks that mirror the actor table's, kept
- * in this process (a forked child starts with a copy). A seqlock: the
- * writer (the actor itself) makes seq odd, writes, makes it even; readers
- * retry while it is odd or moved. The bytes are relaxed atomics, so a torn
- * read is detected instead of being a data race. */
+ * One record per actor slot, in chunks that mirror the actor table's,
+ * allocated from the arena as the table's are and published in the
+ * arena's globals: every process of the family reads the same records, so
+ * a dump names what an actor of another process waits on and where. A
+ * seqlock: the writer (the actor itself) makes seq odd, writes, makes it
+ * even; readers retry while it is odd or moved (a writer killed half-way
+ * leaves it odd: readers give up after their tries). The bytes are relaxed
+ * atomics, so a torn read is detected instead of being a data race. */
 typedef struct site {
   _Atomic uint32_t seq;
   _Atomic char text[CC_SITE_MAX];
 } site_t;
 
-static _Atomic(site_t *) site_chunks[CC_ACTOR_CHUNKS];
-
 static site_t *site_of(const cc_actor_t *a, int create) {
-  uint32_t c = a->index / CC_ACTORS_PER_CHUNK;
-  site_t *chunk = atomic_load_explicit(&site_chunks[c], memory_order_acquire);
+  _Atomic(void *) *slot = &cc_globals()->site_chunks[a->index / CC_ACTORS_PER_CHUNK];
+  site_t *chunk = atomic_load_explicit(slot, memory_order_acquire);
   if (!chunk && create) {
-    site_t *fresh = calloc(CC_ACTORS_PER_CHUNK, sizeof(site_t)), *none = NULL;
+    void *fresh = cc_calloc(CC_ACTORS_PER_CHUNK * sizeof(site_t)), *none = NULL;
     if (!fresh) return NULL;
-    if (atomic_compare_exchange_strong(&site_chunks[c], &none, fresh))
+    if (atomic_compare_exchange_strong(slot, &none, fresh)) {
       chunk = fresh;
-    else {
-      free(fresh);
+    } else {
+      cc_free(fresh);
       chunk = none;
     }
   }

@@ -535,6 +535,7 @@ static char *dump_text(lua_State *self) {
     char *said = NULL, *on = NULL, *holds = NULL, *frames_ = NULL, *loop_text = NULL;
     int idle = 0, loop_live = -1;
     if (st != CC_ACTOR_RUNNING && st != CC_ACTOR_WAITING) continue;
+    if (a->kind == CC_ACTOR_RUNTIME) continue; /* the runtime's own (the reaper) */
     pid = a->pid;
     if (pid != here && cc_pid_dead(pid)) continue;
     /* A task that a loop describes (it is not running, whatever its actor
@@ -595,8 +596,9 @@ static char *dump_text(lua_State *self) {
       put(&o, "  holds: %d lock%s\n", (int)nheld, nheld > 1 ? "s" : "");
     if (said && *frames_)
       put(&o, "  stack traceback:%s\n", frames_);
-    else if (pid != here)
-      put(&o, "  (its traceback is in process %d)\n", (int)pid);
+    else if (pid != here) /* parked: its record; running: no hook reaches it */
+      put(&o, "  (no Lua traceback: %s in process %d)\n",
+          st == CC_ACTOR_WAITING ? "it parked outside Lua code" : "it runs", (int)pid);
     else
       put(&o, "  (no Lua traceback: %s)\n",
           st == CC_ACTOR_WAITING ? "it parked outside Lua code" : "it is not running Lua code now");

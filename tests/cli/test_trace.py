@@ -703,6 +703,28 @@ class DumpTest(CliTestCase):
         self.assertIn("holds: lock 'the lock'", main)
         self.assertIn("blocked.lua:", main)
 
+    def test_a_process_that_waits_names_the_object_and_its_line(self):
+        # site records are in the arena: the parent reads the child's
+        r = self.run_conclua([self.write("cook.lua", """
+local q = conc.queue()
+local ready = conc.event()
+local p = conc.process({name = "cook"}, function()
+  ready:set()
+  return q:get()
+end)
+ready:wait()
+local d
+repeat d = conc.dump() until d:find("'cook' %(pid %d+%): waiting")
+io.write(d)
+q:put("soup")
+assert(select(2, p:join()) == "soup")
+""")])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        self.assertRegex(r.out, r"\nprocess 'cook' \(pid \d+\): waiting \(queue\) on queue "
+                                r"'[^']*cook.lua:2' for \d+\.\d+ s\n  stack traceback:\n"
+                                r"\t[^\n]*cook.lua:6: in function")
+        self.assertNotIn("reaper", r.out)  # the runtime's own thread is not the script's
+
     def test_tasks_without_an_actor_in_the_callers_loop(self):
         # tasks that only sleep, are ready or await (in conc.gather) are
         # listed with their state, since when, and their own traceback
