@@ -168,8 +168,17 @@ static void finish(conc_task_t *t, int st, int nres) {
   if (t->ok || t->cancelled || t->is_main) {
     live_drop(L, lp, t);
   } else {
+    t->prev_all = NULL;
     t->next_all = lp->lost;
+    if (lp->lost) lp->lost->prev_all = t;
     lp->lost = t;
+  }
+  /* Lost tasks whose error was retrieved since (results): nothing is left
+   * to report, and a loop that runs for long must not keep them all. */
+  while (lp->retrieved) {
+    conc_task_t *r = lp->retrieved;
+    lp->retrieved = r->next_all;
+    live_drop(L, lp, r);
   }
 }
 
@@ -241,7 +250,10 @@ static void push_task_mt(lua_State *L);
 /* conc.task(fn, ...) as a C call: the new task's userdata on top. */
 static conc_task_t *spawn(lua_State *L, conc_loop_t *lp, int fn, int nargs) {
   conc_task_t *t;
-  if ((uint32_t)lp->live >= lp->rcap && conc_ready_reserve(lp, (uint32_t)lp->live + 1) != 0)
+  /* The ring holds every live task; free_slots (as big) every slot, and
+   * slots outlive live tasks (a lost task keeps its own). */
+  if (((uint32_t)lp->live >= lp->rcap || (!lp->nfree && (uint32_t)lp->nslots >= lp->rcap)) &&
+      conc_ready_reserve(lp, (uint32_t)(lp->live > lp->nslots ? lp->live : lp->nslots) + 1) != 0)
     luaL_error(L, "conc.task: no room for another task");
   if (cc_unlikely(nargs > LUA_MINSTACK - 6)) luaL_checkstack(L, nargs + 6, "too many arguments");
   t = lua_newuserdatauv(L, sizeof *t, 1);
@@ -285,6 +297,18 @@ static int l_task(lua_State *L) {
 /* Pushes the results of a finished task, or raises its error. */
 static int results(lua_State *L, conc_task_t *t) {
   if (!t->ok) {
+    conc_loop_t *lp = t->loop;
+    if (!t->retrieved && t->state == T_DONE && !t->cancelled && !t->is_main && t->ref > 0) {
+      /* from the lost list to the retrieved one, which the next finish
+       * drops (it runs where the table of live tasks is at hand) */
+      if (t->prev_all)
+        t->prev_all->next_all = t->next_all;
+      else
+        lp->lost = t->next_all;
+      if (t->next_all) t->next_all->prev_all = t->prev_all;
+      t->next_all = lp->retrieved;
+      lp->retrieved = t;
+    }
     t->retrieved = 1;
     lua_pushvalue(t->co, 1);
     lua_xmove(t->co, L, 1);
@@ -451,6 +475,11 @@ int conc_loop_view(void (*each)(void *ud, const conc_task_view_t *v), void *ud,
 /* Prints the errors of tasks that ended with one nobody awaited, and lets
  * the collector have every finished task. */
 static void report_lost(lua_State *L, conc_loop_t *lp) {
+  while (lp->retrieved) {
+    conc_task_t *t = lp->retrieved;
+    lp->retrieved = t->next_all;
+    live_drop(L, lp, t);
+  }
   while (lp->lost) {
     conc_task_t *t = lp->lost;
     lp->lost = t->next_all;

@@ -69,11 +69,13 @@ struct conc_loop {
   conc_task_t **ready;
   uint32_t rcap, rhead, rcount;
   /* Free slots of the table of live tasks (ltask.c, live_keep): room for
-   * rcap, as a slot is freed only by a task that had one. */
+   * rcap, which spawn keeps at least nslots (a slot is freed only by a task
+   * that had one; a lost task keeps its slot after it leaves `live`). */
   int *free_slots;
   int nslots, nfree;
   conc_task_t *all;          /* live */
   conc_task_t *lost;         /* ended with an error: see report_lost */
+  conc_task_t *retrieved;    /* lost ones whose error was retrieved since */
   int live;
   int nwait;                 /* tasks in T_WAIT: worth spinning for */
   cc_actor_t *thread_actor;

@@ -289,4 +289,26 @@ do
   assert(ga == "g" and gb == "g" and ta and tb)
 end
 
+-- Tasks that fail and whose errors are retrieved: more of them than were
+-- ever alive at once (each slot they keep outlived them: the table of free
+-- slots overflowed, a crash), and a loop that runs on does not keep them.
+do
+  local retrieved, kept = 0, {}
+  conc.run(function()
+    for i = 1, 3000 do
+      local t = conc.task(function() error("x" .. i) end)
+      local ok, err = pcall(t.await, t)
+      assert(not ok and err:find("x" .. i, 1, true))
+      retrieved = retrieved + 1
+      if i % 1000 == 0 then
+        collectgarbage()
+        kept[#kept + 1] = collectgarbage("count")
+      end
+    end
+  end)
+  assert(retrieved == 3000)
+  -- memory after 2000 and 3000 failed tasks: no more than after 1000
+  assert(kept[3] < kept[1] + 64 and kept[2] < kept[1] + 64, table.concat(kept, " "))
+end
+
 print("test_task: ok")
