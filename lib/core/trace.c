@@ -109,15 +109,22 @@ static site_t *site_of(const cc_actor_t *a, int create) {
   return chunk ? &chunk[a->index % CC_ACTORS_PER_CHUNK] : NULL;
 }
 
+/* One writer per record (the actor, on its own thread), so the writer sets
+ * seq itself: odd from whatever it was (a process killed half-way through
+ * its write left it odd; the slot's next actor must not write under an
+ * even one), then the next even. */
 void cc_site_set(const cc_actor_t *a, const char *text) {
   site_t *s = site_of(a, 1);
   size_t i = 0;
+  uint32_t odd;
   if (!s) return;
-  atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
+  odd = atomic_load_explicit(&s->seq, memory_order_relaxed) | 1u;
+  atomic_store_explicit(&s->seq, odd, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release); /* seq before the text */
   for (; text[i] && i + 1 < CC_SITE_MAX; i++)
     atomic_store_explicit(&s->text[i], text[i], memory_order_relaxed);
   atomic_store_explicit(&s->text[i], '\0', memory_order_relaxed);
-  atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+  atomic_store_explicit(&s->seq, odd + 1, memory_order_release);
 }
 
 void cc_site_get(const cc_actor_t *a, char *buf, size_t n) {

@@ -97,10 +97,13 @@ static void after_fork_child(void) {
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   reg_t **p = &regs;
   reg_lock = fresh;
+  atomic_store(&conc_dump_asking, 0); /* a dump of the parent's, not ours */
+  tl_running = NULL; /* the child runs its job in the state, not the task */
   while (*p) {
     reg_t *r = *p;
     if (r->L == tl_state) {
       r->wake = NULL; /* the parent's loop: the child makes its own */
+      atomic_store(&r->running, NULL);
       p = &r->next;
     } else {
       *p = r->next;
@@ -123,15 +126,21 @@ void conc_dump_running(lua_State *co) {
   if (co && r) atomic_store_explicit(&r->running, co, memory_order_release);
 }
 
-/* The NULL store and the load after it are seq_cst, as are the dump's
- * count in conc_dump_asking and its read of `running` (under reg_lock):
- * either the dump reads NULL (or a later coroutine, alive), or this thread
- * sees it asking and waits for reg_lock, which the dump holds while it
- * hooks the coroutine. */
+/* The loop lets go of co. Dekker-style against the dump, which counts
+ * itself in conc_dump_asking (seq_cst) before it reads `running` (seq_cst,
+ * under reg_lock, which it holds while it hooks): here a seq_cst store of
+ * NULL (co was resumed last) or a seq_cst fence (a later resume replaced
+ * it, with a plain store), then a load of conc_dump_asking. Either the
+ * dump reads `running` after that point (so not co), or this thread sees
+ * it asking and waits for reg_lock, under which the dump is done with co
+ * when it releases it. */
 void conc_dump_forget(lua_State *co) {
   reg_t *r = tl_reg;
-  if (!r || atomic_load_explicit(&r->running, memory_order_relaxed) != co) return;
-  atomic_store(&r->running, NULL);
+  if (!r) return;
+  if (atomic_load_explicit(&r->running, memory_order_relaxed) == co)
+    atomic_store(&r->running, NULL);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
   if (atomic_load(&conc_dump_asking) != 0) {
     pthread_mutex_lock(&reg_lock);
     pthread_mutex_unlock(&reg_lock);
@@ -223,7 +232,13 @@ static void answer_here(int idle);
 static void report_hook(lua_State *L, lua_Debug *ar) {
   reg_t *r;
   (void)ar;
+  /* Under the lock that a dump sets hooks under: the two lua_sethook calls
+   * must not interleave (a hook left set with mask 0 reads as "hooked"
+   * for good, and its state would never be asked again). */
+  pthread_mutex_lock(&reg_lock);
   lua_sethook(L, NULL, 0, 0);
+  pthread_mutex_unlock(&reg_lock);
+  if (atomic_load(&conc_dump_asking) == 0) return; /* the dump is gone */
   if (L == tl_running && L != tl_state) { /* inside a task: its loop answers */
     answer_here(0);
     return;
@@ -681,6 +696,7 @@ void conc_open_dump(lua_State *L) {
   pthread_mutex_lock(&reg_lock);
   for (tl_reg = regs; tl_reg && tl_reg->L != mainL; tl_reg = tl_reg->next) {
   }
+  if (tl_reg && !tl_reg->wake) tl_reg->wake = conc_loop_wake_here();
   pthread_mutex_unlock(&reg_lock);
   /* The process's main thread shows in dumps from the start (other
    * threads get their actor when the runtime starts them). */

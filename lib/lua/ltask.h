@@ -112,5 +112,8 @@ extern _Atomic int conc_dump_asking;
 void conc_dump_answer(void);
 void conc_dump_wake_attach(uv_async_t *a);
 void conc_dump_wake_detach(uv_async_t *a);
+/* This OS thread's loop's handle, or NULL: the loop outlives a state that
+ * a worker closes, so the next state registered here takes it. */
+uv_async_t *conc_loop_wake_here(void);
 
 #endif

@@ -103,6 +103,10 @@ conc_loop_t *conc_loop_get(lua_State *L) {
   return lp;
 }
 
+uv_async_t *conc_loop_wake_here(void) {
+  return tl_loop ? &tl_loop->async : NULL;
+}
+
 uv_loop_t *conc_loop_uv(conc_loop_t *lp) {
   return &lp->uv;
 }

@@ -704,9 +704,10 @@ class DumpTest(CliTestCase):
         self.assertIn("blocked.lua:", main)
 
     def test_a_process_that_waits_names_the_object_and_its_line(self):
-        # site records are in the arena: the parent reads the child's
-        r = self.run_conclua([self.write("cook.lua", """
-local q = conc.queue()
+        # site records are in the arena: the parent reads the child's. The
+        # second time the process is started from a task: the child runs
+        # its function in the state, not in the task it was forked from.
+        body = """local q = conc.queue()
 local ready = conc.event()
 local p = conc.process({name = "cook"}, function()
   ready:set()
@@ -714,16 +715,19 @@ local p = conc.process({name = "cook"}, function()
 end)
 ready:wait()
 local d
-repeat d = conc.dump() until d:find("'cook' %(pid %d+%): waiting")
+-- (its state says waiting a moment before its record is written)
+repeat d = conc.dump() until d:find("'cook' %(pid %d+%): waiting %(queue%) on queue '")
 io.write(d)
 q:put("soup")
 assert(select(2, p:join()) == "soup")
-""")])
-        self.assertEqual((r.rc, r.err), (0, ""), r)
-        self.assertRegex(r.out, r"\nprocess 'cook' \(pid \d+\): waiting \(queue\) on queue "
-                                r"'[^']*cook.lua:2' for \d+\.\d+ s\n  stack traceback:\n"
-                                r"\t[^\n]*cook.lua:6: in function")
-        self.assertNotIn("reaper", r.out)  # the runtime's own thread is not the script's
+"""
+        for name, script in (("cook.lua", body), ("task.lua", "conc.run(function() " + body + "end)")):
+            r = self.run_conclua([self.write(name, script)])
+            self.assertEqual((r.rc, r.err), (0, ""), r)
+            self.assertRegex(r.out, r"\nprocess 'cook' \(pid \d+\): waiting \(queue\) on queue "
+                                    r"'[^']*%s:1' for \d+\.\d+ s\n  stack traceback:\n"
+                                    r"\t[^\n]*%s:5: in function" % (name, name))
+            self.assertNotIn("reaper", r.out)  # the runtime's own thread is not the script's
 
     def test_tasks_without_an_actor_in_the_callers_loop(self):
         # tasks that only sleep, are ready or await (in conc.gather) are
