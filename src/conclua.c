@@ -8,6 +8,8 @@
  * that makes conc waits of the main thread return). It uses the public
  * header only, like any host. The REPL lives in repl.c.
  */
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,10 +94,26 @@ static lua_State *volatile sig_state;
  * what it waits for, and the next Ctrl-C quits (as Python's second one). */
 static volatile sig_atomic_t had_sigint;
 
+static void on_second_sigint(int sig);
+static int trace_finisher; /* set once before any SIGINT handler: see below */
+
+/* From a handler whose Ctrl-C may not be seen: with a trace on, the next
+ * Ctrl-C writes the trace files, then quits (instead of the default). */
+static void arm_second_sigint(void) {
+  struct sigaction sa;
+  if (!trace_finisher) return;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_second_sigint;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
 static void on_sigint_in_chunk(int sig) {
   (void)sig;
   had_sigint = 1;
   conclua_interrupt(sig_state);
+  arm_second_sigint();
 }
 
 int cli_docall(lua_State *L, int narg, int nres) {
@@ -126,6 +144,7 @@ static void finish_trace(void);
 static void on_sigint_at_end(int sig) {
   (void)sig;
   conclua_interrupt(NULL);
+  arm_second_sigint();
 }
 
 /* How long the end waits quietly before it says what it waits for. */
@@ -304,11 +323,60 @@ static int tracing;
 
 /* Writes the trace files (once): at the normal end, and from atexit when
  * the script calls os.exit. */
-static void finish_trace(void) {
+static void close_trace(void) {
   char err[512];
-  if (!tracing) return;
-  tracing = 0;
   if (conclua_trace_stop(err, sizeof err) != CONCLUA_OK) cli_message(program, err);
+}
+
+/* Once, from whichever thread comes first; a second caller waits until the
+ * files are written (the program must not exit under the finisher). */
+static pthread_once_t trace_closed = PTHREAD_ONCE_INIT;
+static void finish_trace(void) {
+  if (tracing) pthread_once(&trace_closed, close_trace);
+}
+
+/* A second Ctrl-C while the chunk runs or the end waits for threads (the
+ * first one not seen yet: the main thread is in C code that does not
+ * return, such as a string.find that backtracks for ever) used to kill at
+ * once and leave the trace files empty. With a trace on, the first one's
+ * handler installs this one: it wakes the finisher thread (sem_post is
+ * async-signal-safe), which writes the files while the script's threads
+ * may still record (the trace's close is made for that), then ends the
+ * program as the Ctrl-C would have. A third Ctrl-C kills at once. */
+static sem_t finisher_go;
+
+static void on_second_sigint(int sig) {
+  (void)sig;
+  sem_post(&finisher_go);
+}
+
+static void *finisher(void *arg) {
+  static const char msg[] = PROGNAME ": interrupted again: writing the trace files, then "
+                            "quitting (Ctrl-C once more quits at once)\n";
+  (void)arg;
+  while (sem_wait(&finisher_go) != 0) {
+  }
+  if (write(2, msg, sizeof msg - 1) < 0) {
+  }
+  finish_trace();
+  signal(SIGINT, SIG_DFL);
+  kill(getpid(), SIGINT);
+  return NULL;
+}
+
+/* All signals blocked in it: Ctrl-C must reach the main thread. */
+static void start_finisher(void) {
+  pthread_t th;
+  pthread_attr_t at;
+  sigset_t all, old;
+  if (sem_init(&finisher_go, 0, 0) != 0) return;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  if (pthread_create(&th, &at, finisher, NULL) == 0) trace_finisher = 1;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&at);
 }
 
 /* Before the script: the trace files are created now, so a path that
@@ -324,6 +392,7 @@ static int start_insight(const cli_opts *o) {
     }
     tracing = 1;
     atexit(finish_trace);
+    start_finisher();
   }
   return 1;
 }

@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clitest import CONCLUA, TIMEOUT, CliTestCase, clean_env  # noqa: E402
+from clitest import CONCLUA, TIMEOUT, CliTestCase, clean_env, needs_signals  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -27,6 +27,16 @@ def start(test, args):
     return subprocess.Popen(["conclua"] + args, executable=CONCLUA, cwd=test.dir,
                             env=clean_env(HOME=test.dir), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def sigint_pending(pid):
+    """Whether a SIGINT sent to pid waits to be delivered."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("SigPnd:", "ShdPnd:")) and \
+                    int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)):
+                return True
+    return False
 
 
 def check_trace(test, path):
@@ -443,6 +453,50 @@ assert(not ok and tostring(err):find("status 3"), err)
         self.assertEqual(p.returncode, 1)
         self.assertIn("interrupted!", err)
         check_trace(self, out)
+
+    @needs_signals
+    def test_second_ctrl_c_in_a_c_call_still_writes_the_file(self):
+        # The first Ctrl-C is not seen (the main thread is in string.find,
+        # C code that backtracks for ever); the second used to kill at
+        # once and leave the file empty. The thread says "ready" once main
+        # is a few instructions from the find; if the first Ctrl-C came
+        # before it got there (the chunk then ends with "interrupted!"),
+        # the run is tried again (nothing outside can see main enter C).
+        path = self.write("c.lua", """
+local go = conc.event()
+local l = conc.lock("x")
+local t = conc.thread({name = "announcer", daemon = true}, function()
+  go:wait()
+  l:acquire(); l:release()
+  conc.sleep(0.05) -- fewer tries on a busy machine; the tries decide
+  print("ready")
+  io.stdout:flush()
+end)
+local s = ("a"):rep(5000)
+go:set()
+s:find(".-.-.-.-b")
+""")
+        out = os.path.join(self.dir, "t.json")
+        for attempt in range(10):
+            p = start(self, ["--trace", out, path])
+            try:
+                self.assertEqual(p.stdout.readline(), b"ready\n")
+                p.send_signal(signal.SIGINT)
+                while sigint_pending(p.pid):
+                    time.sleep(0.001)
+                p.send_signal(signal.SIGINT)
+                err = p.communicate(timeout=TIMEOUT)[1].decode()
+            finally:
+                if p.poll() is None:
+                    p.kill()
+            if p.returncode != 1 or "interrupted!" not in err:
+                break
+        self.assertEqual(p.returncode, -signal.SIGINT, err)
+        self.assertIn("interrupted again: writing the trace files", err)
+        evs, names = check_trace(self, out)
+        self.assertIn("announcer", names.values())
+        self.assertIn("main", names.values())
+        self.assertTrue(any(e["ph"] == "B" and e.get("name") == "running" for e in evs), evs)
 
     @unittest.skipIf(CHROMIUM is None, "chromium is not installed: the timeline page is not "
                      "checked in a browser (.ci/deps installs it)")
