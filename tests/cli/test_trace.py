@@ -697,17 +697,22 @@ def root_task(thread):
 
 
 class DumpTest(CliTestCase):
+    def dump_of(self, name, script):
+        """Runs script (written to name), which prints a dump; checks that
+        it ended well and returns what it printed."""
+        r = self.run_conclua([self.write(name, script)])
+        self.assertEqual((r.rc, r.err), (0, ""), r)
+        return r.out
+
     def test_parked_tasks_dump_their_own_line(self):
         # a task's wait site is its own file:line (not conc.run's), and a
         # task with an actor (it blocked before) dumps as sleeping
-        path = self.write("tasks.lua", TASKS_PARKED)
-        r = self.run_conclua([path])
-        self.assertEqual((r.rc, r.err), (0, ""), r)
-        self.assertRegex(r.out, r"thread 'task-\d+' \(pid \d+\): waiting \(event\) on "
-                                r"event '[^']*tasks.lua:3'[^\n]*\n  stack traceback:\n"
-                                r"\t[^\n]*tasks.lua:4: in function")
-        self.assertRegex(r.out, r"thread 'task-\d+' \(pid \d+\): waiting \(sleep\) on sleep"
-                                r"[^\n]*\n  stack traceback:\n\t[^\n]*tasks.lua:8: in function")
+        d = self.dump_of("tasks.lua", TASKS_PARKED)
+        self.assertRegex(d, r"thread 'task-\d+' \(pid \d+\): waiting \(event\) on "
+                            r"event '[^']*tasks.lua:3'[^\n]*\n  stack traceback:\n"
+                            r"\t[^\n]*tasks.lua:4: in function")
+        self.assertRegex(d, r"thread 'task-\d+' \(pid \d+\): waiting \(sleep\) on sleep"
+                            r"[^\n]*\n  stack traceback:\n\t[^\n]*tasks.lua:8: in function")
         # under --trace, a task that only sleeps has a lane with its sleep
         out = os.path.join(self.dir, "t.json")
         r = self.run_conclua(["--trace", out, self.write("sleep.lua", SLEEP_ONLY)])
@@ -719,10 +724,7 @@ class DumpTest(CliTestCase):
         self.assertTrue(names[(sleeps[0]["pid"], sleeps[0]["tid"])].startswith("task-"), names)
 
     def test_dump_names_each_primitive_and_the_line(self):
-        path = self.write("blocked.lua", BLOCKED)
-        r = self.run_conclua([path])
-        self.assertEqual((r.rc, r.err), (0, ""), r)
-        d = r.out
+        d = self.dump_of("blocked.lua", BLOCKED)
         self.assertTrue(d.startswith("conc.dump (pid "), d)
         expect = {"on-lock": ("lock", "lock 'the lock'", 11),
                   "on-sem": ("semaphore", "semaphore '[^']*blocked.lua:3'", 12),
@@ -776,19 +778,16 @@ q:put("soup")
 assert(select(2, p:join()) == "soup")
 """
         for name, script in (("cook.lua", body), ("task.lua", "conc.run(function() " + body + "end)")):
-            r = self.run_conclua([self.write(name, script)])
-            self.assertEqual((r.rc, r.err), (0, ""), r)
-            self.assertRegex(r.out, r"\nprocess 'cook' \(pid \d+\): waiting \(queue\) on queue "
+            out = self.dump_of(name, script)
+            self.assertRegex(out, r"\nprocess 'cook' \(pid \d+\): waiting \(queue\) on queue "
                                     r"'[^']*%s:1' for \d+\.\d+ s\n  stack traceback:\n"
                                     r"\t[^\n]*%s:5: in function" % (name, name))
-            self.assertNotIn("reaper", r.out)  # the runtime's own thread is not the script's
+            self.assertNotIn("reaper", out)  # the runtime's own thread is not the script's
 
     def test_tasks_without_an_actor_in_the_callers_loop(self):
         # tasks that only sleep, are ready or await (in conc.gather) are
         # listed with their state, since when, and their own traceback
-        r = self.run_conclua([self.write("own.lua", OWN_LOOP)])
-        self.assertEqual((r.rc, r.err), (0, ""), r)
-        d = r.out
+        d = self.dump_of("own.lua", OWN_LOOP)
         for line in (3, 4):
             self.assertRegex(d, sleeping_task("main", "own.lua:%d" % line))
         self.assertRegex(d, root_task("main") + r"[^\n]*\n\t[^\n]*own.lua:11:")
@@ -798,7 +797,7 @@ assert(select(2, p:join()) == "soup")
         self.assertEqual(len(re.findall(r"\n\t[^\n]*own.lua:7:", d)), 1, d)
 
     def test_a_task_that_holds_a_lock_and_awaits_says_what_it_holds(self):
-        r = self.run_conclua([self.write("holds.lua", """
+        d = self.dump_of("holds.lua", """
 local l = conc.lock("pot")
 conc.run(function()
   local release = conc.event()
@@ -813,16 +812,13 @@ conc.run(function()
   release:set()
   conc.gather(a)
 end)
-""")])
-        self.assertEqual((r.rc, r.err), (0, ""), r)
-        self.assertRegex(r.out, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): awaiting task-\d+ "
-                                r"[^\n]*\n  holds: lock 'pot'\n  stack traceback:\n\tconc.gather:\d+:"
-                                r"[^\n]*\n\t[^\n]*holds.lua:8:")
+""")
+        self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'main'\): awaiting task-\d+ "
+                            r"[^\n]*\n  holds: lock 'pot'\n  stack traceback:\n\tconc.gather:\d+:"
+                            r"[^\n]*\n\t[^\n]*holds.lua:8:")
 
     def test_a_thread_idle_in_its_loop_answers(self):
-        r = self.run_conclua([self.write("idle.lua", IDLE_LOOP)])
-        self.assertEqual((r.rc, r.err), (0, ""), r)
-        d = r.out
+        d = self.dump_of("idle.lua", IDLE_LOOP)
         self.assertRegex(d, r"\nthread 'looper' \(pid \d+\): waiting in its event loop \(3 tasks\)\n"
                             r"  stack traceback:\n\t[^\n]*idle.lua:4: in function")
         self.assertNotRegex(d, r"'looper' \(pid \d+\): running")
@@ -835,9 +831,7 @@ end)
         # a hook set on the thread's state does not fire in a task's
         # coroutine: the dump hooks the coroutine that runs now (at line 5
         # when the hook comes as started:set() returns, else in the loop)
-        r = self.run_conclua([self.write("spin.lua", SPINNING_TASK)])
-        self.assertEqual((r.rc, r.err), (0, ""), r)
-        d = r.out
+        d = self.dump_of("spin.lua", SPINNING_TASK)
         self.assertRegex(d, r"\nthread 'looper' \(pid \d+\): running a task in its event loop "
                             r"\(2 tasks\)\n  stack traceback:\n\t[^\n]*spin.lua:3: in function")
         self.assertRegex(d, r"\ntask 'task-\d+' \(pid \d+, in thread 'looper'\): running \(its loop "
