@@ -346,16 +346,18 @@ static cc_future_t *item_future(const cc_item_t *it) {
 
 int cc_pool_submit(cc_pool_t *p, cc_future_t *f) {
   cc_item_t it;
-  int rc;
-  if (atomic_load(&p->closed)) return CC_ECLOSED;
-  task_item(&it, f);
-  cc_obj_ref(&f->h); /* the queue's */
+  int rc = CC_ECLOSED;
+  /* Counted before anyone may publish f: every publish takes one off. */
   atomic_fetch_add(&p->unfinished, 1);
-  rc = cc_queue_put(p->tasks, &it, CC_FOREVER);
-  if (rc != 0) {
-    atomic_fetch_sub(&p->unfinished, 1);
+  if (!atomic_load(&p->closed)) {
+    task_item(&it, f);
+    cc_obj_ref(&f->h); /* the queue's */
+    if ((rc = cc_queue_put(p->tasks, &it, CC_FOREVER)) == 0) return 0;
     cc_obj_unref(&f->h);
   }
+  /* Not queued: cancelled here, its publish balancing the count (a caller
+   * that cancelled it too took one more off: join then never saw 0). */
+  if (!cc_future_cancel(f)) atomic_fetch_sub(&p->unfinished, 1);
   return rc;
 }
 

@@ -142,7 +142,9 @@ cc_future_t *cc_future_new(cc_pool_t *p, int kind, cc_fnbox_t *fn, void *args,
                            size_t args_len);
 
 /* Queues f (taking a reference for the queue). 0, CC_ECLOSED (closed pool)
- * or CC_ENOMEM. Never blocks (the queue is unbounded). */
+ * or CC_ENOMEM: then f is cancelled here (if it was pending) and the pool's
+ * count of unfinished tasks is as before. Never blocks (the queue is
+ * unbounded). */
 int cc_pool_submit(cc_pool_t *p, cc_future_t *f);
 
 /* For worker `slot`: waits for a task, claims it (PENDING -> RUNNING) and

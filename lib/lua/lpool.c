@@ -270,10 +270,8 @@ cc_future_t *conc_pool_queue_task(lua_State *L, cc_pool_t *p, int kind, cc_fnbox
   conc_push_owned(L, &f->h);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
-  if ((rc = cc_pool_submit(p, f)) != 0) {
-    cc_future_cancel(f);
+  if ((rc = cc_pool_submit(p, f)) != 0) /* f is cancelled */
     luaL_error(L, "pool:submit: %s", rc == CC_ECLOSED ? "pool is closed" : cc_strerror(rc));
-  }
   return f;
 }
 

@@ -192,10 +192,10 @@ static int future_index(lua_State *L) {
   f = checkf(L);
   if (strcmp(k, "name") == 0)
     lua_pushstring(L, f->h.name);
-  else if (strcmp(k, "pid") == 0 && cc_future_state(f) != CC_F_PENDING)
+  else if (cc_future_state(f) != CC_F_PENDING && f->runner_pid != 0)
     lua_pushinteger(L, f->runner_pid);
-  else
-    return 0;
+  else /* not started (pending, or cancelled before it ran) */
+    lua_pushnil(L);
   return 1;
 }
 

@@ -390,4 +390,25 @@ do
   assert(used == "conc.future conc.pool spawners", "after a pool: " .. used)
 end
 
+-- A pool closed while pool:map still queues its chunks (here by a done
+-- callback that runs while map waits): map fails, and join still returns
+-- (the chunk refused was taken off the count of unfinished tasks twice, so
+-- join waited for ever). A task cancelled before it ran has no pid.
+do
+  local pool = conc.pool(1)
+  local gate = conc.event()
+  local first = pool:submit(function(g) g:wait() end, gate)
+  first:on_done(function() pool:close() end)
+  local queued = pool:submit(function() end)
+  assert(queued.pid == nil)
+  assert(queued:cancel() and queued.pid == nil)
+  local list = {}
+  for i = 1, 100 do list[i] = i end
+  gate:set()
+  local ok, err = pcall(pool.map, pool, function(x) return x end, list, 1)
+  assert(not ok and tostring(err):find("pool is closed", 1, true), tostring(err))
+  pool:join()
+  assert(first.pid == conc.pid())
+end
+
 print("test_pool: ok")

@@ -256,6 +256,16 @@ static void test_terminate(void **state) {
   cc_pool_task_done(p, 0, f[0], CC_F_OK, block(1), sizeof(uint64_t));
   assert_int_equal(atomic_load(&p->unfinished), 0);
   assert_int_equal(cc_pool_submit(p, f[0]), CC_ECLOSED);
+  assert_int_equal(atomic_load(&p->unfinished), 0);
+  {
+    /* Refused by the closed pool: cancelled there, the count unchanged. */
+    cc_future_t *late = cc_future_new(p, CC_TASK_APPLY, fn, NULL, 0);
+    assert_non_null(late);
+    assert_int_equal(cc_pool_submit(p, late), CC_ECLOSED);
+    assert_int_equal(cc_future_state(late), CC_F_CANCELLED);
+    assert_int_equal(atomic_load(&p->unfinished), 0);
+    cc_obj_unref(&late->h);
+  }
   for (int i = 0; i < 5; i++)
     cc_obj_unref(&f[i]->h);
   cc_obj_unref(&fn->h);
