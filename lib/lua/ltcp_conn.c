@@ -75,7 +75,15 @@ static int conn_gc(lua_State *L) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   tcp_conn_t *c = h->data;
   (void)suggested;
-  if (c->off > 0 && c->off == c->len) c->off = c->len = 0;
+  /* The bytes already consumed go before the buffer grows (kept, a
+   * connection whose reads end mid-line grew by all it ever received, and
+   * each realloc copied it all). Moved only when they are at least as many
+   * as the unread ones, so a byte is moved once on average. */
+  if (c->off > 0 && c->off >= c->len - c->off) {
+    memmove(c->buf, c->buf + c->off, c->len - c->off);
+    c->len -= c->off;
+    c->off = 0;
+  }
   if (c->cap - c->len < READ_MAX) {
     size_t cap = c->len + READ_MAX;
     char *nb = realloc(c->buf, cap);
