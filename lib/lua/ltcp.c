@@ -27,6 +27,12 @@ void conc_tcp_wake(void **waiter) {
   }
 }
 
+void conc_tcp_wait_here(lua_State *L, void **waiter, const char *busy) {
+  void *me = conc_io_waiter(L);
+  if (*waiter && *waiter != me) luaL_error(L, "%s (one at a time)", busy);
+  *waiter = me;
+}
+
 cc_deadline_t conc_tcp_deadline_of(double s) {
   return s < 0 ? CC_FOREVER : cc_deadline_in(s);
 }
@@ -147,7 +153,7 @@ static int connect_step(lua_State *L) {
   tcp_ud_t *u = lua_touserdata(L, 4);
   tcp_conn_t *c = u->p;
   if (c->phase < 2) {
-    c->waiter = conc_io_waiter(L);
+    conc_tcp_wait_here(L, &c->waiter, "conc.tcp.connect: another task waits for this connection");
     return -1;
   }
   if (c->status < 0) {
@@ -230,7 +236,7 @@ static int accept_step(lua_State *L) {
       v->err = 0;
       return conc_tcp_fail(L, "accept", e);
     }
-    v->waiter = conc_io_waiter(L);
+    conc_tcp_wait_here(L, &v->waiter, "server:accept: another task is accepting on this server");
     return -1;
   }
   v->pending--;
@@ -297,7 +303,7 @@ static int listen_step(lua_State *L) {
   tcp_ud_t *u = lua_touserdata(L, 4);
   tcp_srv_t *v = u->p;
   if (v->phase < 2) {
-    v->waiter = conc_io_waiter(L);
+    conc_tcp_wait_here(L, &v->waiter, "conc.tcp.listen: another task waits for this server");
     return -1;
   }
   if (v->status < 0) {

@@ -54,6 +54,10 @@ typedef struct tcp_ud {
 int conc_tcp_fail(lua_State *L, const char *what, int uverr);
 /* The waiter in *waiter, if any, goes on (from a libuv callback). */
 void conc_tcp_wake(void **waiter);
+/* From a step that must wait: the caller becomes *waiter. Another task
+ * waiting there already is an error, `busy` (both would wait on one slot,
+ * and one would never wake). */
+void conc_tcp_wait_here(lua_State *L, void **waiter, const char *busy);
 cc_deadline_t conc_tcp_deadline_of(double s);
 /* The server or connection at idx, checked to be this thread's; NULL (and
  * *closed set) once closed. */

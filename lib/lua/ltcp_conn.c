@@ -163,7 +163,7 @@ static int read_step(lua_State *L) {
         if (rc) return conc_tcp_fail(L, NULL, rc);
         c->reading = 1;
       }
-      c->waiter = conc_io_waiter(L);
+      conc_tcp_wait_here(L, &c->waiter, "conn:read: another task is reading this connection");
       return -1;
     }
     if (lens[i] == -2) {
@@ -238,7 +238,7 @@ static void on_write(uv_write_t *w, int status) {
 static int write_step(lua_State *L) {
   write_req_t *r = lua_touserdata(L, -1);
   if (!r->done) {
-    r->waiter = conc_io_waiter(L);
+    conc_tcp_wait_here(L, &r->waiter, "conn:write: another task waits for this write");
     return -1;
   }
   lua_pop(L, 1);

@@ -202,6 +202,30 @@ do
   end)
 end
 
+-- Two tasks reading one connection at once: the second is told (both
+-- waited on the connection's one slot, and one never woke).
+do
+  conc.run(function()
+    local srv = conc.tcp.listen("127.0.0.1", 0)
+    local peer
+    local acc = conc.task(function() peer = srv:accept() end)
+    local c = conc.tcp.connect("127.0.0.1", srv.port)
+    acc:await()
+    local first = conc.task(function() return c:read("l") end)
+    conc.sleep(0) -- first waits for a line now
+    local second = conc.task(function() return c:read("l") end)
+    raises("conn:read: another task is reading this connection", second.await, second)
+    peer:write("one\n")
+    assert(first:await() == "one")
+    local a1 = conc.task(function() return srv:accept() end)
+    conc.sleep(0)
+    local a2 = conc.task(function() return srv:accept() end)
+    raises("server:accept: another task is accepting on this server", a2.await, a2)
+    a1:cancel()
+    c:close(); peer:close(); srv:close()
+  end)
+end
+
 -- A stream whose reads end mid-line: the connection's buffer drops what
 -- was consumed (it kept every byte received: 20 MB sent here made the
 -- process 20 MB bigger). VmHWM is the process's peak resident memory.
