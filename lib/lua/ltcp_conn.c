@@ -121,7 +121,7 @@ static long measure(lua_State *L, int arg, const char *p, size_t n, int eof, siz
   *skip = 0;
   if (lua_type(L, arg) == LUA_TNUMBER) {
     lua_Integer k = lua_tointeger(L, arg);
-    if (k == 0) return 0;
+    if (k == 0 && n > 0) return 0; /* "": more is there (file:read(0)) */
     if (n == 0) return eof ? -2 : -1;
     return (long)((size_t)k < n ? (size_t)k : n);
   } else {

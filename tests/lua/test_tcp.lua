@@ -202,6 +202,24 @@ do
   end)
 end
 
+-- read(0) tests for the end of the stream, as file:read(0) does.
+do
+  conc.run(function()
+    local srv = conc.tcp.listen("127.0.0.1", 0)
+    local peer
+    local acc = conc.task(function() peer = srv:accept() end)
+    local c = conc.tcp.connect("127.0.0.1", srv.port)
+    acc:await()
+    peer:write("ab")
+    assert(c:read(0) == "" and c:read(1) == "a")
+    peer:close()
+    assert(c:read(1) == "b")
+    local v, msg = c:read(0)
+    assert(v == nil and msg == "closed", tostring(v))
+    c:close(); srv:close()
+  end)
+end
+
 -- Two tasks reading one connection at once: the second is told (both
 -- waited on the connection's one slot, and one never woke).
 do
