@@ -29,6 +29,7 @@
   X(INTR, "interrupted")                                                       \
   X(CANCELLED, "cancelled")                                                    \
   X(PARKED, "parked")                                                          \
+  X(TOOMANY, "too many held")                                                  \
   X(SYS, "system error")
 
 enum {

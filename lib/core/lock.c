@@ -200,6 +200,12 @@ int cc_lock_acquire_w(cc_wait_t *wt, cc_obj_t *o, cc_deadline_t deadline) {
   cc_lock_t *l = L(o);
   cc_actor_t *self = cc_self();
   uint32_t me = self->index + 1, w = 0;
+  /* Its hold list is full: a lock it could not list would stay held after
+   * it ended (only listed holds are released then). Taking one it holds
+   * again (recursive) adds no hold. */
+  if (cc_unlikely(atomic_load_explicit(&self->nheld, memory_order_relaxed) >= CC_MAX_HELD) &&
+      !((atomic_load_explicit(&l->word, memory_order_relaxed) & MASK) == me && l->recursive))
+    return CC_ETOOMANY;
   cc_hold_intent(self, o); /* a kill between the CAS and got_it stays findable */
   if (cc_likely(atomic_compare_exchange_strong_explicit(&l->word, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)))

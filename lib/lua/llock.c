@@ -19,6 +19,10 @@ int conc_sync_raise(lua_State *L, int err, const char *what) {
     lua_pushstring(L, cc_deadlock_message());
     return lua_error(L);
   }
+  if (err == CC_ETOOMANY)
+    return luaL_error(L, "%s: %s holds %d locks already, the most one thread or task can hold at "
+                         "once (release some first)", what, conc_task_of(L) ? "this task" : "this thread",
+                      CC_MAX_HELD);
   return conc_raise(L, err, what);
 }
 

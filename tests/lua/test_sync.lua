@@ -272,4 +272,27 @@ do
   assert(ns < 2000, ("acquire+release took %.0f ns"):format(ns))
 end
 
+-- 32 locks at once is the most: the 33rd is refused (it was taken without
+-- being listed, so it stayed held after its thread ended, owned by whoever
+-- got the thread's slot next); an rlock held may be taken again.
+do
+  local locks = {}
+  for i = 1, 33 do locks[i] = conc.lock("held" .. i) end
+  local r = conc.rlock()
+  local _, err, again = conc.thread(function()
+    for i = 1, 31 do assert(locks[i]:acquire()) end
+    assert(r:acquire() and r:acquire())
+    local ok, e = pcall(locks[33].acquire, locks[33])
+    assert(not ok)
+    local ok2 = pcall(r.acquire, r)
+    r:release(); r:release(); r:release()
+    for i = 31, 1, -1 do locks[i]:release() end
+    return e, ok2
+  end):join()
+  assert(err:find("this thread holds 32 locks already", 1, true), err)
+  assert(again)
+  assert(locks[33]:acquire(0) and locks[1]:acquire(0))
+  locks[33]:release(); locks[1]:release()
+end
+
 print("test_sync: ok")
