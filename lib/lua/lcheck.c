@@ -82,6 +82,8 @@ static const char *check_name(lua_State *L, int idx, int argn) {
   if (len >= CC_NAME_MAX)
     luaL_argerror(L, argn, lua_pushfstring(L, "name is %d bytes long (at most %d)", (int)len,
                                            CC_NAME_MAX - 1));
+  if (strlen(name) != len) /* it would be cut there in every message */
+    luaL_argerror(L, argn, "name contains a zero byte");
   return name;
 }
 

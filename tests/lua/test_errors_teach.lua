@@ -71,6 +71,8 @@ do
   -- names are never cut silently
   raises("name is 64 bytes long (at most 63)", conc.lock, string.rep("n", 64))
   raises("name is 64 bytes long (at most 63)", conc.event, {name = string.rep("n", 64)})
+  raises("name contains a zero byte", conc.thread, {name = "a\0b"}, print)
+  raises("name contains a zero byte", conc.lock, "x\0")
   assert(tostring(conc.lock(string.rep("n", 63))):find(string.rep("n", 63), 1, true))
   raises("bad argument #1 to 'conc.lock' (name or options table expected, got number)", conc.lock, 5)
 end
