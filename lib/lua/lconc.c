@@ -115,6 +115,13 @@ static int obj_index(lua_State *L) {
   return 1;
 }
 
+/* __newindex of conc objects: "cannot set 'name' on a conc.thread (its
+ * fields are read-only)" rather than "attempt to index a conc.thread value". */
+static int read_only(lua_State *L) {
+  return luaL_error(L, "cannot set '%s' on a %s (its fields are read-only)",
+                    luaL_tolstring(L, 2, NULL), lua_tostring(L, lua_upvalueindex(1)));
+}
+
 void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
                   const luaL_Reg *metamethods, lua_CFunction index) {
   char tname[64];
@@ -144,7 +151,12 @@ void conc_newtype(lua_State *L, const cc_type_t *type, const luaL_Reg *methods,
   lua_pushcfunction(L, obj_tostring);
   lua_setfield(L, -2, "__tostring");
   if (metamethods) luaL_setfuncs(L, metamethods, 0);
-  lua_pop(L, 1);
+  if (lua_getfield(L, -1, "__newindex") == LUA_TNIL) { /* fields are read-only */
+    lua_pushstring(L, tname);
+    lua_pushcclosure(L, read_only, 1);
+    lua_setfield(L, -3, "__newindex");
+  }
+  lua_pop(L, 2);
 }
 
 /* ---- lazily built metatables ------------------------------------------

@@ -73,6 +73,11 @@ do
   raises("name is 64 bytes long (at most 63)", conc.event, {name = string.rep("n", 64)})
   raises("name contains a zero byte", conc.thread, {name = "a\0b"}, print)
   raises("name contains a zero byte", conc.lock, "x\0")
+  raises("cannot set 'name' on a conc.thread (its fields are read-only)", function()
+    local t = conc.thread(function() end)
+    t:join()
+    t.name = "x"
+  end)
   assert(tostring(conc.lock(string.rep("n", 63))):find(string.rep("n", 63), 1, true))
   raises("bad argument #1 to 'conc.lock' (name or options table expected, got number)", conc.lock, 5)
 end
