@@ -89,9 +89,19 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   return t->w->done(L, rc, &t->w->wait);
 }
 
+/* The wait registered its record (CC_EPARKED): suspend until it is woken.
+ * A cancel pending here came while the task was not parked (it was woken
+ * but not yet resumed, or a done started another wait): it ends the wait
+ * now, through wait_k, as one that came while parked does. A shielded wait
+ * keeps it pending; a wake that won meanwhile is waited for. */
 static int park(lua_State *L, conc_task_t *t) {
   conc_loop_t *lp = t->loop;
   cc_deadline_t until = t->w->wait.deadline;
+  if (t->cancel_pending && !(t->wait_flags & CONC_WAIT_SHIELD) &&
+      cc_waiter_cancel(t->w->waiter)) {
+    t->why = CC_ECANCELLED;
+    return wait_k(L, LUA_OK, 0);
+  }
   conc_start_helper(lp);
   if (t->w->wait.tick_ns) {
     cc_deadline_t tick = cc_now_ns() + t->w->wait.tick_ns;
@@ -154,17 +164,31 @@ void conc_io_wake(void *waiter) {
   }
 }
 
+static int io_k(lua_State *L, int status, lua_KContext ctx);
+
+/* A task's step said "not yet": suspend until conc_io_wake or the deadline,
+ * unless a cancel is pending (from before the call, or one that came while
+ * the task was woken but not yet resumed, and the step that ran since did
+ * not complete): then the operation is abandoned and the cancel raised. */
+static int io_suspend(lua_State *L, conc_task_t *t, io_ctx_t *io) {
+  if (t->cancel_pending) {
+    io->abandon(L);
+    free(io);
+    return conc_task_raise_cancelled(L);
+  }
+  t->why = 0;
+  conc_arm(t, io->deadline);
+  t->state = T_IO;
+  return lua_yieldk(L, 0, (lua_KContext)io, io_k);
+}
+
 static int io_k(lua_State *L, int status, lua_KContext ctx) {
   conc_task_t *t = tl_loop->current;
   io_ctx_t *io = (io_ctx_t *)ctx;
   int why = t->why, n;
   (void)status;
   t->why = 0;
-  if (why == CC_ECANCELLED) {
-    io->abandon(L);
-    free(io);
-    return conc_task_raise_cancelled(L);
-  }
+  if (why == CC_ECANCELLED) return io_suspend(L, t, io); /* cancel_pending is set */
   if (why == CC_ETIMEOUT) {
     n = io->timeout(L);
     free(io);
@@ -175,9 +199,7 @@ static int io_k(lua_State *L, int status, lua_KContext ctx) {
     free(io);
     return n;
   }
-  conc_arm(t, io->deadline);
-  t->state = T_IO;
-  return lua_yieldk(L, 0, ctx, io_k);
+  return io_suspend(L, t, io);
 }
 
 static void on_io_timer(uv_timer_t *tm) {
@@ -193,19 +215,11 @@ int conc_io(lua_State *L, conc_io_step_fn step, conc_io_step_fn timeout,
   if (t) {
     io_ctx_t *io = malloc(sizeof *io);
     if (!io) return conc_raise(L, CC_ENOMEM, "conc.tcp");
-    if (t->cancel_pending) {
-      free(io);
-      abandon(L);
-      return conc_task_raise_cancelled(L);
-    }
     io->step = step;
     io->timeout = timeout;
     io->abandon = abandon;
     io->deadline = deadline;
-    t->why = 0;
-    conc_arm(t, deadline);
-    t->state = T_IO;
-    return lua_yieldk(L, 0, (lua_KContext)io, io_k);
+    return io_suspend(L, t, io);
   } else {
     conc_loop_t *lp = conc_loop_get(L);
     uv_timer_t tm;

@@ -35,12 +35,12 @@ conc_task_t *conc_task_of(lua_State *L) {
   return t;
 }
 
+/* The cancel is delivered: a later cancel is a new one. Whether the task
+ * ends cancelled is decided when it ends (finish: its error is "cancelled"),
+ * since it may catch this one and go on, or return normally. */
 int conc_task_raise_cancelled(lua_State *L) {
   conc_task_t *t = tl_loop ? tl_loop->current : NULL;
-  if (t && t->co == L) {
-    t->cancel_pending = 0;
-    t->cancelled = 1;
-  }
+  if (t && t->co == L) t->cancel_pending = 0;
   lua_pushliteral(L, "cancelled");
   return lua_error(L);
 }
@@ -323,7 +323,7 @@ static int results(lua_State *L, conc_task_t *t) {
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   conc_task_t *me = tl_loop->current, *t = (conc_task_t *)ctx;
   (void)status;
-  if (me->why == CC_ECANCELLED) {
+  if (me->why == CC_ECANCELLED || (t->state != T_DONE && me->cancel_pending)) {
     me->why = 0;
     return conc_task_raise_cancelled(L);
   }
@@ -369,8 +369,10 @@ static void unlink_awaiter(conc_task_t *me) {
   me->await_next = NULL;
 }
 
+/* A task that caught an earlier cancel can be cancelled again: only its
+ * end makes a cancel moot. */
 static void cancel_task(conc_task_t *t) {
-  if (t->state == T_DONE || t->cancelled) return;
+  if (t->state == T_DONE) return;
   t->cancel_pending = 1;
   switch (t->state) {
   case T_SLEEP:
@@ -381,6 +383,8 @@ static void cancel_task(conc_task_t *t) {
     break;
   case T_WAIT:
     if (t->wait_flags & CONC_WAIT_SHIELD) break; /* when the wait ends */
+    /* When a wake won, the wait goes on with it, and if it must wait
+     * again, park (lconc_io.c) sees the cancel pending. */
     if (cc_waiter_cancel(t->w->waiter)) {
       conc_stop_timer(t);
       t->why = CC_ECANCELLED;
@@ -392,14 +396,15 @@ static void cancel_task(conc_task_t *t) {
     t->why = CC_ECANCELLED;
     conc_ready(t);
     break;
-  default: /* new, ready or running: at its next suspension */
+  default: /* new, ready or running: at its next suspension, or when the
+            * wait or I/O it was woken from must wait again */
     break;
   }
 }
 
 static int t_cancel(lua_State *L) {
   conc_task_t *t = check_task(L, 1);
-  int was = t->state != T_DONE && !t->cancelled;
+  int was = t->state != T_DONE;
   cancel_task(t);
   lua_pushboolean(L, was);
   return 1;
