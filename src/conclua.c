@@ -323,9 +323,14 @@ static int tracing;
 
 /* Writes the trace files (once): at the normal end, and from atexit when
  * the script calls os.exit. */
+static int trace_failed; /* the files could not be written: exit status 1 */
+
 static void close_trace(void) {
   char err[512];
-  if (conclua_trace_stop(err, sizeof err) != CONCLUA_OK) cli_message(program, err);
+  if (conclua_trace_stop(err, sizeof err) != CONCLUA_OK) {
+    cli_message(program, err);
+    trace_failed = 1;
+  }
 }
 
 /* Once, from whichever thread comes first; a second caller waits until the
@@ -479,5 +484,5 @@ int main(int argc, char **argv) {
   lua_close(L);
   /* noenv_path and noenv_cpath stay: an idle worker may still be preparing
    * a state for a daemon thread. */
-  return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+  return (result && status == LUA_OK && !trace_failed) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -759,6 +759,24 @@ void cc_trace_queue(cc_obj_t *q, int put, uint64_t pos) {
 static char *json_path, *html_path;
 static int html_fd = -1;
 
+/* Whether two paths name one file: the same string, or one existing file. */
+static int same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  if (strcmp(a, b) == 0) return 1;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Whether path is an existing Lua file, which a trace must not empty
+ * (`conclua --trace atm.lua`: the trace's own file forgotten); err says so. */
+static int lua_file(const char *path, char *err, size_t n) {
+  size_t len = strlen(path);
+  struct stat st;
+  if (len <= 4 || strcmp(path + len - 4, ".lua") != 0 || stat(path, &st) != 0) return 0;
+  snprintf(err, n, "will not overwrite the Lua file '%s' with a trace (name the trace's own "
+                   "file first: --trace t.json script.lua)", path);
+  return 1;
+}
+
 /* Creates (truncates) path for the final file; -1 with err on failure. */
 static int create_out(const char *path, char *err, size_t n) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -773,15 +791,21 @@ int cc_trace_open(const char *json, const char *html, char *err, size_t n) {
     snprintf(err, n, beside ? "a trace is already on" : "no trace file named");
     return CC_EINVAL;
   }
-  if (json && (out_fd = create_out(json, err, n)) < 0) return CC_ESYS;
-  if (html && (html_fd = create_out(html, err, n)) < 0) goto fail;
+  if (json && html && same_file(json, html)) {
+    snprintf(err, n, "the trace and the timeline need two files ('%s' twice)", json);
+    return CC_EINVAL;
+  }
+  if ((json && lua_file(json, err, n)) || (html && lua_file(html, err, n))) return CC_EINVAL;
+  /* The raw file first: a path that fails leaves an existing file as it was. */
   snprintf(tmp, sizeof tmp, "%s.raw-XXXXXX", beside);
   raw_fd = mkstemp(tmp);
-  if (raw_fd < 0) {
-    snprintf(err, n, "cannot create a file beside '%s': %s", beside, strerror(errno));
-    goto fail;
+  if (raw_fd < 0) { /* its directory: the trace's own file could not be made either */
+    snprintf(err, n, "cannot write trace file '%s': %s", beside, strerror(errno));
+    return CC_ESYS;
   }
   unlink(tmp);
+  if (json && (out_fd = create_out(json, err, n)) < 0) goto fail;
+  if (html && (html_fd = create_out(html, err, n)) < 0) goto fail;
   /* O_APPEND: every process of the family appends whole records. */
   fcntl(raw_fd, F_SETFL, fcntl(raw_fd, F_GETFL) | O_APPEND);
   fcntl(raw_fd, F_SETFD, FD_CLOEXEC);
@@ -799,7 +823,8 @@ int cc_trace_open(const char *json, const char *html, char *err, size_t n) {
 fail:
   if (out_fd >= 0) close(out_fd);
   if (html_fd >= 0) close(html_fd);
-  out_fd = html_fd = -1;
+  close(raw_fd);
+  out_fd = html_fd = raw_fd = -1;
   return CC_ESYS;
 }
 
@@ -838,17 +863,51 @@ static int has_flow(uint64_t id, char ph) {
   return nflow && bsearch(&key, flows, nflow, sizeof key, u64_cmp) != NULL;
 }
 
-/* A JSON string (quoted) of n bytes at s. */
+/* The length of the well-formed UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  size_t len;
+  uint32_t cp;
+  if (s[0] < 0x80) return 1;
+  if (s[0] >= 0xC2 && s[0] <= 0xDF)
+    len = 2, cp = s[0] & 0x1Fu;
+  else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+    len = 3, cp = s[0] & 0x0Fu;
+  else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+    len = 4, cp = s[0] & 0x07u;
+  else
+    return 0;
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3Fu);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+    return 0;
+  return len;
+}
+
+/* A JSON string (quoted) of n bytes at s. Names are the script's bytes, or
+ * cut at a byte limit: what is not UTF-8 becomes U+FFFD, so the file always
+ * parses. */
 static void json_put(FILE *out, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
   fputc('"', out);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
+  for (size_t i = 0; i < n;) {
+    unsigned char c = u[i];
+    size_t len = utf8_seq(u + i, n - i);
+    if (len == 0) {
+      fputs("\\ufffd", out);
+      i++;
+      continue;
+    }
     if (c == '"' || c == '\\')
       fprintf(out, "\\%c", c);
     else if (c < 0x20 || c == '<') /* never "</script>" inside the timeline page */
       fprintf(out, "\\u%04x", c);
     else
-      fputc(c, out);
+      fwrite(u + i, 1, len, out);
+    i += len;
   }
   fputc('"', out);
 }
@@ -1055,22 +1114,38 @@ static int finalize(uint64_t short_holds, char *err, size_t errn) {
     goto fail;
   }
   out = NULL;
-  if (out_fd >= 0 && (put_all(out_fd, json, jlen) != 0 || close(out_fd) != 0)) goto fail;
-  out_fd = -1;
-  failed = html_path;
-  if (html_fd >= 0 &&
-      (put_all(html_fd, cc_timeline_page, cc_timeline_split) != 0 ||
-       put_all(html_fd, json, jlen) != 0 ||
-       put_all(html_fd, cc_timeline_page + cc_timeline_split,
-               strlen(cc_timeline_page + cc_timeline_split)) != 0 ||
-       close(html_fd) != 0))
-    goto fail;
-  html_fd = -1;
+  { /* both files, even when the first fails; the first failure is told */
+    int jerr = 0, herr = 0;
+    if (out_fd >= 0) {
+      if (put_all(out_fd, json, jlen) != 0) jerr = errno ? errno : EIO;
+      if (close(out_fd) != 0 && !jerr) jerr = errno;
+      out_fd = -1;
+    }
+    if (html_fd >= 0) {
+      if (put_all(html_fd, cc_timeline_page, cc_timeline_split) != 0 ||
+          put_all(html_fd, json, jlen) != 0 ||
+          put_all(html_fd, cc_timeline_page + cc_timeline_split,
+                  strlen(cc_timeline_page + cc_timeline_split)) != 0)
+        herr = errno ? errno : EIO;
+      if (close(html_fd) != 0 && !herr) herr = errno;
+      html_fd = -1;
+    }
+    if (jerr || herr) {
+      failed = jerr ? json_path : html_path;
+      errno = jerr ? jerr : herr;
+      goto fail;
+    }
+  }
   goto done;
 fail:
   snprintf(err, errn, "cannot write trace file '%s': %s", failed ? failed : "?",
            errno ? strerror(errno) : "out of memory");
   rc = CC_ESYS;
+  /* Closed either way: a later trace may start (cc_trace_open refuses
+   * while they are open). */
+  if (out_fd >= 0) close(out_fd);
+  if (html_fd >= 0) close(html_fd);
+  out_fd = html_fd = -1;
 done:
   if (out) fclose(out);
   free(json);

@@ -423,6 +423,28 @@ assert(not ok and tostring(err):find("status 3"), err)
         self.assertEqual((r.rc, r.out), (1, ""))
         self.assertIn("cannot write trace file", r.err)
 
+    def test_a_script_is_never_emptied_and_one_file_is_not_two(self):
+        # `conclua --trace s.lua` (the trace's file forgotten) used to empty
+        # the script; --trace and --timeline to one file kept the page only
+        path = self.write("s.lua", "print('ran')")
+        r = self.run_conclua(["--trace", path])
+        self.assertEqual((r.rc, r.out), (1, ""))
+        self.assertIn("will not overwrite the Lua file", r.err)
+        with open(path) as f:
+            self.assertEqual(f.read(), "print('ran')")
+        one = os.path.join(self.dir, "t.json")
+        r = self.run_conclua(["--trace", one, "--timeline", one, path])
+        self.assertEqual((r.rc, r.out), (1, ""))
+        self.assertIn("the trace and the timeline need two files", r.err)
+
+    def test_a_trace_that_cannot_be_written_is_exit_status_1(self):
+        path = self.write("s.lua", "print('ran')")
+        r = self.run_conclua(["--trace", os.path.join(self.dir, "t.json"), "--timeline",
+                              "/dev/full", path])
+        self.assertEqual((r.rc, r.out), (1, "ran\n"))
+        self.assertIn("cannot write trace file '/dev/full': No space left on device", r.err)
+        check_trace(self, os.path.join(self.dir, "t.json"))  # the other file is written
+
     def test_error_exit_and_os_exit_leave_a_valid_file(self):
         body = ("local l = conc.lock('held')\nl:acquire()\n"
                 "local t = conc.thread(function() return l:acquire(5) end)\n")

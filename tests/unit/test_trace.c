@@ -216,6 +216,57 @@ static void test_unwritable(void **state) {
   assert_non_null(strstr(err, "cannot write trace file '/nonexistent-dir/t.json'"));
 }
 
+/* A close that cannot write (a full disk) says so and closes the files:
+ * the next trace may open; an existing file is left alone when the trace
+ * cannot start; a Lua file is never emptied; one file is not two. */
+static void test_bad_paths(void **state) {
+  char err[256], path[sizeof TRACE_PATH], *s;
+  FILE *f;
+  cc_obj_t *l;
+  (void)state;
+  /* a full disk at the close (the page goes to /dev/full): the JSON file
+   * is still written, the error names the page, and a new trace opens */
+  strcpy(path, TRACE_PATH);
+  {
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+  }
+  assert_int_equal(cc_arena_init(), 0);
+  assert_int_equal(cc_trace_open(path, "/dev/full", err, sizeof err), 0);
+  assert_int_equal(cc_trace_close(err, sizeof err), CC_ESYS);
+  assert_non_null(strstr(err, "cannot write trace file '/dev/full'"));
+  s = slurp(path);
+  assert_non_null(strstr(s, "\"traceEvents\""));
+  free(s);
+  unlink(path);
+  assert_int_equal(cc_trace_open("x.lua.json", "x.lua.json", err, sizeof err), CC_EINVAL);
+  assert_non_null(strstr(err, "need two files"));
+  f = fopen("/tmp/conclua-test-trace.lua", "w");
+  assert_non_null(f);
+  fputs("print(1)\n", f);
+  fclose(f);
+  assert_int_equal(cc_trace_open("/tmp/conclua-test-trace.lua", NULL, err, sizeof err), CC_EINVAL);
+  assert_non_null(strstr(err, "will not overwrite the Lua file"));
+  s = slurp("/tmp/conclua-test-trace.lua");
+  assert_string_equal(s, "print(1)\n");
+  free(s);
+  unlink("/tmp/conclua-test-trace.lua");
+  /* a name that is not UTF-8 is written as U+FFFD: the file parses */
+  open_trace(path);
+  l = cc_obj_new(&lock_type, sizeof(cc_obj_t), "a\xff\xc3" "b");
+  cc_hold(l);
+  cc_sleep_until(cc_now_ns() + 20000);
+  cc_unhold(l);
+  assert_int_equal(cc_trace_close(err, sizeof err), 0);
+  s = slurp(path);
+  assert_non_null(strstr(s, "a\\ufffd\\ufffdb"));
+  assert_null(strchr(s, '\xff'));
+  free(s);
+  unlink(path);
+  cc_obj_unref(l);
+}
+
 static void test_lock_order(void **state) {
   cc_obj_t *a = cc_obj_new(&lock_type, sizeof(cc_obj_t), "first");
   cc_obj_t *b = cc_obj_new(&lock_type, sizeof(cc_obj_t), "second");
@@ -252,6 +303,7 @@ int main(void) {
       cmocka_unit_test(test_runs_of_takes),
       cmocka_unit_test(test_unstarted_process_has_no_lane),
       cmocka_unit_test(test_unwritable),
+      cmocka_unit_test(test_bad_paths),
       cmocka_unit_test(test_lock_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
