@@ -18,12 +18,20 @@
  *     programs) is drawn above the prompt, which is then redrawn with the
  *     partial input. While a chunk runs the descriptors point at the terminal
  *     again, so programs started from the REPL see a real terminal.
+ * While the prompt is shown the terminal is in readline's raw mode (and
+ * bracketed paste is on), and readline's own signal handlers are off. So
+ * that the program never leaves the terminal that way, term_restore puts
+ * back the settings the prompt started from, and the descriptors the relay
+ * took: from an atexit handler (os.exit in another thread) and from the
+ * handlers of SIGTERM, SIGHUP and SIGQUIT, which then end the process by the
+ * signal as before.
  * See docs/CLI.md.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +74,26 @@ static struct {
 } R = {0, NULL, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, NULL, 0, 0};
 
 static volatile sig_atomic_t got_sigint, got_winch;
+
+/* What term_restore needs, written by the main thread before a prompt and
+ * read from a signal handler or atexit, perhaps on another thread: the
+ * settings are kept in two slots, and `term_slot` (1 or 2, 0 when no prompt
+ * is shown) names the one of the current prompt; it is stored after the
+ * slot is filled, so a reader that sees it sees the settings. */
+static struct {
+  struct termios saved[2]; /* the terminal's settings as the prompt began */
+  int saved_ok[2];         /* they could be read (stdin is a terminal) */
+  int paste[2];            /* readline turns bracketed paste on */
+  int out_fd;              /* where readline draws (R.out's descriptor) */
+  int next;                /* the slot the next prompt fills (main thread) */
+  int atexit_set;
+} T = {.out_fd = -1};
+static atomic_int term_slot;
+
+/* The fatal signals whose default action would leave the terminal raw. */
+static const int term_signals[] = {SIGTERM, SIGHUP, SIGQUIT};
+#define N_TERM_SIGNALS (sizeof term_signals / sizeof term_signals[0])
+static int term_handled[N_TERM_SIGNALS]; /* ours is installed (main thread) */
 
 /* ---- signals ---------------------------------------------------------- */
 
@@ -170,6 +198,92 @@ static void relay_show(void) {
   if (last != '\n') write_all(R.tty_fd, "\n", 1); /* the prompt starts a line */
   rl_on_new_line();
   rl_redisplay();
+}
+
+/* ---- leaving the terminal as it was ----------------------------------- */
+
+/* Undoes what showing the prompt did to the terminal, when the process ends
+ * while it is shown: the terminal's settings (readline's raw mode), the
+ * bracketed paste mode, and descriptors 1 and 2 (the relay); what other
+ * threads wrote into the relay and nobody drew yet is written out. Only
+ * async-signal-safe calls: it runs in signal handlers and in atexit, on any
+ * thread, while the main thread may still be in the prompt loop. */
+static void term_restore(void) {
+  static const char paste_off[] = "\x1b[?2004l\r"; /* as readline's deprep */
+  char buf[4096];
+  size_t total = 0;
+  ssize_t n;
+  /* not taken: were a signal and os.exit to meet, each restores all before
+   * it lets the process end (twice does no harm) */
+  int slot = atomic_load(&term_slot);
+  if (slot == 0) return; /* no prompt shown */
+  slot--;
+  if (T.saved_ok[slot]) tcsetattr(STDIN_FILENO, TCSANOW, &T.saved[slot]);
+  if (T.paste[slot] && T.out_fd >= 0) write_all(T.out_fd, paste_off, sizeof paste_off - 1);
+  if (!R.relay) return;
+  dup2(R.tty_fd, STDOUT_FILENO);
+  if (R.err_fd >= 0) dup2(R.err_fd, STDERR_FILENO);
+  /* bounded: writers still busy after the dup2 are few and brief */
+  while (total < RELAY_BATCH && (n = read(R.pipe_r, buf, sizeof buf)) > 0) {
+    if (total == 0) write_all(R.tty_fd, "\n", 1); /* below the prompt's line */
+    write_all(R.tty_fd, buf, (size_t)n);
+    total += (size_t)n;
+  }
+}
+
+/* os.exit (or exit from C) in another thread while the prompt is shown. */
+static void term_atexit(void) {
+  int saved = errno;
+  term_restore();
+  errno = saved;
+}
+
+/* SIGTERM, SIGHUP, SIGQUIT while the prompt is shown: the terminal is put
+ * back, then the signal ends the process by its default action (the exit
+ * status still tells which). */
+static void on_fatal_signal(int sig) {
+  struct sigaction dfl;
+  term_restore();
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, NULL);
+  raise(sig); /* blocked in this handler: delivered as it returns */
+}
+
+/* Showing a prompt: remembers the terminal as it is, and installs the
+ * handlers of the fatal signals whose action is the default one (a handler
+ * or SIG_IGN set by someone else is left alone). */
+static void term_prompt_begin(void) {
+  struct sigaction sa, old;
+  int slot = T.next;
+  const char *paste;
+  T.next ^= 1;
+  T.saved_ok[slot] = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &T.saved[slot]) == 0;
+  paste = rl_variable_value("enable-bracketed-paste");
+  T.paste[slot] = T.saved_ok[slot] && paste != NULL && strcmp(paste, "on") == 0;
+  atomic_store(&term_slot, slot + 1);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_fatal_signal;
+  sigfillset(&sa.sa_mask); /* one restore at a time on this thread */
+  for (size_t i = 0; i < N_TERM_SIGNALS; i++) {
+    term_handled[i] = 0;
+    if (sigaction(term_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+        (old.sa_flags & SA_SIGINFO))
+      continue;
+    term_handled[i] = sigaction(term_signals[i], &sa, NULL) == 0;
+  }
+}
+
+/* The prompt is gone (readline has put the terminal back itself). */
+static void term_prompt_end(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (size_t i = 0; i < N_TERM_SIGNALS; i++)
+    if (term_handled[i]) sigaction(term_signals[i], &dfl, NULL);
+  atomic_store(&term_slot, 0);
 }
 
 /* ---- history ---------------------------------------------------------- */
@@ -317,10 +431,12 @@ static int read_line(const char *prompt, char **out) {
   }
   R.got_line = 0;
   R.line = NULL;
+  term_prompt_begin();
   relay_begin();
   rl_callback_handler_install(prompt, line_done);
   st = prompt_loop();
   relay_end();
+  term_prompt_end();
   if (st == LINE_OK) *out = R.line;
   return st;
 }
@@ -466,6 +582,11 @@ static int repl_open(void) {
   rl_instream = stdin;
   rl_getc_function = ahead_getc;
   rl_outstream = R.out;
+  /* now rather than at the first prompt: readline's variables (bracketed
+   * paste, from the inputrc and the terminal type) are known before it */
+  rl_initialize();
+  T.out_fd = fileno(R.out);
+  if (!T.atexit_set) T.atexit_set = atexit(term_atexit) == 0;
   history_open();
   return 0;
 }
