@@ -104,6 +104,10 @@ do
   local f = pool:submit(function(x) conc.sleep(0.001); return x * 2 end, 21)
   assert(f:get() == 42)
 end
+local twice = conc.lock("twice") -- a deadlock found (and caught): an instant
+twice:acquire()
+assert(not pcall(twice.acquire, twice))
+twice:release()
 print("done")
 """
 
@@ -553,6 +557,7 @@ s:find(".-.-.-.-b")
         self.assertIn('class="takes"', dom)  # the consumer's run of takes of lock 'quick'
         self.assertIn('class="flow"', dom)  # put -> get arrows
         self.assertTrue("data-what=\"lock 'L'\"" in dom, "no hold of lock 'L' drawn")
+        self.assertIn('class="tick deadlock"', dom)  # drawn apart from the queue's ticks
 
 
 BLOCKED = r"""
