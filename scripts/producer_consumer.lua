@@ -17,11 +17,13 @@ local function cook(basket, n, unit)
   for i = 1, n do
     local bun = ("bun #%d"):format(i)
     conc.sleep(unit) -- making a bun takes a while
+    -- said before the put: once the bun is in, the customer may take it
+    -- (and say so) before the cook gets to speak
+    print(("cook: made %s (%d in the basket)"):format(bun, #basket))
     -- put() waits while the basket is full; with a timeout we can say so
     while not basket:put(bun, unit) do
       print("cook: the basket is full, waiting for someone to take a bun")
     end
-    print(("cook: made %s (%d in the basket)"):format(bun, #basket))
   end
   basket:close() -- no more buns: the customer stops once the basket is empty
   print("cook: done for the day")

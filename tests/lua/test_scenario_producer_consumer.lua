@@ -16,7 +16,10 @@ for line in out:gmatch("[^\n]+") do
     assert(tonumber(inside) >= 0 and tonumber(inside) <= 5, line)
   end
   local e = line:match("^customer: took bun #(%d+)$")
-  if e then eaten[#eaten + 1] = tonumber(e) end
+  if e then
+    eaten[#eaten + 1] = tonumber(e)
+    assert(made[#eaten] == tonumber(e), "a bun taken before it was made:\n" .. out)
+  end
 end
 assert(#made == BUNS and #eaten == BUNS, out)
 for i = 1, BUNS do assert(made[i] == i and eaten[i] == i, out) end
