@@ -537,6 +537,8 @@ static char *dump_text(lua_State *self) {
   uint32_t n = cc_actor_count();
   int32_t here = (int32_t)getpid();
   cc_actor_t *me = self ? cc_self() : NULL;
+  /* a C caller (conclua_dump: the program's end, a host) that has an actor */
+  const cc_actor_t *c_caller = self ? NULL : cc_self_tls;
   char buf[CC_SITE_MAX + ANSWER], who[128];
   loop_rep_t own; /* the caller's loop, if it runs in one */
   int own_live = self ? loop_report(&own, 0) : -1, own_shown = 0;
@@ -602,6 +604,8 @@ static char *dump_text(lua_State *self) {
     } else if (loop_live >= 0) {
       put(&o, ": running a task in its event loop (%d task%s)\n", loop_live,
           loop_live == 1 ? "" : "s");
+    } else if (a == c_caller) {
+      put(&o, ": running C code: it asked for this report\n");
     } else {
       put(&o, ": running\n");
     }
@@ -614,7 +618,7 @@ static char *dump_text(lua_State *self) {
     else if (pid != here) /* parked: its record; running: no hook reaches it */
       put(&o, "  (no Lua traceback: %s in process %d)\n",
           st == CC_ACTOR_WAITING ? "it parked outside Lua code" : "it runs", (int)pid);
-    else
+    else if (a != c_caller)
       put(&o, "  (no Lua traceback: %s)\n",
           st == CC_ACTOR_WAITING ? "it parked outside Lua code" : "it is not running Lua code now");
     if (loop_text) put(&o, "%s", loop_text);

@@ -35,6 +35,9 @@ class ExitWait(CliTestCase):
         self.assertIn("thread 'stuck'", err)
         self.assertIn("event 'ready'", err)       # what it is blocked in
         self.assertIn("stuck.lua:2", err)         # and where
+        # main printed it: it says so, not "no Lua traceback"
+        self.assertIn("thread 'main' (pid ", err)
+        self.assertIn("running C code: it asked for this report", err)
 
     def test_report_after_a_quiet_wait(self):
         self.write("stuck.lua", STUCK)
