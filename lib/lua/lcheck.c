@@ -7,6 +7,7 @@
  * misspelled key raises ("unknown option 'nmae' (did you mean 'name'?)")
  * rather than being ignored, and a name is never cut silently.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -112,32 +113,46 @@ const char *conc_name_arg(lua_State *L, int idx, const char *const keys[]) {
   }
 }
 
-/* __index of a methods table: the key is no method of the type. Raises
- * "conc.queue has no method 'gett' (did you mean 'get'?)". Upvalue 1 is
- * the type's name. */
-static int method_miss(lua_State *L) {
-  const char *tname = lua_tostring(L, lua_upvalueindex(1));
-  const char *k = lua_tostring(L, 2), *cands[64], *s;
+/* __index of a methods table or of the module table: the key is not
+ * there. Raises "conc.queue has no method or field 'gett' (did you mean
+ * 'get'?)" or "conc has no field 'thred' (did you mean 'thread'?)"; the
+ * suggestions are the table's own names, except internal ones ("_encode").
+ * Upvalue 1 is the message's start. Another key type reads as nil. */
+static int key_miss(lua_State *L) {
+  const char *what = lua_tostring(L, lua_upvalueindex(1));
+  const char *k, *cands[128], *s;
   int n = 0;
   if (lua_type(L, 2) != LUA_TSTRING) return 0; /* t[1] and the like: nil */
+  k = lua_tostring(L, 2);
   lua_pushnil(L);
-  while (n < 63 && lua_next(L, 1)) {
+  while (n < 127 && lua_next(L, 1)) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING) cands[n++] = lua_tostring(L, -1); /* anchored */
+    if (lua_type(L, -1) == LUA_TSTRING && lua_tostring(L, -1)[0] != '_')
+      cands[n++] = lua_tostring(L, -1); /* anchored in the table */
   }
   cands[n] = NULL;
   s = conc_suggest(k, cands);
-  if (s) return luaL_error(L, "%s has no method or field '%s' (did you mean '%s'?)", tname, k, s);
-  return luaL_error(L, "%s has no method or field '%s'", tname, k);
+  if (s) return luaL_error(L, "%s '%s' (did you mean '%s'?)", what, k, s);
+  return luaL_error(L, "%s '%s'", what, k);
+}
+
+static void set_strict(lua_State *L, int idx, const char *what) {
+  idx = lua_absindex(L, idx);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, what);
+  lua_pushcclosure(L, key_miss, 1);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, idx);
 }
 
 void conc_methods_strict(lua_State *L, int idx, const char *tname) {
-  idx = lua_absindex(L, idx);
-  lua_createtable(L, 0, 1);
-  lua_pushstring(L, tname);
-  lua_pushcclosure(L, method_miss, 1);
-  lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, idx);
+  char what[96];
+  snprintf(what, sizeof what, "%s has no method or field", tname);
+  set_strict(L, idx, what);
+}
+
+void conc_module_strict(lua_State *L, int idx) {
+  set_strict(L, idx, "conc has no field");
 }
 
 void conc_hint_global(lua_State *L) {
@@ -165,28 +180,48 @@ void conc_hint_global(lua_State *L) {
   lua_remove(L, -2);
 }
 
-/* The name of the running C function among the methods of the object at
- * index 1 (its metatable's __methods, else __index, table), pushed; 0
- * (nothing pushed) if it is not there. */
-static int push_method_name(lua_State *L, lua_Debug *ar) {
-  int t;
-  if (!lua_getinfo(L, "f", ar)) return 0; /* pushes the function */
-  t = luaL_getmetafield(L, 1, "__methods"); /* a type whose __index is a function */
-  if (t == LUA_TNIL) t = luaL_getmetafield(L, 1, "__index");
-  if (t == LUA_TTABLE) {
-    lua_pushnil(L);
-    while (lua_next(L, -2)) { /* fn, methods, key, value */
-      if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, -4)) {
-        lua_pop(L, 1);
-        lua_replace(L, -3);
-        lua_pop(L, 1);
-        return 1; /* the name */
-      }
-      lua_pop(L, 1);
-    }
+/* Pushes the methods table of the metatable at mt: its __methods (a type
+ * whose __index is a function), else its __index when that is a table.
+ * Returns 0 (nothing pushed) if there is none. */
+static int push_methods(lua_State *L, int mt) {
+  if (lua_getfield(L, mt, "__methods") == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, mt, "__index") == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* The key of the running C function (ar) in the table at the top, which it
+ * replaces; else pops the table and returns 0. */
+static int name_in(lua_State *L, lua_Debug *ar) {
+  int t = lua_gettop(L);
+  if (!lua_getinfo(L, "f", ar)) { /* pushes the function */
+    lua_settop(L, t - 1);
+    return 0;
   }
-  if (t != LUA_TNIL) lua_pop(L, 1);
-  lua_pop(L, 1); /* the function */
+  lua_pushnil(L);
+  while (lua_next(L, t)) { /* methods, fn, key, value */
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, t + 1)) {
+      lua_pop(L, 1);
+      lua_replace(L, t);
+      lua_settop(L, t);
+      return 1; /* the name */
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, t - 1);
+  return 0;
+}
+
+/* The name of the running C function among the methods of the object at
+ * index 1, pushed; 0 (nothing pushed) if it is not there. */
+static int push_method_name(lua_State *L, lua_Debug *ar) {
+  if (!lua_getmetatable(L, 1)) return 0;
+  if (push_methods(L, lua_gettop(L)) && name_in(L, ar)) {
+    lua_remove(L, -2); /* the metatable */
+    return 1;
+  }
+  lua_pop(L, 1);
   return 0;
 }
 
@@ -196,6 +231,37 @@ int conc_argerror(lua_State *L, int arg, const char *msg) {
       push_method_name(L, &ar))
     return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, lua_tostring(L, -1), msg);
   return luaL_argerror(L, arg, msg);
+}
+
+/* The usual receiver of each type, as in docs/API.md's receivers table. */
+static const char *receiver(const char *type) {
+  static const char *const names[][2] = {
+      {"thread", "t"},     {"lock", "l"},       {"rlock", "l"},     {"guard", "g"},
+      {"condition", "cond"}, {"semaphore", "sem"}, {"event", "ev"},  {"barrier", "b"},
+      {"atomic", "a"},     {"queue", "q"},      {"shared", "s"},    {"process", "p"},
+      {"pipe", "e"},       {"pool", "pool"},    {"future", "f"},    {"task", "task"}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(type, names[i][0]) == 0) return names[i][1];
+  return "obj";
+}
+
+int conc_self_error(lua_State *L, int idx, const cc_type_t *type, const char *msg) {
+  lua_Debug ar;
+  int top = lua_gettop(L);
+  /* q.put(1): argument 1 is no conc object and the function is a method of
+   * the type, not called with a colon (that is luaL_argerror's "calling
+   * 'put' on bad self") nor as a metamethod */
+  if (idx == 1 && type && !conc_toobj(L, 1) && lua_getstack(L, 0, &ar) &&
+      lua_getinfo(L, "n", &ar) && strcmp(ar.namewhat, "method") != 0 &&
+      strcmp(ar.namewhat, "metamethod") != 0 && strcmp(ar.namewhat, "for iterator") != 0 &&
+      lua_rawgetp(L, LUA_REGISTRYINDEX, type) == LUA_TTABLE &&
+      push_methods(L, lua_gettop(L)) && name_in(L, &ar)) {
+    const char *m = lua_tostring(L, -1);
+    return luaL_error(L, "bad argument #1 to '%s' (%s (call it as %s:%s(...), with a colon))", m,
+                      msg, receiver(type->name), m);
+  }
+  lua_settop(L, top);
+  return conc_argerror(L, idx, msg);
 }
 
 void conc_check_callable(lua_State *L, int idx) {

@@ -345,7 +345,7 @@ cc_obj_t *conc_check(lua_State *L, int idx, const cc_type_t *type) {
     snprintf(tname, sizeof tname, "conc.%s", type ? type->name : "object");
     const char *got = luaL_getmetafield(L, idx, "__name") == LUA_TSTRING
                           ? lua_tostring(L, -1) : luaL_typename(L, idx);
-    conc_argerror(L, idx, lua_pushfstring(L, "%s expected, got %s", tname, got));
+    conc_self_error(L, idx, type, lua_pushfstring(L, "%s expected, got %s", tname, got));
   }
   if (!u->obj) conc_argerror(L, idx, "object is closed");
   return u->obj;
@@ -462,6 +462,7 @@ int luaopen_conc(lua_State *L) {
   conc_open_dump(L);
   lua_pushliteral(L, CONCLUA_VERSION);
   lua_setfield(L, -2, "version");
+  conc_module_strict(L, -1); /* conc.thred raises, with a suggestion */
   return 1;
 }
 

@@ -151,15 +151,24 @@ int conc_run_job(lua_State *L);
  * "name") whose `name` field is the name; a name of CC_NAME_MAX bytes or
  * more raises (names are never cut). The string stays anchored at idx.
  * conc_methods_strict: makes a missing key of the methods table at idx
- * raise "conc.queue has no method or field 'gett' (did you mean 'get'?)". */
+ * raise "conc.queue has no method or field 'gett' (did you mean 'get'?)";
+ * conc_module_strict, a missing name of the module table at idx: "conc has
+ * no field 'thred' (did you mean 'thread'?)" (rawget still reads nil). */
 const char *conc_suggest(const char *word, const char *const cands[]);
 void conc_check_options(lua_State *L, int idx, const char *const keys[]);
 const char *conc_name_arg(lua_State *L, int idx, const char *const keys[]);
 void conc_methods_strict(lua_State *L, int idx, const char *tname);
+void conc_module_strict(lua_State *L, int idx);
 /* luaL_argerror that names the method even when it was called without a
  * name (pcall(q.put, q, nil), or from a helper): the running function is
  * looked up in the methods of argument 1 ("bad argument #2 to 'put'"). */
 int conc_argerror(lua_State *L, int arg, const char *msg);
+/* The argument error of a wrong self (conc_check's): when argument 1 is
+ * no conc object and the running function is a method of `type` called
+ * without a colon (q.put(1)), says so: "bad argument #1 to 'put'
+ * (conc.queue expected, got number (call it as q:put(...), with a
+ * colon))"; else as conc_argerror. */
+int conc_self_error(lua_State *L, int idx, const cc_type_t *type, const char *msg);
 /* The argument at idx can be called (a function or has __call), else
  * "bad argument #n to 'with' (function expected, got number)". */
 void conc_check_callable(lua_State *L, int idx);

@@ -2,7 +2,9 @@
  * lthread.c - conc.thread and friends: join, current, threads, sleep, now,
  * cpus; plus the hooks that run a Thread's job in a fresh lua_State.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,8 +253,22 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* The CPUs this process may run on (its affinity mask: taskset, cpusets),
+ * else the online ones. The mask is sized up for machines of more than
+ * 1024 CPUs, whose kernel refuses a smaller one (EINVAL). */
 static int l_cpus(lua_State *L) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  long n = 0;
+  for (int ncpu = 1024; ncpu <= (1 << 16) && n == 0; ncpu *= 2) {
+    cpu_set_t *set = CPU_ALLOC(ncpu);
+    size_t size = CPU_ALLOC_SIZE(ncpu);
+    if (!set) break;
+    if (sched_getaffinity(0, size, set) == 0)
+      n = CPU_COUNT_S(size, set);
+    else if (errno != EINVAL)
+      n = -1;
+    CPU_FREE(set);
+  }
+  if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
   lua_pushinteger(L, n > 0 ? n : 1);
   return 1;
 }

@@ -190,6 +190,81 @@ do
   raises("bad argument #2 to 'send' (non-nil value expected, got nil)", a.send, a, nil)
 end
 
+-- a misspelled name of the conc module suggests the right one; existing
+-- names, rawget and non-string keys are unchanged; the same in a thread's
+-- state and with the stock lua5.4 (conc.so)
+do
+  local err = raises("conc has no field 'thred' (did you mean 'thread'?)",
+                     function() return conc.thred(print) end)
+  assert(err:find("test_errors_teach.lua:%d+:"), err) -- where
+  raises("conc has no field 'qeue' (did you mean 'queue'?)", function() return conc.qeue end)
+  err = raises("conc has no field 'nosuchthing'", function() return conc.nosuchthing end)
+  assert(not err:find("did you mean", 1, true), err)
+  -- internal names (conc._error) are never suggested
+  err = raises("conc has no field 'error'", function() return conc.error end)
+  assert(not err:find("did you mean", 1, true), err)
+  assert(rawget(conc, "thred") == nil and conc[1] == nil and conc[true] == nil)
+  assert(type(conc.thread) == "function" and type(conc.version) == "string")
+  local t = conc.thread(function()
+    return pcall(function() return conc.sleeep end)
+  end)
+  local ok, ok2, e = t:join()
+  assert(ok and not ok2 and tostring(e):find("conc has no field 'sleeep' (did you mean 'sleep'?)",
+                                             1, true), tostring(e))
+  local so_dir = os.getenv("CONC_SO_DIR")
+  if so_dir and os.getenv("CONCLUA_SANITIZED") ~= "1"
+      and os.execute("command -v lua5.4 >/dev/null 2>&1") then
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(("package.cpath = %q .. '/?.so;' .. package.cpath\n"):format(so_dir),
+            "local conc = require 'conc'\n",
+            "print(select(2, pcall(function() return conc.thred end)))\n")
+    f:close()
+    local p = assert(io.popen("lua5.4 " .. path .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert(out:find("conc has no field 'thred' (did you mean 'thread'?)", 1, true), out)
+  end
+end
+
+-- a method called with '.' instead of ':' says to use a colon; another
+-- object, or a colon call on something else, is not that mistake
+do
+  local q, l = conc.queue("dot"), conc.lock("dot")
+  raises("bad argument #1 to 'put' (conc.queue expected, got number "
+         .. "(call it as q:put(...), with a colon))", function() q.put(1) end)
+  raises("bad argument #1 to 'acquire' (conc.lock expected, got no value "
+         .. "(call it as l:acquire(...), with a colon))", function() l.acquire() end)
+  -- through pcall, without a name: the method is still named
+  raises("bad argument #1 to 'get' (conc.queue expected, got string "
+         .. "(call it as q:get(...), with a colon))", q.get, "x")
+  raises("(call it as ev:set(...), with a colon)", function() conc.event().set() end)
+  raises("(call it as l:release(...), with a colon)", function() conc.rlock().release() end)
+  raises("(call it as t:join(...), with a colon)", function()
+    local t = conc.thread(function() end)
+    t:join()
+    t.join()
+  end)
+  local err = raises("conc.lock expected, got conc.semaphore", l.acquire, conc.semaphore())
+  assert(not err:find("colon", 1, true), err)
+  err = raises("calling 'put' on bad self", function() local o = {put = q.put}; o:put(1) end)
+  assert(not err:find("colon", 1, true), err)
+end
+
+-- conc.cpus() counts the CPUs this process may run on, not all online ones
+do
+  local n = conc.cpus()
+  assert(math.type(n) == "integer" and n >= 1)
+  local conclua = os.getenv("CONCLUA")
+  if conclua and os.execute("taskset -c 0 true >/dev/null 2>&1") then
+    local p = assert(io.popen(("taskset -c 0 %s -e 'print(conc.cpus())' 2>&1"):format(conclua)))
+    local out = p:read("a")
+    p:close()
+    assert(out == "1\n", "conc.cpus() under taskset -c 0: " .. out)
+  end
+end
+
 print("test_errors_teach: ok")
 
 -- an unknown signal name is echoed, with the nearest known one; a process
