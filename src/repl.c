@@ -243,12 +243,14 @@ static void term_atexit(void) {
  * status still tells which). */
 static void on_fatal_signal(int sig) {
   struct sigaction dfl;
+  int saved = errno; /* (the process ends, but a handler keeps errno as it was) */
   term_restore();
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   sigaction(sig, &dfl, NULL);
   raise(sig); /* blocked in this handler: delivered as it returns */
+  errno = saved;
 }
 
 /* Showing a prompt: remembers the terminal as it is, and installs the

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "actor.h"
+#include "arena.h" /* cc_arena_handoff, under TSan */
 #include "futex.h"
 #include "trace.h"
 #include "wait.h"
@@ -261,6 +262,11 @@ static CC_ALWAYS_INLINE int put_once(cc_queue_t *q, cc_item_t *it) {
     }
     if ((rc = grow(q)) != 0) goto fail; /* ring full, queue not: grow */
   }
+#if defined(__SANITIZE_THREAD__)
+  /* The slot's last reader may be ordered before us only through another
+   * process (a child's put cached the head it saw): arena.c's hand-over. */
+  cc_arena_handoff();
+#endif
   q->ring->slot[t & (q->ring->cap - 1)] = *it;
   atomic_store(&q->tail, t + 1); /* seq_cst: pairs with a parking getter */
   if (cc_unlikely(q->watchers != NULL)) nw = notify_watchers(q, words);
@@ -344,6 +350,9 @@ static CC_ALWAYS_INLINE int get_once(cc_queue_t *q, cc_item_t *out) {
       }
     }
   }
+#if defined(__SANITIZE_THREAD__)
+  cc_arena_handoff(); /* as in put_once: the slot's writer, through a child */
+#endif
   *out = q->ring->slot[h & (q->ring->cap - 1)];
   empty = h + 1 == q->tail_seen && q->ring->cap > SHRINK_CAP; /* shrink below */
   if (q->maxsize)
