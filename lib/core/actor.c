@@ -72,22 +72,34 @@ cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind) {
   cc_mutex_lock(&g->actors_lock);
   a = g->actor_free;
   if (!a) a = grow_locked(g);
-  if (a) g->actor_free = a->next_free;
+  if (a) { /* its identity under the lock: cc_actor_snapshot reads it so */
+    g->actor_free = a->next_free;
+    a->next_free = NULL;
+    a->id = id;
+    a->pid = cc_pid;
+    a->kind = kind;
+    strncpy(a->name, name ? name : "", CC_NAME_MAX - 1);
+    a->name[CC_NAME_MAX - 1] = '\0';
+  }
   cc_mutex_unlock(&g->actors_lock);
   if (!a) return NULL;
-  a->next_free = NULL;
-  a->id = id;
-  a->pid = cc_pid;
-  a->kind = kind;
   a->thread = NULL;
-  strncpy(a->name, name ? name : "", CC_NAME_MAX - 1);
-  a->name[CC_NAME_MAX - 1] = '\0';
   atomic_store(&a->waiting_on, NULL);
   atomic_store(&a->wait_kind, 0);
   atomic_store(&a->nheld, 0);
   atomic_store_explicit(&a->state, CC_ACTOR_RUNNING, memory_order_release);
   if (kind != CC_ACTOR_PROCESS) cc_actor_started(a);
   return a;
+}
+
+void cc_actor_snapshot(const cc_actor_t *a, cc_actor_snap_t *s) {
+  cc_globals_t *g = cc_globals();
+  cc_mutex_lock(&g->actors_lock);
+  s->state = atomic_load_explicit(&a->state, memory_order_acquire);
+  s->pid = a->pid;
+  s->kind = a->kind;
+  memcpy(s->name, a->name, CC_NAME_MAX);
+  cc_mutex_unlock(&g->actors_lock);
 }
 
 void cc_actor_started(cc_actor_t *a) {
@@ -126,13 +138,21 @@ void cc_set_self(cc_actor_t *a) {
   cc_self_tls = a;
 }
 
-void cc_actor_describe(const cc_actor_t *a, char *buf, size_t n) {
-  if (a->kind == CC_ACTOR_PROCESS)
-    snprintf(buf, n, "process '%s' (pid %d)", a->name, (int)a->pid);
-  else if (a->kind == CC_ACTOR_TASK)
-    snprintf(buf, n, "task '%s'", a->name);
+static void describe_as(int32_t kind, const char *name, int32_t pid, char *buf, size_t n) {
+  if (kind == CC_ACTOR_PROCESS)
+    snprintf(buf, n, "process '%s' (pid %d)", name, (int)pid);
+  else if (kind == CC_ACTOR_TASK)
+    snprintf(buf, n, "task '%s'", name);
   else
-    snprintf(buf, n, "thread '%s'", a->name);
+    snprintf(buf, n, "thread '%s'", name);
+}
+
+void cc_actor_describe(const cc_actor_t *a, char *buf, size_t n) {
+  describe_as(a->kind, a->name, a->pid, buf, n);
+}
+
+void cc_actor_snap_describe(const cc_actor_snap_t *s, char *buf, size_t n) {
+  describe_as(s->kind, s->name, s->pid, buf, n);
 }
 
 static void append(size_t *len, const char *fmt, const char *s1, const char *s2,

@@ -90,6 +90,18 @@ cc_actor_t *cc_actor_new(const char *name, int64_t id, int kind);
 void cc_actor_started(cc_actor_t *a);
 /* Why the calling thread's last cc_actor_new returned NULL. */
 int cc_actor_error(void);
+/* Another actor's identity, copied whole: its slot may be freed and reused
+ * (cc_actor_new fills it under actors_lock, as this reads it) while one
+ * looks. For readers outside the actor's own thread that hold no other
+ * lock (conc.dump, a lock's take-over of a dead owner). */
+typedef struct cc_actor_snap {
+  uint32_t state;
+  int32_t pid, kind;
+  char name[CC_NAME_MAX];
+} cc_actor_snap_t;
+void cc_actor_snapshot(const cc_actor_t *a, cc_actor_snap_t *s);
+/* As cc_actor_describe, from a snapshot. */
+void cc_actor_snap_describe(const cc_actor_snap_t *s, char *buf, size_t n);
 /* Returns the slot. The actor must hold nothing (see cc_actor_release_all). */
 void cc_actor_free(cc_actor_t *a);
 /* Slots in the table now: cc_actor_at(i) is valid for every i below it.

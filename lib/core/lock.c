@@ -119,7 +119,12 @@ static int got_it(cc_lock_t *l) {
  * one CAS (so only one waiter wins) and say so. */
 static int take_over(cc_lock_t *l, uint32_t w, uint32_t me) {
   cc_actor_t *dead = cc_actor_at((w & MASK) - 1);
-  int32_t pid = dead ? dead->pid : 0;
+  cc_actor_snap_t snap; /* its slot may be reused as we look */
+  int32_t pid = 0;
+  if (dead) {
+    cc_actor_snapshot(dead, &snap);
+    pid = snap.pid;
+  }
   char who[96];
   if (!dead || !cc_pid_dead(pid)) return 0;
   if (!try_take(l, w, me | WAITERS)) return 0; /* never ORPHAN: we hold a reference */

@@ -281,10 +281,11 @@ static int running_answered(const cc_actor_t *me) {
   pthread_mutex_unlock(&reg_lock);
   for (uint32_t i = 0; i < n && all; i++) {
     cc_actor_t *a = cc_actor_at(i);
+    cc_actor_snap_t sn;
     if (a == me || got[i]) continue;
-    if (atomic_load_explicit(&a->state, memory_order_acquire) == CC_ACTOR_RUNNING &&
-        a->pid == here && a->kind == CC_ACTOR_THREAD)
-      all = 0;
+    if (atomic_load_explicit(&a->state, memory_order_acquire) != CC_ACTOR_RUNNING) continue;
+    cc_actor_snapshot(a, &sn); /* a running one's identity, whole */
+    if (sn.state == CC_ACTOR_RUNNING && sn.pid == here && sn.kind == CC_ACTOR_THREAD) all = 0;
   }
   free(got);
   return all;
@@ -551,16 +552,20 @@ static char *dump_text(lua_State *self) {
     int64_t since = 0, now;
     char *said = NULL, *on = NULL, *holds = NULL, *frames_ = NULL, *loop_text = NULL;
     int idle = 0, loop_live = -1;
+    cc_actor_snap_t sn; /* its identity, whole: a slot may be reused as we look */
     if (st != CC_ACTOR_RUNNING && st != CC_ACTOR_WAITING) continue;
-    if (a->kind == CC_ACTOR_RUNTIME) continue; /* the runtime's own (the reaper) */
-    pid = a->pid;
+    cc_actor_snapshot(a, &sn);
+    st = sn.state;
+    if (st != CC_ACTOR_RUNNING && st != CC_ACTOR_WAITING) continue;
+    if (sn.kind == CC_ACTOR_RUNTIME) continue; /* the runtime's own (the reaper) */
+    pid = sn.pid;
     if (pid != here && cc_pid_dead(pid)) continue;
     /* A task that a loop describes (it is not running, whatever its actor
      * says); the thread of the caller's loop, if the caller is its task. */
     if (st == CC_ACTOR_RUNNING && a != me && covered_by(own_live >= 0 ? &own : NULL, i))
       continue;
     if (own_live >= 0 && a != me && (int)i == own.thread_actor && st == CC_ACTOR_RUNNING) {
-      cc_actor_describe(a, who, sizeof who);
+      cc_actor_snap_describe(&sn, who, sizeof who);
       put(&o, "%s (pid %d): running its event loop (%d task%s)\n  (its Lua code runs in its "
               "tasks)\n", who, (int)pid, own_live, own_live == 1 ? "" : "s");
       continue;
@@ -588,9 +593,9 @@ static char *dump_text(lua_State *self) {
       *on++ = *holds++ = *frames_++ = '\0';
       said = buf;
     }
-    cc_actor_describe(a, who, sizeof who);
+    cc_actor_snap_describe(&sn, who, sizeof who);
     put(&o, "%s", who);
-    if (a->kind != CC_ACTOR_PROCESS) put(&o, " (pid %d)", (int)pid);
+    if (sn.kind != CC_ACTOR_PROCESS) put(&o, " (pid %d)", (int)pid);
     if (st == CC_ACTOR_WAITING) {
       int k = atomic_load(&a->wait_kind);
       now = cc_now_ns();
