@@ -286,3 +286,16 @@ def main():
 # cannot pass under TSan (CMake sets CONCLUA_TSAN=1 for that build).
 needs_signals = unittest.skipIf(os.environ.get("CONCLUA_TSAN") == "1",
                                 "signals are not delivered to busy code under TSan")
+
+
+PROMPT = r"(?m)^> "
+
+
+class ReplTestCase(CliTestCase):
+    """conclua's REPL on a pseudo-terminal, closed when the test ends."""
+
+    def start(self, args=(), home=True, **env):
+        e = clean_env(HOME=self.dir if home else None, **env)
+        self.repl = Pty(args, env=e, cwd=self.dir)
+        self.addCleanup(self.repl.close)
+        return self.repl

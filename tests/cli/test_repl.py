@@ -5,18 +5,11 @@ import re
 import signal
 import time
 
-from clitest import LUA, VERSION_RE, CliTestCase, Pty, clean_env, main, needs_signals
-
-PROMPT = r"(?m)^> "
+from clitest import clean_env, LUA, main, needs_signals, PROMPT, Pty, ReplTestCase, VERSION_RE
 
 
-class Repl(CliTestCase):
-    def start(self, args=(), home=True, **env):
-        e = clean_env(HOME=self.dir if home else None, **env)
-        self.repl = Pty(args, env=e, cwd=self.dir)
-        self.addCleanup(self.repl.close)
-        return self.repl
 
+class Repl(ReplTestCase):
     def test_banner_results_and_multiline(self):
         r = self.start()
         r.expect("^" + VERSION_RE + "\n")

@@ -4,17 +4,11 @@ first prompt or while a chunk runs, when the terminal is in canonical mode
 as Ctrl-@ once it had switched to raw mode: the REPL went on waiting)."""
 import os
 
-from clitest import CliTestCase, Pty, clean_env, main
-
-PROMPT = r"(?m)^> "
+from clitest import main, PROMPT, ReplTestCase
 
 
-class ReplEof(CliTestCase):
-    def start(self, args=()):
-        self.repl = Pty(args, env=clean_env(HOME=self.dir), cwd=self.dir)
-        self.addCleanup(self.repl.close)
-        return self.repl
 
+class ReplEof(ReplTestCase):
     def gate(self):
         """A FIFO: a chunk that reads it waits until release() writes it."""
         path = os.path.join(self.dir, "gate")

@@ -10,19 +10,13 @@ import signal
 import termios
 import time
 
-from clitest import CliTestCase, Pty, clean_env, main
+from clitest import main, PROMPT, ReplTestCase
 
-PROMPT = r"(?m)^> "
 PASTE_ON = b"\x1b[?2004h"
 PASTE_OFF = b"\x1b[?2004l"
 
 
-class ReplTerminal(CliTestCase):
-    def start(self, args=()):
-        self.repl = Pty(args, env=clean_env(HOME=self.dir), cwd=self.dir)
-        self.addCleanup(self.repl.close)
-        return self.repl
-
+class ReplTerminal(ReplTestCase):
     def lflag(self, r):
         # on Linux the master side reports the terminal's (slave's) settings,
         # and they outlive the program (the master stays open)

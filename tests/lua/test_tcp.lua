@@ -184,13 +184,18 @@ do
   c:close(); srv:close()
 end
 
+-- In a task: a server and both ends of one connection to it.
+local function connected()
+  local srv = assert(conc.tcp.listen("127.0.0.1", 0))
+  local acc = conc.task(function() return srv:accept(10) end)
+  local c = assert(conc.tcp.connect("127.0.0.1", srv.port, 10))
+  return srv, c, acc:await()
+end
+
 -- A task waiting in read is cancelled: the loop ends, the handle is closed.
 do
   conc.run(function()
-    local srv = assert(conc.tcp.listen("127.0.0.1", 0))
-    local acc = conc.task(function() return srv:accept(10) end)
-    local c = assert(conc.tcp.connect("127.0.0.1", srv.port, 10))
-    local peer = acc:await()
+    local srv, c, peer = connected()
     local reader = conc.task(function() return c:read("l") end)
     conc.sleep(0)
     reader:cancel()
@@ -205,11 +210,7 @@ end
 -- read(0) tests for the end of the stream, as file:read(0) does.
 do
   conc.run(function()
-    local srv = conc.tcp.listen("127.0.0.1", 0)
-    local peer
-    local acc = conc.task(function() peer = srv:accept() end)
-    local c = conc.tcp.connect("127.0.0.1", srv.port)
-    acc:await()
+    local srv, c, peer = connected()
     peer:write("ab")
     assert(c:read(0) == "" and c:read(1) == "a")
     peer:close()
@@ -224,11 +225,7 @@ end
 -- waited on the connection's one slot, and one never woke).
 do
   conc.run(function()
-    local srv = conc.tcp.listen("127.0.0.1", 0)
-    local peer
-    local acc = conc.task(function() peer = srv:accept() end)
-    local c = conc.tcp.connect("127.0.0.1", srv.port)
-    acc:await()
+    local srv, c, peer = connected()
     local first = conc.task(function() return c:read("l") end)
     conc.sleep(0) -- first waits for a line now
     local second = conc.task(function() return c:read("l") end)

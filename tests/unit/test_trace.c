@@ -56,6 +56,13 @@ static void open_trace(char *path) {
   assert_int_equal(cc_trace_open(path, NULL, err, sizeof err), 0);
 }
 
+/* Closes the trace (which must succeed) and returns the final file. */
+static char *closed_trace(const char *path) {
+  char err[256];
+  assert_int_equal(cc_trace_close(err, sizeof err), 0);
+  return slurp(path);
+}
+
 static int parks;
 static cc_obj_t *parked_on;
 static void on_park(cc_actor_t *a, cc_obj_t *o) {
@@ -152,7 +159,7 @@ static void test_final_file(void **state) {
  * on when the thread records something else (here: it takes B) goes on as
  * a hold span from then; every take is in a run or counted as left out. */
 static void test_runs_of_takes(void **state) {
-  char path[sizeof TRACE_PATH], err[256], *s;
+  char path[sizeof TRACE_PATH], *s;
   cc_obj_t *a, *b;
   long long takes;
   (void)state;
@@ -168,8 +175,7 @@ static void test_runs_of_takes(void **state) {
   cc_sleep_until(cc_now_ns() + 20000); /* longer than a short hold */
   cc_unhold(b);
   cc_unhold(a);
-  assert_int_equal(cc_trace_close(err, sizeof err), 0);
-  s = slurp(path);
+  s = closed_trace(path);
   assert_true(count(s, "\"name\":\"took lock 'A' ") >= 1);
   assert_int_equal(count(s, "\"cat\":\"takes\""), count(s, "\"name\":\"took lock 'A' "));
   /* Every take of the loop is in a run, left out, or (when it was
@@ -192,7 +198,7 @@ static void test_runs_of_takes(void **state) {
 /* A process actor whose fork failed is freed in the forker, its pid still
  * the forker's: its end must not name a process (or a lane) under that pid. */
 static void test_unstarted_process_has_no_lane(void **state) {
-  char path[sizeof TRACE_PATH], err[256], *s;
+  char path[sizeof TRACE_PATH], *s;
   cc_actor_t *p;
   (void)state;
   open_trace(path);
@@ -201,8 +207,7 @@ static void test_unstarted_process_has_no_lane(void **state) {
   cc_actor_free(p);
   p = cc_actor_new("plain", 4243, CC_ACTOR_THREAD); /* a thread's lane: start to end */
   cc_actor_free(p);
-  assert_int_equal(cc_trace_close(err, sizeof err), 0);
-  s = slurp(path);
+  s = closed_trace(path);
   assert_null(strstr(s, "never"));
   assert_non_null(strstr(s, "\"name\":\"plain\""));
   free(s);
@@ -258,8 +263,7 @@ static void test_bad_paths(void **state) {
   cc_hold(l);
   cc_sleep_until(cc_now_ns() + 20000);
   cc_unhold(l);
-  assert_int_equal(cc_trace_close(err, sizeof err), 0);
-  s = slurp(path);
+  s = closed_trace(path);
   assert_non_null(strstr(s, "a\\ufffd\\ufffdb"));
   assert_null(strchr(s, '\xff'));
   free(s);
