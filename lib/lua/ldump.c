@@ -230,7 +230,6 @@ static void where(char *buf, size_t n) {
 static void answer_here(int idle);
 
 static void report_hook(lua_State *L, lua_Debug *ar) {
-  reg_t *r;
   (void)ar;
   /* Under the lock that a dump sets hooks under: the two lua_sethook calls
    * must not interleave (a hook left set with mask 0 reads as "hooked"
@@ -239,25 +238,9 @@ static void report_hook(lua_State *L, lua_Debug *ar) {
   lua_sethook(L, NULL, 0, 0);
   pthread_mutex_unlock(&reg_lock);
   if (atomic_load(&conc_dump_asking) == 0) return; /* the dump is gone */
-  if (L == tl_running && L != tl_state) { /* inside a task: its loop answers */
-    answer_here(0);
-    return;
-  }
-  pthread_mutex_lock(&reg_lock);
-  for (r = regs; r; r = r->next)
-    if (r->L == L) break;
-  if (r) {
-    uint32_t gen = atomic_load(&r->asked);
-    if (gen != atomic_load(&r->answered)) {
-      cc_actor_t *a = cc_self();
-      describe_self(a, 0, NULL, L, r->text, sizeof r->text);
-      r->idle = 0;
-      r->loop_live = -1;
-      atomic_store(&r->actor, (int64_t)a->index + 1);
-      atomic_store_explicit(&r->answered, gen, memory_order_release);
-    }
-  }
-  pthread_mutex_unlock(&reg_lock);
+  /* the thread's state, or the task it runs (its loop answers for both);
+   * not a coroutine that only inherited the hook when it was made */
+  if (L == tl_state || L == tl_running) answer_here(0);
 }
 
 static int answered(reg_t *r);

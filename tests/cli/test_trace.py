@@ -854,6 +854,22 @@ end)
         self.assertRegex(d, r"\nthread 'task-\d+' \(pid \d+\): waiting \(event\) on event "
                             r"'[^']*idle.lua:2' for[^\n]*\n  stack traceback:\n\t[^\n]*idle.lua:6:")
 
+    def test_a_thread_running_lua_answers_through_the_hook(self):
+        d = self.dump_of("spin.lua", """
+local go, stop = conc.event(), conc.event()
+local t = conc.thread({name = "spinner"}, function()
+  go:set()
+  local n = 0
+  while not stop:is_set() do n = n + 1 end
+end)
+go:wait()
+io.write(conc.dump())
+stop:set()
+t:join()
+""")
+        self.assertRegex(d, r"\nthread 'spinner' \(pid \d+\): running\n  stack traceback:\n"
+                            r"\t[^\n]*spin.lua:[456]: in function")
+
     def test_a_task_that_never_yields_shows_where_it_runs(self):
         # a hook set on the thread's state does not fire in a task's
         # coroutine: the dump hooks the coroutine that runs now (at line 5
